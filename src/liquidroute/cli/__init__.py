@@ -1,0 +1,5 @@
+"""Command-line interface (typer)."""
+
+
+def main() -> None:
+    raise SystemExit("liquidroute CLI not built yet")
