@@ -1,8 +1,71 @@
-"""liquidroute: provably optimal smart order routing across crypto venues."""
+"""liquidroute: provably optimal smart order routing across crypto venues.
 
-from liquidroute.errors import LiquidrouteError
-from liquidroute.model import DepthSnapshot, Leg, Market, Quote
+    from liquidroute import DepthSnapshot, Market, route
+    quote = route(snapshots, side="buy", amount=2.5, markets=markets)
+
+Public names are imported lazily (PEP 562) so that `liquidroute --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from liquidroute.errors import (
+        DataError,
+        InsufficientLiquidityError,
+        InvalidInputError,
+        LiquidrouteError,
+        RoutingError,
+        VenueError,
+    )
+    from liquidroute.model import DepthSnapshot, Leg, Market, Quote
+    from liquidroute.router.route import route
+    from liquidroute.router.router import Router
 
 __version__ = "0.1.0"
 
-__all__ = ["DepthSnapshot", "Leg", "LiquidrouteError", "Market", "Quote", "__version__"]
+_EXPORTS = {
+    "DataError": "liquidroute.errors",
+    "InsufficientLiquidityError": "liquidroute.errors",
+    "InvalidInputError": "liquidroute.errors",
+    "LiquidrouteError": "liquidroute.errors",
+    "RoutingError": "liquidroute.errors",
+    "VenueError": "liquidroute.errors",
+    "DepthSnapshot": "liquidroute.model",
+    "Leg": "liquidroute.model",
+    "Market": "liquidroute.model",
+    "Quote": "liquidroute.model",
+    "route": "liquidroute.router.route",
+    "Router": "liquidroute.router.router",
+}
+
+__all__ = [
+    "DataError",
+    "DepthSnapshot",
+    "InsufficientLiquidityError",
+    "InvalidInputError",
+    "Leg",
+    "LiquidrouteError",
+    "Market",
+    "Quote",
+    "Router",
+    "RoutingError",
+    "VenueError",
+    "__version__",
+    "route",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'liquidroute' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

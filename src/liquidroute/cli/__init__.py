@@ -1,5 +1,13 @@
-"""Command-line interface (typer)."""
+"""Command-line interface: `liquidroute COMMAND` (typer + rich).
+
+Heavy modules (numpy, ccxt, pandas) are imported inside the commands, so `--help` is fast.
+"""
+
+from __future__ import annotations
 
 
 def main() -> None:
-    raise SystemExit("liquidroute CLI not built yet")
+    """Console-script entry point."""
+    from liquidroute.cli.app import app
+
+    app()

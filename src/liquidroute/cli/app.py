@@ -1,0 +1,23 @@
+"""The typer application: one module per command (group), registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from liquidroute.cli import quote, venues
+
+app = typer.Typer(
+    name="liquidroute",
+    help=(
+        "Provably optimal smart order routing across crypto venues.\n\n"
+        "Splits an order over several venues' order books so that the total cost, taker "
+        "fees included, is the least possible, and shows what it saves against simple "
+        "strategies. Try: liquidroute quote BTC/USDT buy 5 --sample"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.command(name="quote")(quote.quote)
+app.command(name="venues")(venues.venues)

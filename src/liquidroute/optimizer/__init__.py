@@ -1,0 +1,1 @@
+"""Optimizers: arrays in, allocation out. Depends on numpy and the model only."""

@@ -1,0 +1,103 @@
+"""Cost curves built from book levels.
+
+For a taker walking venue v's book on one side, level l has book price p_{v,l} and size
+s_{v,l}. With taker fee f_v, its *effective* price is
+
+    e_{v,l} = p_{v,l} · (1 + f_v)   for a buy  (quote paid per base unit)
+    e_{v,l} = p_{v,l} · (1 − f_v)   for a sell (quote received per base unit)
+
+and the venue's cost curve C_v(q) = Σ_l e_{v,l} · min(s_{v,l}, (q − S_{v,l−1})⁺), with
+S_{v,l} the cumulative size, is piecewise linear: convex for a buy (asks rise), concave for
+a sell (bids fall). A per-venue cap u_v truncates the curve at q = u_v.
+
+`Ladder` holds all venues' (capped) levels for one side, flattened into parallel arrays,
+each venue's levels contiguous and best first: the input every optimizer shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from liquidroute.model import FloatArray, Side
+
+IntArray = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True, slots=True)
+class Ladder:
+    """One side's levels across venues, fee-adjusted and capped.
+
+    Level i belongs to venue `venue[i]`; venue v's levels are `offsets[v]:offsets[v+1]`,
+    best first. `price` is the book price, `eff` the fee-adjusted price, `size` the base size.
+    """
+
+    side: Side
+    price: FloatArray
+    eff: FloatArray
+    size: FloatArray
+    venue: IntArray
+    offsets: IntArray
+    fees: FloatArray
+
+    @property
+    def n_venues(self) -> int:
+        return len(self.offsets) - 1
+
+    def depth(self) -> FloatArray:
+        """Total base size available per venue (after caps)."""
+        return np.bincount(self.venue, self.size, minlength=self.n_venues)
+
+    def venue_curve(self, v: int) -> tuple[FloatArray, FloatArray]:
+        """Breakpoints (cumulative size, cumulative effective cost) of C_v, from (0, 0)."""
+        lo, hi = self.offsets[v], self.offsets[v + 1]
+        size = self.size[lo:hi]
+        q = np.concatenate(([0.0], np.cumsum(size)))
+        c = np.concatenate(([0.0], np.cumsum(size * self.eff[lo:hi])))
+        return q, c
+
+    def cost(self, v: int, amounts: FloatArray) -> FloatArray:
+        """C_v at each amount (exact: linear between breakpoints); inf beyond the depth."""
+        q, c = self.venue_curve(v)
+        out = np.interp(amounts, q, c)
+        out[amounts > q[-1] * (1 + 1e-12) + 1e-15] = np.inf
+        return out
+
+
+def _cap_levels(size: FloatArray, cap: float | None) -> FloatArray:
+    """Sizes truncated so that their cumulative sum never exceeds `cap`."""
+    if cap is None:
+        return size
+    cum = np.minimum(np.cumsum(size), cap)
+    return np.diff(cum, prepend=0.0)
+
+
+def build_ladder(
+    levels: Sequence[FloatArray],
+    fees: Sequence[float],
+    side: Side,
+    caps: Sequence[float | None] | None = None,
+) -> Ladder:
+    """Flatten per-venue (n_v, 2) level arrays (best first) into one fee-adjusted Ladder."""
+    n_venues = len(levels)
+    if caps is not None and any(c is not None for c in caps):
+        sizes = [_cap_levels(lv[:, 1], c) for lv, c in zip(levels, caps, strict=True)]
+        keeps = [s > 0 for s in sizes]
+        prices = [lv[k, 0] for lv, k in zip(levels, keeps, strict=True)]
+        sizes = [s[k] for s, k in zip(sizes, keeps, strict=True)]
+    else:
+        prices = [lv[:, 0] for lv in levels]
+        sizes = [lv[:, 1] for lv in levels]
+    counts = np.fromiter((len(p) for p in prices), dtype=np.intp, count=n_venues)
+    offsets = np.zeros(n_venues + 1, dtype=np.intp)
+    np.cumsum(counts, out=offsets[1:])
+    venue = np.repeat(np.arange(n_venues, dtype=np.intp), counts)
+    fee_arr = np.asarray(fees, dtype=np.float64)
+    price = np.concatenate(prices) if n_venues else np.empty(0)
+    size = np.concatenate(sizes) if n_venues else np.empty(0)
+    factor = 1.0 + fee_arr if side == "buy" else 1.0 - fee_arr
+    eff = price * factor[venue]
+    return Ladder(side, price, eff, size, venue, offsets, fee_arr)

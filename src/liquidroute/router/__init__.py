@@ -1,0 +1,1 @@
+"""Routing: from venues' books to a quote (and, later, to filled orders)."""

@@ -1,0 +1,167 @@
+"""`route()`: snapshots in, the optimal `Quote` out (no I/O, no global state)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+
+from liquidroute.errors import InvalidInputError
+from liquidroute.model import (
+    AmountUnit,
+    DepthSnapshot,
+    Leg,
+    Market,
+    Quote,
+    check_amount,
+    check_side,
+    snapshot_map,
+)
+from liquidroute.optimizer.baselines import all_baselines
+from liquidroute.optimizer.curves import build_ladder
+from liquidroute.optimizer.exact import Allocation, solve_exact
+
+
+def consolidated_mid(snapshots: Sequence[DepthSnapshot]) -> float | None:
+    """(best bid across venues + best ask across venues) / 2, or None if a side is empty."""
+    bids = [s.best_bid for s in snapshots if s.best_bid is not None]
+    asks = [s.best_ask for s in snapshots if s.best_ask is not None]
+    if not bids or not asks:
+        return None
+    return (max(bids) + min(asks)) / 2.0
+
+
+def savings_bps(side: str, optimum: float, baseline: float | None) -> float | None:
+    """How much better `optimum` is than `baseline`, in bps of the baseline (>= 0 = better)."""
+    if baseline is None or baseline == 0:
+        return None
+    gain = baseline - optimum if side == "buy" else optimum - baseline
+    return gain / abs(baseline) * 1e4
+
+
+def _check_caps(caps: Mapping[str, float] | None, venues: Sequence[str]) -> list[float | None]:
+    caps = caps or {}
+    unknown = set(caps) - set(venues)
+    if unknown:
+        raise InvalidInputError(
+            f"caps name venues with no snapshot: {sorted(unknown)}; routable: {list(venues)}"
+        )
+    out: list[float | None] = []
+    for v in venues:
+        cap = caps.get(v)
+        if cap is not None:
+            cap = float(cap)
+            if not math.isfinite(cap) or cap < 0:
+                raise InvalidInputError(
+                    f"caps[{v!r}] must be a non-negative base amount, got {caps[v]!r}"
+                )
+        out.append(cap)
+    return out
+
+
+def _legs(alloc: Allocation, venues: Sequence[str], side: str) -> tuple[Leg, ...]:
+    legs = []
+    for i, venue in enumerate(venues):
+        amount = float(alloc.amount[i])
+        if amount <= 0:
+            continue
+        legs.append(
+            Leg(
+                venue=venue,
+                side=side,  # type: ignore[arg-type]
+                amount=amount,
+                avg_price=float(alloc.notional[i] / amount),
+                worst_price=float(alloc.worst_price[i]),
+                fee=float(alloc.fee[i]),
+                cost=float(alloc.cost[i]),
+                share=amount / alloc.filled,
+                levels=int(alloc.levels[i]),
+            )
+        )
+    return tuple(legs)
+
+
+def route(
+    snapshots: Sequence[DepthSnapshot],
+    side: str,
+    amount: float,
+    *,
+    markets: Mapping[str, Market] | None = None,
+    caps: Mapping[str, float] | None = None,
+    amount_in: AmountUnit = "base",
+    baselines: bool = True,
+    excluded: Mapping[str, str] | None = None,
+    warnings: Sequence[str] = (),
+    source: str = "",
+) -> Quote:
+    """The cheapest way to fill `amount` across the venues of `snapshots`, fees included.
+
+    `side` is "buy" or "sell"; `amount` is in base units, or in quote units with
+    `amount_in="quote"` (spend exactly X on a buy, receive exactly X on a sell).
+    `markets` (keyed by venue) supply taker fees; a venue without one is routed at zero
+    fee, with a warning. `caps` bound each venue's base amount. With `baselines=False`
+    the comparison strategies are skipped (the hot path for bots).
+
+    When the books cannot fill `amount`, the quote fills what exists and reports the rest
+    in `unfilled`; it does not raise.
+    """
+    started = time.perf_counter()
+    side_ = check_side(side)
+    amount = check_amount(amount)
+    if amount_in not in ("base", "quote"):
+        raise InvalidInputError(f"amount_in must be 'base' or 'quote', got {amount_in!r}")
+    if not snapshots:
+        raise InvalidInputError("no snapshots to route on: give at least one venue's book")
+    books = snapshot_map(snapshots)
+    venues = list(books)
+    markets = markets or {}
+    notes = list(warnings)
+    fees = []
+    for v in venues:
+        market = markets.get(v)
+        if market is None:
+            notes.append(f"{v}: no market metadata, taker fee assumed 0")
+        fees.append(market.taker_fee if market else 0.0)
+    levels = [books[v].levels(side_) for v in venues]
+    ladder = build_ladder(levels, fees, side_, _check_caps(caps, venues))
+    alloc = solve_exact(ladder, amount, amount_in)
+
+    base_costs: dict[str, float | None] = {}
+    saved: dict[str, float | None] = {}
+    if baselines and alloc.filled > 0:
+        base_costs = all_baselines(ladder, alloc.filled)
+        saved = {k: savings_bps(side_, alloc.value, c) for k, c in base_costs.items()}
+
+    achieved = alloc.value if amount_in == "quote" else alloc.filled
+    unfilled = max(amount - achieved, 0.0)
+    if unfilled <= amount * 1e-12:
+        unfilled = 0.0
+    mid = consolidated_mid(list(books.values()))
+    avg = alloc.value / alloc.filled if alloc.filled > 0 else None
+    slip = None
+    if avg is not None and mid:
+        slip = (avg - mid) / mid * 1e4 * (1 if side_ == "buy" else -1)
+    symbol = snapshots[0].symbol
+    return Quote(
+        symbol=symbol,
+        side=side_,
+        amount_in=amount_in,
+        requested=amount,
+        legs=_legs(alloc, venues, side_),
+        filled=alloc.filled,
+        unfilled=unfilled,
+        total_cost=alloc.value,
+        total_fees=float(alloc.fee.sum()),
+        avg_price=avg,
+        marginal_price=alloc.marginal,
+        mid=mid,
+        slippage_bps=slip,
+        baselines=base_costs,
+        savings_bps=saved,
+        excluded=dict(excluded or {}),
+        warnings=tuple(notes),
+        solver="exact",
+        compute_ms=(time.perf_counter() - started) * 1e3,
+        timestamps={v: books[v].timestamp for v in venues},
+        source=source,
+    )

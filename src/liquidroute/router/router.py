@@ -1,0 +1,192 @@
+"""Router: gather books from venues concurrently, screen them, and route.
+
+    router = Router([CcxtVenue("binance"), CcxtVenue("okx")])
+    quote = await router.quote("BTC/USDT", "buy", 2.5)       # or router.quote_sync(...)
+
+A live venue that fails (timeout, error, bad book) is left out with the reason in
+`quote.excluded`; the rest still route. A recorded or sample venue that fails is bad input
+and raises. When no venue is left, the first venue error is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from liquidroute.errors import (
+    DataError,
+    InvalidInputError,
+    LiquidrouteError,
+    VenueUnavailableError,
+)
+from liquidroute.model import AmountUnit, DepthSnapshot, Market, Quote
+from liquidroute.router.guard import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_DEVIATION_BPS, screen
+from liquidroute.router.route import route
+from liquidroute.venues.base import Venue
+
+
+@dataclass(frozen=True, slots=True)
+class Books:
+    """What the venues answered: snapshots and markets of the venues that passed."""
+
+    snapshots: list[DepthSnapshot]
+    markets: dict[str, Market]
+    excluded: dict[str, str]
+    notes: list[str]
+
+
+class Router:
+    """Quotes across a fixed set of venues. Holds no global state; close() when done."""
+
+    def __init__(
+        self,
+        venues: Sequence[Venue],
+        *,
+        guard: bool = True,
+        max_age_ms: float | None = DEFAULT_MAX_AGE_MS,
+        max_deviation_bps: float | None = DEFAULT_MAX_DEVIATION_BPS,
+        timeout_s: float = 10.0,
+        depth: int | None = None,
+        source: str = "",
+    ) -> None:
+        if not venues:
+            raise InvalidInputError("a Router needs at least one venue")
+        names = [v.name for v in venues]
+        if len(set(names)) != len(names):
+            raise InvalidInputError(f"venues must be distinct, got {names}")
+        self.venues = list(venues)
+        self.guard = guard
+        self.max_age_ms = max_age_ms
+        self.max_deviation_bps = max_deviation_bps
+        self.timeout_s = timeout_s
+        self.depth = depth
+        self.source = source
+
+    async def _fetch(self, venue: Venue, symbol: str) -> tuple[DepthSnapshot, Market]:
+        async def both() -> tuple[DepthSnapshot, Market]:
+            market = await venue.market(symbol)
+            return await venue.snapshot(symbol, self.depth), market
+
+        try:
+            return await asyncio.wait_for(both(), self.timeout_s)
+        except TimeoutError:
+            raise VenueUnavailableError(
+                venue.name, f"no answer within {self.timeout_s:g} s (--timeout)"
+            ) from None
+
+    async def books(self, symbol: str, fees: Mapping[str, float] | None = None) -> Books:
+        """Fetch every venue's book and market concurrently, then screen them."""
+        fees = dict(fees or {})
+        unknown = set(fees) - {v.name for v in self.venues}
+        if unknown:
+            raise InvalidInputError(
+                f"fee override for unknown venue(s) {sorted(unknown)}; "
+                f"venues: {[v.name for v in self.venues]}"
+            )
+        results = await asyncio.gather(
+            *(self._fetch(v, symbol) for v in self.venues), return_exceptions=True
+        )
+        snapshots: list[DepthSnapshot] = []
+        markets: dict[str, Market] = {}
+        excluded: dict[str, str] = {}
+        errors: list[LiquidrouteError] = []
+        for venue, result in zip(self.venues, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, LiquidrouteError) or not venue.live:
+                    raise result
+                errors.append(result)
+                excluded[venue.name] = str(result)
+                continue
+            snap, market = result
+            if venue.name in fees:
+                market = dataclasses.replace(market, taker_fee=fees[venue.name])
+            snapshots.append(snap)
+            markets[venue.name] = market
+        if not snapshots:
+            raise errors[0]
+        notes: list[str] = []
+        if self.guard:
+            screened = screen(
+                snapshots,
+                now_ms=time.time() * 1e3,
+                live={v.name for v in self.venues if v.live},
+                max_age_ms=self.max_age_ms,
+                max_deviation_bps=self.max_deviation_bps,
+            )
+            excluded.update(screened.excluded)
+            notes.extend(screened.notes)
+            snapshots = screened.kept
+            if not snapshots:
+                reasons = "; ".join(f"{v}: {r}" for v, r in excluded.items())
+                raise DataError(f"every venue was left out by the guard ({reasons})")
+        return Books(snapshots, markets, excluded, notes)
+
+    async def quote(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        *,
+        amount_in: AmountUnit = "base",
+        caps: Mapping[str, float] | None = None,
+        fees: Mapping[str, float] | None = None,
+        baselines: bool = True,
+    ) -> Quote:
+        """The optimal split of `amount` of `symbol` over this router's venues."""
+        unknown = set(caps or {}) - {v.name for v in self.venues}
+        if unknown:
+            raise InvalidInputError(f"caps name venue(s) not routed to: {sorted(unknown)}")
+        books = await self.books(symbol, fees)
+        return route(
+            books.snapshots,
+            side,
+            amount,
+            markets=books.markets,
+            caps={v: c for v, c in (caps or {}).items() if v in books.markets},
+            amount_in=amount_in,
+            baselines=baselines,
+            excluded=books.excluded,
+            warnings=books.notes,
+            source=self.source,
+        )
+
+    def quote_sync(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        *,
+        amount_in: AmountUnit = "base",
+        caps: Mapping[str, float] | None = None,
+        fees: Mapping[str, float] | None = None,
+        baselines: bool = True,
+    ) -> Quote:
+        """`quote` for synchronous callers: runs its own event loop, closes the venues."""
+
+        async def run() -> Quote:
+            try:
+                return await self.quote(
+                    symbol,
+                    side,
+                    amount,
+                    amount_in=amount_in,
+                    caps=caps,
+                    fees=fees,
+                    baselines=baselines,
+                )
+            finally:
+                await self.close()
+
+        return asyncio.run(run())
+
+    async def close(self) -> None:
+        await asyncio.gather(*(v.close() for v in self.venues), return_exceptions=True)
+
+    async def __aenter__(self) -> Router:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
