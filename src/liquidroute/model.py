@@ -81,7 +81,9 @@ class Market:
             )
         object.__setattr__(self, "taker_fee", fee)
         for name in ("amount_step", "price_tick", "min_amount", "max_amount", "min_notional"):
-            object.__setattr__(self, name, _optional_positive(name, getattr(self, name), self.venue))
+            object.__setattr__(
+                self, name, _optional_positive(name, getattr(self, name), self.venue)
+            )
         if (
             self.min_amount is not None
             and self.max_amount is not None
@@ -188,8 +190,12 @@ class DepthSnapshot:
     def top(self, n: int) -> DepthSnapshot:
         """The same book cut to its best `n` levels per side."""
         return DepthSnapshot(
-            self.venue, self.symbol, self.bids[:n], self.asks[:n],
-            self.timestamp, self.local_timestamp,
+            self.venue,
+            self.symbol,
+            self.bids[:n],
+            self.asks[:n],
+            self.timestamp,
+            self.local_timestamp,
         )
 
     def __repr__(self) -> str:
@@ -316,7 +322,7 @@ def check_side(side: str) -> Side:
     s = str(side).strip().lower()
     if s not in SIDES:
         raise InvalidInputError(f"side must be 'buy' or 'sell', got {side!r}")
-    return s  # type: ignore[return-value]
+    return s
 
 
 def check_amount(amount: Any, name: str = "amount") -> float:

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from tests.strategies import books_and_order
 
 from liquidroute import DepthSnapshot, InvalidInputError, Market, route
 from liquidroute.errors import MalformedBookError
-from tests.strategies import books_and_order
 
 A = DepthSnapshot("a", "BTC/USDT", [[99, 1], [98, 2]], [[101, 1], [102, 2], [103, 5]], 1_000)
 B = DepthSnapshot("b", "BTC/USDT", [[99.5, 1], [98, 2]], [[100.5, 0.5], [101.5, 2], [104, 5]], 2)
@@ -146,7 +146,8 @@ def test_bad_books_are_refused_naming_the_venue(bids, asks, words):
 @given(books_and_order())
 def test_route_invariants(case):
     markets = {
-        s.venue: Market(s.venue, "BTC/USDT", f) for s, f in zip(case["snaps"], case["fees"])
+        s.venue: Market(s.venue, "BTC/USDT", f)
+        for s, f in zip(case["snaps"], case["fees"], strict=True)
     }
     q = route(case["snaps"], case["side"], case["amount"], markets=markets)
     assert all(leg.amount > 0 for leg in q.legs)

@@ -71,7 +71,7 @@ def percent_grid(
     j units costs C_v(j·Q/steps). O(V · steps² · max_venues).
     """
     sign = 1.0 if ladder.side == "buy" else -1.0  # minimise sign·cost
-    grid = np.arange(steps + 1) * (amount / steps)
+    grid = np.arange(steps + 1, dtype=np.float64) * (amount / steps)
     inf = np.inf
     best = np.full((steps + 1, max_venues + 1), inf)
     best[0, 0] = 0.0

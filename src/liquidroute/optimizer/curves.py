@@ -49,7 +49,10 @@ class Ladder:
 
     def depth(self) -> FloatArray:
         """Total base size available per venue (after caps)."""
-        return np.bincount(self.venue, self.size, minlength=self.n_venues)
+        depth: FloatArray = np.bincount(self.venue, self.size, minlength=self.n_venues).astype(
+            np.float64, copy=False
+        )
+        return depth
 
     def venue_curve(self, v: int) -> tuple[FloatArray, FloatArray]:
         """Breakpoints (cumulative size, cumulative effective cost) of C_v, from (0, 0)."""

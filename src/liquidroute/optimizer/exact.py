@@ -49,6 +49,11 @@ class Allocation:
     value: float
 
 
+def _sum_by_venue(venue: IntArray, values: FloatArray, n_venues: int) -> FloatArray:
+    out: FloatArray = np.bincount(venue, values, minlength=n_venues).astype(np.float64, copy=False)
+    return out
+
+
 def solve_exact(ladder: Ladder, amount: float, amount_in: AmountUnit = "base") -> Allocation:
     """The optimal split of `amount` (base units, or quote units when amount_in="quote").
 
@@ -74,9 +79,9 @@ def solve_exact(ladder: Ladder, amount: float, amount_in: AmountUnit = "base") -
         last = k
     idx = order[: len(take)]
     v = ladder.venue[idx]
-    amounts = np.bincount(v, take, minlength=n_venues)
-    notional = np.bincount(v, take * ladder.price[idx], minlength=n_venues)
-    cost = np.bincount(v, take * e[: len(take)], minlength=n_venues)
+    amounts = _sum_by_venue(v, take, n_venues)
+    notional = _sum_by_venue(v, take * ladder.price[idx], n_venues)
+    cost = _sum_by_venue(v, take * e[: len(take)], n_venues)
     levels = np.bincount(v, minlength=n_venues).astype(np.intp)
     worst = np.full(n_venues, np.nan)
     used = levels > 0
