@@ -44,11 +44,11 @@ def books(n_venues: int, n_levels: int, seed: int = 7) -> list[DepthSnapshot]:
 
 def bare_merge(snaps: list[DepthSnapshot], side: str, amount: float) -> float:
     """The floor: concatenate, sort, cumulate, cut. No fees, no per-venue bookkeeping."""
-    lv = np.concatenate([s.levels(side) for s in snaps])  # type: ignore[arg-type]
-    key = lv[:, 0] if side == "buy" else -lv[:, 0]
-    order = np.argsort(key)
-    size = lv[order, 1]
-    cum = np.cumsum(size)
+    books = [s.levels(side) for s in snaps]  # type: ignore[arg-type]
+    price = np.concatenate([b[:, 0] for b in books])
+    size = np.concatenate([b[:, 1] for b in books])
+    order = np.argsort(price if side == "buy" else -price, kind="stable")  # merges sorted runs
+    cum = np.cumsum(size[order])
     k = int(np.searchsorted(cum, amount))
     return float(cum[k])
 
