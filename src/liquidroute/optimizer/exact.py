@@ -63,25 +63,24 @@ def solve_exact(ladder: Ladder, amount: float, amount_in: AmountUnit = "base") -
     n_venues = ladder.n_venues
     eff = ladder.eff
     order = np.argsort(eff if ladder.side == "buy" else -eff, kind="stable")
-    e = eff[order]
     s = ladder.size[order]
-    per_level = s * e if amount_in == "quote" else s
-    cum = np.cumsum(per_level)
-    k = int(np.searchsorted(cum, amount, side="left"))
-    if k >= len(cum):  # the books run out: take everything
-        take = s
-        last = len(s) - 1
+    if amount_in == "quote":
+        e = eff[order]
+        cum = np.cumsum(s * e)
     else:
-        take = s[: k + 1].copy()
-        before = cum[k - 1] if k > 0 else 0.0
-        rest = amount - before
+        cum = np.cumsum(s)
+    k = int(np.searchsorted(cum, amount, side="left"))
+    n_take = min(k + 1, len(s))
+    idx = order[:n_take]
+    take = s[:n_take].copy()
+    e = eff[idx]
+    if k < len(s):  # the last level taken is partial; otherwise the books run out
+        rest = amount - (cum[k - 1] if k > 0 else 0.0)
         take[k] = rest / e[k] if amount_in == "quote" else rest
-        last = k
-    idx = order[: len(take)]
     v = ladder.venue[idx]
     amounts = _sum_by_venue(v, take, n_venues)
     notional = _sum_by_venue(v, take * ladder.price[idx], n_venues)
-    cost = _sum_by_venue(v, take * e[: len(take)], n_venues)
+    cost = _sum_by_venue(v, take * e, n_venues)
     levels = np.bincount(v, minlength=n_venues).astype(np.intp)
     worst = np.full(n_venues, np.nan)
     used = levels > 0
@@ -93,7 +92,7 @@ def solve_exact(ladder: Ladder, amount: float, amount_in: AmountUnit = "base") -
         cost=cost,
         levels=levels,
         worst_price=worst,
-        marginal=float(e[last]) if last >= 0 else None,
+        marginal=float(e[-1]) if n_take else None,
         filled=float(amounts.sum()),
         value=float(cost.sum()),
     )

@@ -13,6 +13,7 @@ from liquidroute.model import (
     Leg,
     Market,
     Quote,
+    Side,
     check_amount,
     check_side,
     snapshot_map,
@@ -24,8 +25,8 @@ from liquidroute.optimizer.exact import Allocation, solve_exact
 
 def consolidated_mid(snapshots: Sequence[DepthSnapshot]) -> float | None:
     """(best bid across venues + best ask across venues) / 2, or None if a side is empty."""
-    bids = [s.best_bid for s in snapshots if s.best_bid is not None]
-    asks = [s.best_ask for s in snapshots if s.best_ask is not None]
+    bids = [float(s.bids[0, 0]) for s in snapshots if len(s.bids)]
+    asks = [float(s.asks[0, 0]) for s in snapshots if len(s.asks)]
     if not bids or not asks:
         return None
     return (max(bids) + min(asks)) / 2.0
@@ -59,26 +60,25 @@ def _check_caps(caps: Mapping[str, float] | None, venues: Sequence[str]) -> list
     return out
 
 
-def _legs(alloc: Allocation, venues: Sequence[str], side: str) -> tuple[Leg, ...]:
-    legs = []
-    for i, venue in enumerate(venues):
-        amount = float(alloc.amount[i])
-        if amount <= 0:
-            continue
-        legs.append(
-            Leg(
-                venue=venue,
-                side=side,  # type: ignore[arg-type]
-                amount=amount,
-                avg_price=float(alloc.notional[i] / amount),
-                worst_price=float(alloc.worst_price[i]),
-                fee=float(alloc.fee[i]),
-                cost=float(alloc.cost[i]),
-                share=amount / alloc.filled,
-                levels=int(alloc.levels[i]),
-            )
+def _legs(alloc: Allocation, venues: Sequence[str], side: Side) -> tuple[Leg, ...]:
+    amount, notional = alloc.amount.tolist(), alloc.notional.tolist()
+    worst, fee, cost = alloc.worst_price.tolist(), alloc.fee.tolist(), alloc.cost.tolist()
+    levels = alloc.levels.tolist()
+    return tuple(
+        Leg(
+            venue=venues[i],
+            side=side,
+            amount=amount[i],
+            avg_price=notional[i] / amount[i],
+            worst_price=worst[i],
+            fee=fee[i],
+            cost=cost[i],
+            share=amount[i] / alloc.filled,
+            levels=levels[i],
         )
-    return tuple(legs)
+        for i in range(len(venues))
+        if amount[i] > 0
+    )
 
 
 def route(
