@@ -20,7 +20,7 @@ EXIT_OK, EXIT_VENUE_OR_DATA, EXIT_USAGE, EXIT_NOT_ROUTABLE = 0, 1, 2, 3
 def console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=not stderr)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:

@@ -74,16 +74,16 @@ def build_router(
 
         return make(sample_venues(), SAMPLE_NOTE)
     if books:
+        at_ms = parse_time_ms(at) if at is not None else None
         from liquidroute.venues.recorded import RecordedVenue
 
-        at_ms = parse_time_ms(at) if at is not None else None
         recorded = [RecordedVenue(path, at=at_ms) for path in books]
         return make(recorded, "recorded books: " + ", ".join(p.name for p in books))
-    from liquidroute.venues.ccxt_venue import CcxtVenue
-
     names = parse_venue_list(venues)
     if not names:
         raise fail("--venues needs at least one venue id, e.g. --venues binance,okx", EXIT_USAGE)
+    from liquidroute.venues.ccxt_venue import CcxtVenue
+
     live = [CcxtVenue(name, timeout_ms=int(timeout_s * 1e3)) for name in names]
     return make(live, "live order books (ccxt)")
 
