@@ -13,9 +13,11 @@
     │   ├── MalformedBookError           NaN/inf/non-positive, unsorted, crossed
     │   ├── StaleBookError               older than the allowed age
     │   └── DataFileError                unreadable, empty or mismatched file
-    └── RoutingError                     nothing (or not enough) can be routed -> 3
-        ├── InsufficientLiquidityError   the books cannot fill the order
-        └── InfeasibleConstraintsError   the rules/caps admit no split
+    ├── RoutingError                     nothing (or not enough) can be routed -> 3
+    │   ├── InsufficientLiquidityError   the books cannot fill the order
+    │   └── InfeasibleConstraintsError   the rules/caps admit no split
+    ├── RiskLimitError                   a risk limit refused the order          -> 2
+    └── OrderStateError                  an illegal child-order transition (a bug) -> 1
 
 Every message names the venue, symbol, field or file concerned and says what to do.
 """
@@ -99,3 +101,13 @@ class InsufficientLiquidityError(RoutingError):
 
 class InfeasibleConstraintsError(RoutingError):
     """The venue rules, caps and limits admit no feasible split."""
+
+
+class OrderStateError(LiquidrouteError):
+    """A child order was asked to make a transition its state table forbids (a bug)."""
+
+
+class RiskLimitError(LiquidrouteError):
+    """A risk limit or safety rule refused the order before anything was sent."""
+
+    exit_code = 2

@@ -351,3 +351,138 @@ def snapshot_map(snapshots: Sequence[DepthSnapshot]) -> dict[str, DepthSnapshot]
             )
         out[snap.venue] = snap
     return out
+
+
+OrderState = Literal[
+    "planned",
+    "submitted",
+    "partially_filled",
+    "filled",
+    "cancelled",
+    "rejected",
+    "failed",
+    "unknown",
+]
+
+#: The child-order state machine. `unknown` (sent, no answer) is left only by asking the
+#: venue what happened, never by sending again. Terminal states have no way out.
+TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "planned": frozenset({"submitted", "failed"}),
+    "submitted": frozenset(
+        {"partially_filled", "filled", "cancelled", "rejected", "failed", "unknown"}
+    ),
+    "partially_filled": frozenset({"partially_filled", "filled", "cancelled", "unknown"}),
+    "unknown": frozenset(
+        {"submitted", "partially_filled", "filled", "cancelled", "rejected", "failed"}
+    ),
+    "filled": frozenset(),
+    "cancelled": frozenset(),
+    "rejected": frozenset(),
+    "failed": frozenset(),
+}
+TERMINAL_STATES = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+
+
+@dataclass(slots=True)
+class ChildOrder:
+    """One IOC limit order sent (or to be sent) to one venue for one parent order.
+
+    `client_id` is deterministic (parent id + leg + attempt) so that a retry is
+    recognisable by the venue. The state only changes through `transition`.
+    """
+
+    parent_id: str
+    client_id: str
+    venue: str
+    symbol: str
+    side: Side
+    amount: float
+    limit_price: float
+    leg: int = 0
+    attempt: int = 0
+    round: int = 1
+    state: OrderState = "planned"
+    filled: float = 0.0
+    avg_price: float | None = None
+    fee: float = 0.0
+    venue_order_id: str | None = None
+    error: str | None = None
+
+    def transition(self, new: OrderState, **changes: Any) -> None:
+        """Move to `new` (and set `changes`), or raise OrderStateError if not allowed."""
+        from liquidroute.errors import OrderStateError
+
+        if new not in TRANSITIONS[self.state]:
+            raise OrderStateError(
+                f"child order {self.client_id} on {self.venue}: {self.state} -> {new} "
+                "is not an allowed transition"
+            )
+        self.state = new
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def cost(self) -> float:
+        """All-in quote amount: paid for a buy (fees included), received for a sell."""
+        notional = self.filled * (self.avg_price or 0.0)
+        return notional + self.fee if self.side == "buy" else notional - self.fee
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__} | {"cost": self.cost}
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionReport:
+    """What happened to a parent order: every child order, the totals and why it stopped.
+
+    `shortfall_bps` is the implementation shortfall of the realised all-in price against
+    the first quote's all-in price (positive = worse than quoted).
+    """
+
+    parent_id: str
+    symbol: str
+    side: Side
+    requested: float
+    filled: float
+    unfilled: float
+    total_cost: float
+    total_fees: float
+    avg_price: float | None
+    quoted_avg_price: float | None
+    shortfall_bps: float | None
+    children: tuple[ChildOrder, ...]
+    rounds: int
+    stop_reason: str
+    live: bool
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return self.unfilled <= 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "parent_id": self.parent_id,
+            "symbol": self.symbol,
+            "side": self.side,
+            "live": self.live,
+            "requested": self.requested,
+            "filled": self.filled,
+            "unfilled": self.unfilled,
+            "complete": self.complete,
+            "total_cost": self.total_cost,
+            "total_fees": self.total_fees,
+            "avg_price": _json_float(self.avg_price),
+            "quoted_avg_price": _json_float(self.quoted_avg_price),
+            "shortfall_bps": _json_float(self.shortfall_bps),
+            "rounds": self.rounds,
+            "stop_reason": self.stop_reason,
+            "children": [c.to_dict() for c in self.children],
+            "timings_ms": dict(self.timings_ms),
+            "warnings": list(self.warnings),
+        }

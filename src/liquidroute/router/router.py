@@ -77,8 +77,18 @@ class Router:
                 venue.name, f"no answer within {self.timeout_s:g} s (--timeout)"
             ) from None
 
-    async def books(self, symbol: str, fees: Mapping[str, float] | None = None) -> Books:
-        """Fetch every venue's book and market concurrently, then screen them."""
+    async def books(
+        self,
+        symbol: str,
+        fees: Mapping[str, float] | None = None,
+        exclude: Mapping[str, str] | None = None,
+    ) -> Books:
+        """Fetch every venue's book and market concurrently, then screen them.
+
+        Venues in `exclude` (name -> reason) are not asked; the reason is reported.
+        """
+        exclude = dict(exclude or {})
+        venues = [v for v in self.venues if v.name not in exclude]
         fees = dict(fees or {})
         unknown = set(fees) - {v.name for v in self.venues}
         if unknown:
@@ -87,13 +97,13 @@ class Router:
                 f"venues: {[v.name for v in self.venues]}"
             )
         results = await asyncio.gather(
-            *(self._fetch(v, symbol) for v in self.venues), return_exceptions=True
+            *(self._fetch(v, symbol) for v in venues), return_exceptions=True
         )
         snapshots: list[DepthSnapshot] = []
         markets: dict[str, Market] = {}
-        excluded: dict[str, str] = {}
+        excluded: dict[str, str] = exclude
         errors: list[LiquidrouteError] = []
-        for venue, result in zip(self.venues, results, strict=True):
+        for venue, result in zip(venues, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, LiquidrouteError) or not venue.live:
                     raise result
@@ -106,7 +116,9 @@ class Router:
             snapshots.append(snap)
             markets[venue.name] = market
         if not snapshots:
-            raise errors[0]
+            if errors:
+                raise errors[0]
+            raise InvalidInputError(f"every venue is excluded: {exclude}")
         notes: list[str] = []
         if self.guard:
             screened = screen(
@@ -134,12 +146,16 @@ class Router:
         caps: Mapping[str, float] | None = None,
         fees: Mapping[str, float] | None = None,
         baselines: bool = True,
+        exclude: Mapping[str, str] | None = None,
     ) -> Quote:
-        """The optimal split of `amount` of `symbol` over this router's venues."""
+        """The optimal split of `amount` of `symbol` over this router's venues.
+
+        `exclude` maps venue names to leave out to the reason (reported in the quote).
+        """
         unknown = set(caps or {}) - {v.name for v in self.venues}
         if unknown:
             raise InvalidInputError(f"caps name venue(s) not routed to: {sorted(unknown)}")
-        books = await self.books(symbol, fees)
+        books = await self.books(symbol, fees, exclude)
         return route(
             books.snapshots,
             side,

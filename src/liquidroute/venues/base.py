@@ -8,9 +8,10 @@ bundled sample (`sample_venues`). `live` tells the router whether staleness chec
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
-from liquidroute.model import DepthSnapshot, Market
+from liquidroute.model import ChildOrder, DepthSnapshot, Market
 
 
 @runtime_checkable
@@ -37,4 +38,35 @@ class Venue(Protocol):
 
     async def close(self) -> None:
         """Release connections; safe to call twice."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """A venue's answer about one order, normalised.
+
+    `status`: "open" (resting, maybe partly filled), "filled", "cancelled" (an IOC's
+    unfilled rest is cancelled: `filled` may be > 0) or "rejected". `avg_price` is the book
+    price of the fills (fees excluded), `fee` in quote currency.
+    """
+
+    client_id: str
+    status: Literal["open", "filled", "cancelled", "rejected"]
+    filled: float
+    avg_price: float | None
+    fee: float
+    venue_order_id: str | None = None
+    reason: str | None = None
+
+
+@runtime_checkable
+class TradingVenue(Venue, Protocol):
+    """A venue that takes orders: the executor's only way to move money."""
+
+    async def place_order(self, order: ChildOrder) -> OrderUpdate:
+        """Send `order` as an IOC limit order with its client id; raise VenueError on failure."""
+        ...
+
+    async def fetch_order(self, order: ChildOrder) -> OrderUpdate | None:
+        """What the venue knows of `order` (by client id); None if it never saw it."""
         ...
