@@ -22,6 +22,7 @@ nothing leaves the machine.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -88,6 +89,12 @@ class ExecutionPolicy:
         d = asdict(self)
         d["kill_switch"] = str(self.kill_switch) if self.kill_switch else None
         return d
+
+
+def default_kill_switch() -> Path:
+    """`$LIQUIDROUTE_HOME/KILL` (default ~/.liquidroute/KILL): if it exists, nothing is sent."""
+    home = os.environ.get("LIQUIDROUTE_HOME") or Path.home() / ".liquidroute"
+    return Path(home) / "KILL"
 
 
 def round_amount(amount: float, step: float | None) -> float:
@@ -190,8 +197,10 @@ class Executor:
         *,
         live: bool,
         policy: ExecutionPolicy | None = None,
+        fees: Mapping[str, float] | None = None,
     ) -> None:
         self.router = router
+        self.fees = dict(fees or {})
         self.journal = journal
         self.live = live
         self.policy = policy or ExecutionPolicy()
@@ -213,7 +222,7 @@ class Executor:
         amount = check_amount(amount)
         if self._kill_switch_on():
             raise RiskLimitError(f"kill switch {self.policy.kill_switch} is present; nothing sent")
-        quote = await self.router.quote(symbol, side_, amount, baselines=False)
+        quote = await self.router.quote(symbol, side_, amount, baselines=False, fees=self.fees)
         self._check_first_quote(quote)
         parent_id = secrets.token_hex(8)
         request = {
@@ -336,7 +345,7 @@ class Executor:
             t0 = time.perf_counter()
             try:
                 quote = await self.router.quote(
-                    symbol, side, remaining, baselines=False, exclude=bad
+                    symbol, side, remaining, baselines=False, exclude=bad, fees=self.fees
                 )
             except LiquidrouteError as exc:
                 stop = f"no route for the remainder: {exc}"

@@ -1,0 +1,382 @@
+"""`liquidroute execute | resume | orders`: fill a parent order (dry run by default)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from liquidroute.cli.common import (
+    EXIT_NOT_ROUTABLE,
+    EXIT_USAGE,
+    console,
+    fail,
+    parse_pairs,
+    parse_venue_list,
+    reported_errors,
+)
+from liquidroute.cli.sources import (
+    AtOpt,
+    BooksOpt,
+    DepthOpt,
+    FeeOpt,
+    JsonOpt,
+    MaxAgeOpt,
+    MaxDeviationOpt,
+    NoGuardOpt,
+    SampleOpt,
+    SideArg,
+    SymbolArg,
+    TimeoutOpt,
+    VenuesOpt,
+    select_venues,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from liquidroute.model import ExecutionReport
+    from liquidroute.router.executor import ExecutionPolicy, Executor
+    from liquidroute.router.journal import Journal
+    from liquidroute.venues.base import Venue
+
+RISK = "Risk limits"
+SAFETY = "Live trading"
+
+JournalOpt = Annotated[
+    Path | None,
+    typer.Option(help="Execution journal (SQLite). Default: ~/.liquidroute/journal.sqlite3."),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Credentials TOML (mode 600). Default: ~/.liquidroute/credentials.toml; "
+        "LIQUIDROUTE_<VENUE>_API_KEY/_SECRET/_PASSWORD win.",
+        rich_help_panel=SAFETY,
+    ),
+]
+
+
+def live_venues(names: list[str], config: Path | None, timeout_s: float) -> list[Venue]:
+    """ccxt venues with credentials; refuses (before anything is sent) when any is missing."""
+    from liquidroute.venues.ccxt_venue import CcxtVenue
+    from liquidroute.venues.credentials import load_credentials
+
+    creds = [load_credentials(name, config) for name in names]
+    return [CcxtVenue(c.venue, credentials=c, timeout_ms=int(timeout_s * 1e3)) for c in creds]
+
+
+def run_executor(executor: Executor, job: str, *args: object) -> ExecutionReport:
+    async def go() -> ExecutionReport:
+        try:
+            if job == "execute":
+                return await executor.execute(*args)  # type: ignore[arg-type]
+            return await executor.resume(*args)  # type: ignore[arg-type]
+        finally:
+            await executor.router.close()
+
+    return asyncio.run(go())
+
+
+def render_report(report: ExecutionReport, out: Console) -> None:
+    from rich.table import Table
+
+    mode = "LIVE" if report.live else "DRY RUN (simulated fills, nothing sent)"
+    table = Table(
+        title=f"{report.symbol} {report.side} {report.requested:g} — {mode}", title_justify="left"
+    )
+    for col in ("Venue", "Client id", "Round", "State", "Requested", "Filled", "Avg price", "Fee"):
+        table.add_column(col, justify="left" if col in ("Venue", "Client id", "State") else "right")
+    for c in report.children:
+        table.add_row(
+            c.venue,
+            c.client_id,
+            str(c.round),
+            c.state,
+            f"{c.amount:g}",
+            f"{c.filled:g}",
+            "—" if c.avg_price is None else f"{c.avg_price:,.2f}",
+            f"{c.fee:,.4f}",
+        )
+    out.print(table)
+    paid = "Total cost" if report.side == "buy" else "Total proceeds"
+    out.print(
+        f"Filled          {report.filled:g} of {report.requested:g}"
+        + (f"   [bold red]remainder {report.unfilled:g}[/]" if report.unfilled else "")
+    )
+    out.print(f"{paid:<16}{report.total_cost:,.2f} (fees {report.total_fees:,.2f})")
+    if report.avg_price is not None:
+        quoted = report.quoted_avg_price
+        out.print(
+            f"All-in price    {report.avg_price:,.4f} vs quoted "
+            f"{'—' if quoted is None else f'{quoted:,.4f}'}: shortfall "
+            f"{'—' if report.shortfall_bps is None else f'{report.shortfall_bps:.2f}'} bps"
+        )
+    out.print(f"Rounds          {report.rounds}; stopped: {report.stop_reason}")
+    timings = ", ".join(f"{k} {v:.1f}" for k, v in report.timings_ms.items())
+    out.print(f"Timings (ms)    {timings}")
+    out.print(f"Parent id       {report.parent_id}")
+
+
+def finish(report: ExecutionReport, json_out: bool) -> None:
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        render_report(report, console())
+    err = console(stderr=True)
+    for note in report.warnings:
+        err.print(f"[yellow]note:[/] {note}")
+    if not report.live:
+        err.print("[dim]dry run: nothing was sent to any venue (use --live to trade)[/]")
+    if not report.complete:
+        raise fail(
+            f"{report.unfilled:g} of {report.requested:g} not filled: {report.stop_reason}",
+            EXIT_NOT_ROUTABLE,
+        )
+
+
+def open_journal(path: Path | None) -> Journal:
+    from liquidroute.router.journal import Journal
+
+    return Journal(path)
+
+
+def execute(
+    symbol: SymbolArg,
+    side: SideArg,
+    amount: Annotated[str, typer.Argument(help="Base amount to buy or sell, e.g. 2.5.")],
+    venues: VenuesOpt = None,
+    sample: SampleOpt = False,
+    books: BooksOpt = None,
+    at: AtOpt = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Send real orders (needs credentials). Default: dry run.",
+            rich_help_panel=SAFETY,
+        ),
+    ] = False,
+    config: ConfigOpt = None,
+    slippage_bps: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="IOC limit = worst planned price moved this far (bps).",
+            rich_help_panel=RISK,
+        ),
+    ] = 25.0,
+    max_rounds: Annotated[
+        int, typer.Option(min=1, help="Re-routing rounds at most.", rich_help_panel=RISK)
+    ] = 3,
+    deadline: Annotated[
+        float,
+        typer.Option(
+            min=0.1, help="Stop re-routing after this many seconds.", rich_help_panel=RISK
+        ),
+    ] = 30.0,
+    limit_price: Annotated[
+        float | None,
+        typer.Option(min=0, help="Never buy above / sell below this price.", rich_help_panel=RISK),
+    ] = None,
+    max_slippage_bps: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Stop when a round is this much worse than the first quote (bps).",
+            rich_help_panel=RISK,
+        ),
+    ] = None,
+    max_notional: Annotated[
+        float | None,
+        typer.Option(
+            min=0, help="Refuse orders above this notional (quote).", rich_help_panel=RISK
+        ),
+    ] = None,
+    kill_switch: Annotated[
+        Path | None,
+        typer.Option(
+            help="If this file exists, nothing is dispatched. Default: ~/.liquidroute/KILL.",
+            rich_help_panel=RISK,
+        ),
+    ] = None,
+    latency_ms: Annotated[
+        float, typer.Option(min=0, help="Dry run: simulated latency before each fill (ms).")
+    ] = 0.0,
+    journal: JournalOpt = None,
+    fee: FeeOpt = None,
+    depth: DepthOpt = None,
+    no_guard: NoGuardOpt = False,
+    max_age: MaxAgeOpt = 10.0,
+    max_deviation_bps: MaxDeviationOpt = 50.0,
+    timeout: TimeoutOpt = 10.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fill an order across venues: route, send IOC child orders, re-route what fails.
+
+    Dry run by default: fills are simulated against the books and nothing is sent.
+    --live (with credentials) is the only way an order leaves this machine; the sample
+    and recorded sources are dry-run only. Every intent, ack and fill is journalled
+    before/after it happens, so `liquidroute resume` can finish an interrupted order
+    without sending anything twice.
+
+    Examples:
+
+      liquidroute execute BTC/USDT buy 2 --sample
+
+      liquidroute execute BTC/USDT sell 1 --venues binance,okx --max-slippage-bps 20
+
+      liquidroute execute BTC/USDT buy 0.5 --venues binance --live --max-notional 50000
+    """
+    with reported_errors():
+        from liquidroute.model import check_amount, check_side, split_symbol
+        from liquidroute.router.executor import Executor
+        from liquidroute.router.router import Router
+        from liquidroute.venues.simulated import SimulatedVenue
+
+        split_symbol(symbol)
+        side_ = check_side(side)
+        value = check_amount(amount, "AMOUNT")
+        fees = parse_pairs(fee, "--fee")
+        if live and (sample or books):
+            raise fail(
+                "--sample and --books are dry-run only; use --venues to trade live", EXIT_USAGE
+            )
+        policy = make_policy(
+            slippage_bps,
+            max_rounds,
+            deadline,
+            limit_price,
+            max_slippage_bps,
+            max_notional,
+            kill_switch,
+        )
+        if live:
+            names = parse_venue_list(venues)
+            if not names:
+                raise fail("--live needs --venues a,b,c", EXIT_USAGE)
+            trading = live_venues(names, config, timeout)
+            label = "live venues: " + ", ".join(names)
+        else:
+            sources, label = select_venues(venues, sample, books, at, timeout_s=timeout)
+            trading = [SimulatedVenue(s, latency_ms=latency_ms) for s in sources]
+        router = Router(
+            trading,
+            guard=not no_guard,
+            max_age_ms=max_age * 1e3,
+            max_deviation_bps=max_deviation_bps,
+            timeout_s=timeout,
+            depth=depth,
+            source=label,
+        )
+        executor = Executor(router, open_journal(journal), live=live, policy=policy, fees=fees)
+        report = run_executor(executor, "execute", symbol, side_, value)
+    finish(report, json_out)
+
+
+def make_policy(
+    slippage_bps: float,
+    max_rounds: int,
+    deadline: float,
+    limit_price: float | None,
+    max_slippage_bps: float | None,
+    max_notional: float | None,
+    kill_switch: Path | None,
+) -> ExecutionPolicy:
+    from liquidroute.router.executor import ExecutionPolicy, default_kill_switch
+
+    return ExecutionPolicy(
+        slippage_bps=slippage_bps,
+        max_rounds=max_rounds,
+        deadline_s=deadline,
+        limit_price=limit_price,
+        max_slippage_bps=max_slippage_bps,
+        max_notional=max_notional,
+        kill_switch=kill_switch or default_kill_switch(),
+    )
+
+
+def resume(
+    parent_id: Annotated[
+        str | None, typer.Argument(help="Parent order id (default: the latest unfinished one).")
+    ] = None,
+    journal: JournalOpt = None,
+    config: ConfigOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Reconcile an interrupted live parent order with the venues, then finish it.
+
+    Every child order whose fate is not final is looked up at its venue by client order
+    id first; nothing is re-sent. Then the remainder is routed within the order's
+    original limits.
+    """
+    with reported_errors():
+        from liquidroute.errors import InvalidInputError
+        from liquidroute.router.executor import ExecutionPolicy, Executor
+        from liquidroute.router.router import Router
+
+        store = open_journal(journal)
+        if parent_id is None:
+            pending = [p for p in store.parents(1000) if p.state in ("running", "unknown")]
+            if not pending:
+                raise InvalidInputError(f"no unfinished parent order in {store.path}")
+            parent_id = pending[0].parent_id
+        parent = store.parent(parent_id)
+        if parent is None:
+            raise InvalidInputError(f"no parent order {parent_id!r} in {store.path}")
+        if not parent.live:
+            raise InvalidInputError(
+                f"parent {parent_id} was a dry run: nothing was sent, nothing to resume"
+            )
+        request = parent.request
+        policy_fields = dict(request.get("policy", {}))
+        if policy_fields.get("kill_switch"):
+            policy_fields["kill_switch"] = Path(policy_fields["kill_switch"])
+        policy = ExecutionPolicy(**policy_fields)
+        trading = live_venues(list(request["venues"]), config, timeout)
+        router = Router(trading, timeout_s=timeout, source="live venues (resume)")
+        executor = Executor(router, store, live=True, policy=policy)
+        report = run_executor(executor, "resume", parent_id)
+    finish(report, json_out)
+
+
+def orders(
+    journal: JournalOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
+    json_out: JsonOpt = False,
+) -> None:
+    """List parent orders in the journal and their state."""
+    with reported_errors():
+        store = open_journal(journal)
+        parents = store.parents(limit)
+    rows = []
+    for p in parents:
+        filled = (p.report or {}).get("filled")
+        rows.append(
+            {
+                "parent_id": p.parent_id,
+                "created": datetime.fromtimestamp(p.created, UTC).isoformat(timespec="seconds"),
+                "symbol": p.symbol,
+                "side": p.side,
+                "amount": p.amount,
+                "mode": "live" if p.live else "dry-run",
+                "state": p.state,
+                "filled": filled,
+            }
+        )
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Parent orders in {store.path}", title_justify="left")
+    for col in ("parent_id", "created", "symbol", "side", "amount", "mode", "state", "filled"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*("—" if v is None else str(v) for v in r.values()))
+    console().print(table)

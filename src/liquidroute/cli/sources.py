@@ -1,0 +1,128 @@
+"""Options shared by the commands that read books, and the venues they select."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from liquidroute.cli.common import EXIT_USAGE, fail, parse_time_ms, parse_venue_list
+
+if TYPE_CHECKING:
+    from liquidroute.venues.base import Venue
+
+SOURCES = "Sources (pick one)"
+ROUTING = "Routing"
+GUARD = "Guard"
+
+SymbolArg = Annotated[str, typer.Argument(help="Unified symbol, e.g. BTC/USDT.")]
+SideArg = Annotated[str, typer.Argument(help="buy or sell.")]
+VenuesOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Live venues, comma-separated ccxt ids: binance,okx,bybit.", rich_help_panel=SOURCES
+    ),
+]
+SampleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sample",
+        help="The bundled real recorded books (offline; re-centred on one mid).",
+        rich_help_panel=SOURCES,
+    ),
+]
+BooksOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--books",
+        help="A tardis incremental_book_L2 CSV(.gz); repeat per venue.",
+        rich_help_panel=SOURCES,
+    ),
+]
+AtOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="With --books: replay each file to this time (ISO-8601 UTC or epoch ms, vs. "
+        "arrival time). Default: the end of each file.",
+        rich_help_panel=SOURCES,
+    ),
+]
+FeeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Override a taker fee: VENUE=RATE (0.001 = 10 bps); repeatable.",
+        rich_help_panel=ROUTING,
+    ),
+]
+DepthOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Levels per side to fetch/use (default: all the venue gives).",
+        rich_help_panel=ROUTING,
+    ),
+]
+NoGuardOpt = Annotated[
+    bool,
+    typer.Option("--no-guard", help="Keep stale or outlying venues.", rich_help_panel=GUARD),
+]
+MaxAgeOpt = Annotated[
+    float,
+    typer.Option(min=0, help="Live books older than this (s) are left out.", rich_help_panel=GUARD),
+]
+MaxDeviationOpt = Annotated[
+    float,
+    typer.Option(
+        min=0,
+        help="Leave out a venue whose mid is this far (bps) from the median mid of all venues.",
+        rich_help_panel=GUARD,
+    ),
+]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(min=0.1, help="Per-venue timeout (s) for live data.", rich_help_panel=GUARD),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on stdout (notes on stderr).")
+]
+
+
+def select_venues(
+    venues: str | None,
+    sample: bool,
+    books: list[Path] | None,
+    at: str | None,
+    *,
+    timeout_s: float,
+) -> tuple[list[Venue], str]:
+    """Exactly one source -> its venues and a label saying where the books come from."""
+    chosen = [
+        name for name, on in (("--venues", venues), ("--sample", sample), ("--books", books)) if on
+    ]
+    if len(chosen) != 1:
+        got = f"; got {' and '.join(chosen)}" if chosen else ""
+        raise fail(
+            "choose exactly one source: --venues a,b,c (live), --sample (bundled recorded "
+            f"books) or --books FILE (tardis CSV){got}",
+            EXIT_USAGE,
+        )
+    if at is not None and not books:
+        raise fail("--at applies to --books only", EXIT_USAGE)
+    if sample:
+        from liquidroute.venues.sample import SAMPLE_NOTE, sample_venues
+
+        return list(sample_venues()), SAMPLE_NOTE
+    if books:
+        at_ms = parse_time_ms(at) if at is not None else None
+        from liquidroute.venues.recorded import RecordedVenue
+
+        recorded: list[Venue] = [RecordedVenue(path, at=at_ms) for path in books]
+        return recorded, "recorded books: " + ", ".join(p.name for p in books)
+    names = parse_venue_list(venues)
+    if not names:
+        raise fail("--venues needs at least one venue id, e.g. --venues binance,okx", EXIT_USAGE)
+    from liquidroute.venues.ccxt_venue import CcxtVenue
+
+    live: list[Venue] = [CcxtVenue(name, timeout_ms=int(timeout_s * 1e3)) for name in names]
+    return live, "live order books (ccxt)"
