@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -86,7 +87,8 @@ def render_quote(quote: Quote, out: Console) -> None:
 
 
 def render_diagnostics(quote: Quote, err: Console) -> None:
-    """Excluded venues, warnings and the data label, for stderr."""
+    """Excluded venues, warnings and the data label, for stderr (after stdout is flushed)."""
+    sys.stdout.flush()
     for venue, reason in quote.excluded.items():
         err.print(f"[yellow]left out[/] {venue}: {reason}")
     for note in quote.warnings:

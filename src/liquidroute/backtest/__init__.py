@@ -1,0 +1,1 @@
+"""Backtesting routes on recorded books: readers, book reconstruction, replay, reports."""

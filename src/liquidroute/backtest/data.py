@@ -1,0 +1,232 @@
+"""Readers for recorded books: tardis `incremental_book_L2` CSV(.gz).
+
+Format (tardis.dev "downloadable CSV files"), one row per level change:
+
+    exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount
+
+- `timestamp` is exchange time, `local_timestamp` arrival time, both µs since the epoch;
+- rows with `is_snapshot=true` form a full snapshot; a snapshot that follows update rows
+  replaces the book; update rows before the first snapshot are skipped;
+- `side` is bid/ask; `amount` is the new total size at `price` (0 deletes the level);
+- rows with the same `local_timestamp` came in one message.
+
+Parsing is pyarrow's multi-threaded CSV reader (imported lazily); a malformed file is a
+`DataFileError` naming the file and, where it can be found, the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from liquidroute.errors import DataFileError
+
+COLUMNS = (
+    "exchange",
+    "symbol",
+    "timestamp",
+    "local_timestamp",
+    "is_snapshot",
+    "side",
+    "price",
+    "amount",
+)
+
+#: tardis exchange id -> (ccxt id, derivative?)
+TARDIS_EXCHANGES: dict[str, tuple[str, bool]] = {
+    "binance": ("binance", False),
+    "binance-us": ("binanceus", False),
+    "binance-futures": ("binanceusdm", True),
+    "binance-delivery": ("binancecoinm", True),
+    "okex": ("okx", False),
+    "okex-swap": ("okx", True),
+    "okex-futures": ("okx", True),
+    "bybit-spot": ("bybit", False),
+    "bybit": ("bybit", True),
+    "coinbase": ("coinbase", False),
+    "kraken": ("kraken", False),
+    "bitstamp": ("bitstamp", False),
+    "gate-io": ("gateio", False),
+    "huobi": ("huobi", False),
+    "kucoin": ("kucoin", False),
+    "bitfinex": ("bitfinex", False),
+}
+
+QUOTE_CURRENCIES = (
+    "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDD", "DAI", "USD", "EUR", "GBP", "TRY",
+    "BRL", "JPY", "BTC", "ETH", "BNB",
+)  # fmt: skip
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def ccxt_id(exchange: str) -> tuple[str, bool]:
+    """tardis exchange id -> (ccxt id, is a derivative)."""
+    try:
+        return TARDIS_EXCHANGES[exchange]
+    except KeyError:
+        known = ", ".join(sorted(TARDIS_EXCHANGES))
+        raise DataFileError(f"unknown tardis exchange id {exchange!r}; known: {known}") from None
+
+
+def unified_symbol(native: str, derivative: bool = False) -> str:
+    """Venue-native symbol -> ccxt unified: BTCUSDT / BTC-USDT -> BTC/USDT; a linear
+    perpetual gets ccxt's settle suffix (BTC/USDT:USDT)."""
+    text = native.upper().replace("_", "-")
+    parts = [p for p in text.split("-") if p not in ("SWAP", "PERP")]
+    if len(parts) >= 2:
+        base, quote = parts[0], parts[1]
+    else:
+        quote = next((q for q in QUOTE_CURRENCIES if text.endswith(q) and text != q), "")
+        if not quote:
+            raise DataFileError(f"cannot split symbol {native!r} into base and quote")
+        base = text[: -len(quote)]
+    symbol = f"{base}/{quote}"
+    return f"{symbol}:{quote}" if derivative else symbol
+
+
+@dataclass(frozen=True, slots=True)
+class L2Updates:
+    """A tardis incremental_book_L2 file as arrays (one element per row, file order)."""
+
+    path: Path
+    exchange: str
+    native_symbol: str
+    timestamp: IntArray
+    local_timestamp: IntArray
+    is_snapshot: BoolArray
+    is_bid: BoolArray
+    price: FloatArray
+    amount: FloatArray
+
+    @property
+    def venue(self) -> str:
+        return ccxt_id(self.exchange)[0]
+
+    @property
+    def symbol(self) -> str:
+        return unified_symbol(self.native_symbol, ccxt_id(self.exchange)[1])
+
+    def __len__(self) -> int:
+        return len(self.price)
+
+
+def _find_bad_line(path: Path) -> str:
+    """Slow path, only after a parse error: the first line that does not parse."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", newline="") as fh:  # type: ignore[operator]
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            for line_no, row in enumerate(reader, start=2):
+                if len(row) != len(header):
+                    return f"line {line_no}: {len(row)} fields, expected {len(header)}"
+                try:
+                    int(row[2]), int(row[3]), float(row[6]), float(row[7])
+                except (ValueError, IndexError):
+                    return f"line {line_no}: not a number in {row!r}"
+                if row[4] not in ("true", "false") or row[5] not in ("bid", "ask"):
+                    return f"line {line_no}: is_snapshot/side must be true|false / bid|ask"
+    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
+        return f"unreadable ({type(exc).__name__}: {exc}); truncated or not gzip?"
+    return "malformed CSV"
+
+
+def read_incremental_l2(path: Path | str) -> L2Updates:
+    """Read and validate a tardis incremental_book_L2 CSV(.gz) file."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such file")
+    types = {
+        "exchange": pa.string(),
+        "symbol": pa.string(),
+        "timestamp": pa.int64(),
+        "local_timestamp": pa.int64(),
+        "is_snapshot": pa.bool_(),
+        "side": pa.string(),
+        "price": pa.float64(),
+        "amount": pa.float64(),
+    }
+    try:
+        table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types=types))
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        if "Empty CSV file" in str(exc):
+            raise DataFileError(f"{path}: empty file") from None
+        raise DataFileError(f"{path}: not a valid tardis CSV: {_find_bad_line(path)}") from None
+    missing = [c for c in COLUMNS if c not in table.column_names]
+    if missing:
+        raise DataFileError(
+            f"{path}: missing columns {missing}; expected a tardis incremental_book_L2 CSV "
+            f"with {', '.join(COLUMNS)}"
+        )
+    if table.num_rows == 0:
+        raise DataFileError(f"{path}: no rows")
+    for name in COLUMNS:
+        if table.column(name).null_count:
+            raise DataFileError(f"{path}: empty values in column {name!r}")
+    exchanges = table.column("exchange").unique().to_pylist()
+    symbols = table.column("symbol").unique().to_pylist()
+    if len(exchanges) != 1 or len(symbols) != 1:
+        raise DataFileError(
+            f"{path}: holds several exchanges/symbols ({exchanges} / {symbols}); "
+            "one venue and one symbol per file"
+        )
+    sides = table.column("side").to_numpy(zero_copy_only=False)
+    is_bid = sides == "bid"
+    bad_side = ~is_bid & (sides != "ask")
+    if bad_side.any():
+        line = int(np.argmax(bad_side)) + 2
+        raise DataFileError(f"{path}: line {line}: side must be 'bid' or 'ask'")
+    local_ts = table.column("local_timestamp").to_numpy()
+    steps = np.diff(local_ts)
+    if (steps < 0).any():
+        line = int(np.argmax(steps < 0)) + 3
+        raise DataFileError(f"{path}: line {line}: local_timestamp goes backwards (unsorted file)")
+    price = table.column("price").to_numpy()
+    amount = table.column("amount").to_numpy()
+    bad = ~np.isfinite(price) | (price <= 0) | ~np.isfinite(amount) | (amount < 0)
+    if bad.any():
+        line = int(np.argmax(bad)) + 2
+        raise DataFileError(f"{path}: line {line}: price must be > 0 and amount >= 0")
+    ccxt_id(exchanges[0])  # unknown exchange ids are refused here
+    return L2Updates(
+        path=path,
+        exchange=exchanges[0],
+        native_symbol=symbols[0],
+        timestamp=table.column("timestamp").to_numpy(),
+        local_timestamp=local_ts,
+        is_snapshot=table.column("is_snapshot").to_numpy(zero_copy_only=False),
+        is_bid=is_bid,
+        price=price,
+        amount=amount,
+    )
+
+
+def format_us(us: float) -> str:
+    """µs since the epoch -> ISO-8601 UTC (for messages)."""
+    from datetime import UTC, datetime
+
+    if not math.isfinite(us):
+        return str(us)
+    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="milliseconds")
+
+
+__all__ = [
+    "COLUMNS",
+    "L2Updates",
+    "ccxt_id",
+    "format_us",
+    "read_incremental_l2",
+    "unified_symbol",
+]
