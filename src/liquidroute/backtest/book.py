@@ -137,10 +137,11 @@ def book_at(
     if at_ms is None:
         replay.advance_rows(len(updates))
     else:
-        if at_ms * 1e3 < replay.start_us:
+        t_us = round(at_ms * 1e3)  # tardis stamps are whole microseconds
+        if t_us < replay.start_us:
             raise DataFileError(
                 f"{updates.path}: no book before {format_us(at_ms * 1e3)}: the file's first "
                 f"snapshot arrives at {format_us(replay.start_us)}"
             )
-        replay.advance_to(at_ms * 1e3)
+        replay.advance_to(t_us)
     return replay.snapshot(depth)

@@ -1,0 +1,110 @@
+"""`liquidroute quote` end to end on the real sample and recorded files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from liquidroute import route
+from liquidroute.cli.app import app
+from liquidroute.venues.sample import sample_markets, sample_snapshots
+from tests.conftest import BOOK_FILES
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_sample_quote_table():
+    result = invoke("quote", "BTC/USDT", "buy", "5", "--sample")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for words in ("optimal split", "Venue", "Worst price", "Marginal price", "best single venue",
+                  "5 % grid"):
+        assert words in out
+    assert "re-centred on a common mid" in result.stderr
+
+
+def test_sample_quote_json_is_the_library_quote():
+    result = invoke("quote", "BTC/USDT", "sell", "25", "--sample", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    direct = route(sample_snapshots(), "sell", 25, markets=sample_markets())
+    assert data["total_cost"] == pytest.approx(direct.total_cost, rel=1e-12)
+    assert [leg["venue"] for leg in data["legs"]] == [leg.venue for leg in direct.legs]
+    assert data["complete"] is True and data["source"].startswith("sample")
+    assert set(data["baselines"]) == {"best_venue", "equal_split", "pro_rata", "percent_grid"}
+
+
+def test_spend_and_fee_override():
+    result = invoke("quote", "BTC/USDT", "buy", "100000", "--sample", "--spend", "--json",
+                    "--fee", "okx=0", "--fee", "binance=0")
+    data = json.loads(result.stdout)
+    assert result.exit_code == 0
+    assert data["total_cost"] == pytest.approx(100000)
+    assert data["total_fees"] == pytest.approx(
+        sum(leg["fee"] for leg in data["legs"] if leg["venue"] == "bybit")
+    )
+
+
+def test_insufficient_liquidity_exits_3_with_the_quote():
+    result = invoke("quote", "BTC/USDT", "buy", "100000", "--sample", "--json")
+    assert result.exit_code == 3
+    data = json.loads(result.stdout)
+    assert data["unfilled"] > 0 and data["complete"] is False
+    assert "insufficient liquidity" in result.stderr
+
+
+def test_books_quote_and_time():
+    result = invoke("quote", "BTC/USDT", "buy", "1", "--books", str(BOOK_FILES["okex"]),
+                    "--at", "2022-05-13T16:27:10Z", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["legs"][0]["venue"] == "okx"
+    assert data["timestamps"]["okx"] <= 1652459230000
+
+
+def test_books_with_wrong_symbol():
+    result = invoke("quote", "BTC/USDT", "buy", "1", "--books", str(BOOK_FILES["bybit"]))
+    assert result.exit_code == 1
+    assert "holds BTC/USDT:USDT" in result.stderr and "Traceback" not in result.output
+
+
+def test_books_from_different_windows_are_left_out_by_the_guard():
+    args = ["quote", "BTC/USDT", "buy", "1", "--books", str(BOOK_FILES["okex"]),
+            "--books", str(BOOK_FILES["binance"])]
+    result = invoke(*args)
+    assert result.exit_code == 1
+    assert "left out by the guard" in result.stderr and "other venue" in result.stderr
+    ok = invoke(*args, "--no-guard", "--json")
+    assert ok.exit_code == 0
+    assert [leg["venue"] for leg in json.loads(ok.stdout)["legs"]] == ["okx"]  # 30k < 61k
+
+
+def test_bad_files_exit_cleanly(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    garbled = tmp_path / "g.csv.gz"
+    garbled.write_bytes(b"\x1f\x8b not really gzip")
+    for path, words in ((empty, "empty"), (garbled, "g.csv.gz"),
+                        (tmp_path / "missing.csv", "no such file")):
+        result = invoke("quote", "BTC/USDT", "buy", "1", "--books", str(path))
+        assert result.exit_code == 1, result.output
+        assert words in result.stderr and "Traceback" not in result.output
+        assert result.stdout == ""
+
+
+def test_unknown_symbol_in_sample():
+    result = invoke("quote", "ETH/USDT", "buy", "1", "--sample")
+    assert result.exit_code == 2
+    assert "only BTC/USDT" in result.stderr
+
+
+def test_venues_lists_live_and_sample():
+    result = invoke("venues")
+    assert result.exit_code == 0
+    assert "binance" in result.stdout and "okx" in result.stdout and "Sample" in result.stdout
