@@ -123,7 +123,7 @@ def _find_bad_line(path: Path) -> str:
     """Slow path, only after a parse error: the first line that does not parse."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", newline="") as fh:  # type: ignore[operator]
+        with opener(path, "rt", newline="") as fh:
             reader = csv.reader(fh)
             header = next(reader, [])
             for line_no, row in enumerate(reader, start=2):
