@@ -20,3 +20,28 @@ BOOK_FILES = {
 def shared_data() -> Path:
     assert SHARED_DATA.is_dir(), f"the real data must sit beside the repo: {SHARED_DATA}"
     return SHARED_DATA
+
+
+@pytest.fixture
+def loopback():
+    """A Binance-dialect exchange on 127.0.0.1 (stopped after the test)."""
+    from tests.loopback.binance_server import BinanceLoopback
+
+    exchange = BinanceLoopback(hang_s=2.0).start()
+    yield exchange
+    exchange.stop()
+
+
+def binance_client(base_url: str, *, keys: bool = True, timeout_ms: int = 1500):
+    """A real ccxt async binance client pointed at a loopback exchange."""
+    import ccxt.async_support as ccxt_async
+    from tests.loopback.binance_server import API_KEY, SECRET, client_options
+
+    from liquidroute.venues.ccxt_venue import rewrite_urls
+
+    config = {"options": client_options(), "timeout": timeout_ms, "enableRateLimit": False}
+    if keys:
+        config |= {"apiKey": API_KEY, "secret": SECRET}
+    client = ccxt_async.binance(config)
+    client.urls["api"] = rewrite_urls(client.urls["api"], base_url)
+    return client

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.conftest import BOOK_FILES
 from typer.testing import CliRunner
 
 from liquidroute import route
 from liquidroute.cli.app import app
 from liquidroute.venues.sample import sample_markets, sample_snapshots
-from tests.conftest import BOOK_FILES
 
 runner = CliRunner()
 
@@ -23,8 +23,14 @@ def test_sample_quote_table():
     result = invoke("quote", "BTC/USDT", "buy", "5", "--sample")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for words in ("optimal split", "Venue", "Worst price", "Marginal price", "best single venue",
-                  "5 % grid"):
+    for words in (
+        "optimal split",
+        "Venue",
+        "Worst price",
+        "Marginal price",
+        "best single venue",
+        "5 % grid",
+    ):
         assert words in out
     assert "re-centred on a common mid" in result.stderr
 
@@ -41,8 +47,19 @@ def test_sample_quote_json_is_the_library_quote():
 
 
 def test_spend_and_fee_override():
-    result = invoke("quote", "BTC/USDT", "buy", "100000", "--sample", "--spend", "--json",
-                    "--fee", "okx=0", "--fee", "binance=0")
+    result = invoke(
+        "quote",
+        "BTC/USDT",
+        "buy",
+        "100000",
+        "--sample",
+        "--spend",
+        "--json",
+        "--fee",
+        "okx=0",
+        "--fee",
+        "binance=0",
+    )
     data = json.loads(result.stdout)
     assert result.exit_code == 0
     assert data["total_cost"] == pytest.approx(100000)
@@ -60,8 +77,17 @@ def test_insufficient_liquidity_exits_3_with_the_quote():
 
 
 def test_books_quote_and_time():
-    result = invoke("quote", "BTC/USDT", "buy", "1", "--books", str(BOOK_FILES["okex"]),
-                    "--at", "2022-05-13T16:27:10Z", "--json")
+    result = invoke(
+        "quote",
+        "BTC/USDT",
+        "buy",
+        "1",
+        "--books",
+        str(BOOK_FILES["okex"]),
+        "--at",
+        "2022-05-13T16:27:10Z",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["legs"][0]["venue"] == "okx"
@@ -75,8 +101,16 @@ def test_books_with_wrong_symbol():
 
 
 def test_books_from_different_windows_are_left_out_by_the_guard():
-    args = ["quote", "BTC/USDT", "buy", "1", "--books", str(BOOK_FILES["okex"]),
-            "--books", str(BOOK_FILES["binance"])]
+    args = [
+        "quote",
+        "BTC/USDT",
+        "buy",
+        "1",
+        "--books",
+        str(BOOK_FILES["okex"]),
+        "--books",
+        str(BOOK_FILES["binance"]),
+    ]
     result = invoke(*args)
     assert result.exit_code == 1
     assert "left out by the guard" in result.stderr and "other venue" in result.stderr
@@ -90,8 +124,11 @@ def test_bad_files_exit_cleanly(tmp_path):
     empty.write_text("")
     garbled = tmp_path / "g.csv.gz"
     garbled.write_bytes(b"\x1f\x8b not really gzip")
-    for path, words in ((empty, "empty"), (garbled, "g.csv.gz"),
-                        (tmp_path / "missing.csv", "no such file")):
+    for path, words in (
+        (empty, "empty"),
+        (garbled, "g.csv.gz"),
+        (tmp_path / "missing.csv", "no such file"),
+    ):
         result = invoke("quote", "BTC/USDT", "buy", "1", "--books", str(path))
         assert result.exit_code == 1, result.output
         assert words in result.stderr and "Traceback" not in result.output

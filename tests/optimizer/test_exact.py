@@ -35,8 +35,9 @@ def lp_optimum(levels, fees, side, amount, caps=None, amount_in="base"):
     sign = 1.0 if side == "buy" else -1.0
     if amount_in == "base":
         c, a_eq = sign * e, [np.ones_like(e)]
-    else:
-        c, a_eq = -np.ones_like(e) * (1.0 if side == "buy" else -1.0), [e]
+    else:  # scaled so the solver sees O(1) numbers: Σ (e/m)·x = X/m
+        m = float(e.mean())
+        c, a_eq, amount = -np.ones_like(e) * (1.0 if side == "buy" else -1.0), [e / m], amount / m
     res = linprog(
         c,
         A_ub=np.array(a_ub) if a_ub else None,

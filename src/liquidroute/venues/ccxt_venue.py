@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from liquidroute.errors import (
     AuthenticationError,
     LiquidrouteError,
+    MalformedBookError,
     OrderRejectedError,
     RateLimitedError,
     UnknownSymbolError,
@@ -126,7 +127,9 @@ class CcxtVenue:
         options: dict[str, Any] | None = None,
         timeout_ms: int = 10_000,
         base_url: str | None = None,
+        name: str | None = None,
     ) -> None:
+        """`name` (default: the exchange id) tells two accounts on one exchange apart."""
         import ccxt.async_support as ccxt_async
 
         if exchange is None:
@@ -142,7 +145,7 @@ class CcxtVenue:
             exchange = getattr(ccxt_async, exchange_id)(config)
         if base_url:
             exchange.urls["api"] = rewrite_urls(exchange.urls["api"], base_url)
-        self.name = exchange_id
+        self.name = name or exchange_id
         self.exchange = exchange
         self._markets_loaded = False
         self._lock = asyncio.Lock()
@@ -179,6 +182,8 @@ class CcxtVenue:
         await self._market_dict(symbol)
         book = await self._call(self.exchange.fetch_order_book, symbol, depth)
         received = time.time() * 1e3
+        if not book or not (book.get("bids") or book.get("asks")):
+            raise MalformedBookError(f"{self.name} {symbol}: empty or unreadable order book")
         return DepthSnapshot(
             self.name,
             symbol,
@@ -188,16 +193,19 @@ class CcxtVenue:
             local_timestamp=received,
         )
 
-    @staticmethod
-    def _update(order: ChildOrder, raw: dict[str, Any]) -> OrderUpdate:
+    def _update(self, order: ChildOrder, raw: dict[str, Any]) -> OrderUpdate:
         status = raw.get("status")
         filled = float(raw.get("filled") or 0.0)
-        fee = raw.get("fee") or {}
-        fee_cost = float(fee.get("cost") or 0.0)
         average = raw.get("average")
         if average is None and filled:
             cost = raw.get("cost")
             average = float(cost) / filled if cost else None
+        fee = raw.get("fee") or {}
+        if fee.get("cost") is not None:
+            fee_cost = float(fee["cost"])
+        else:  # order lookups often omit commissions: charge the market's taker rate
+            taker = (self.exchange.markets or {}).get(order.symbol, {}).get("taker") or 0.0
+            fee_cost = filled * float(average or 0.0) * float(taker)
         normal: Any
         if status == "closed" or (filled and filled >= order.amount * (1 - 1e-12)):
             normal = "filled"
