@@ -35,9 +35,9 @@ def loopback():
 def binance_client(base_url: str, *, keys: bool = True, timeout_ms: int = 1500):
     """A real ccxt async binance client pointed at a loopback exchange."""
     import ccxt.async_support as ccxt_async
-    from tests.loopback.binance_server import API_KEY, SECRET, client_options
 
     from liquidroute.venues.ccxt_venue import rewrite_urls
+    from tests.loopback.binance_server import API_KEY, SECRET, client_options
 
     config = {"options": client_options(), "timeout": timeout_ms, "enableRateLimit": False}
     if keys:

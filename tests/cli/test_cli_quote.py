@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.conftest import BOOK_FILES
 from typer.testing import CliRunner
 
 from liquidroute import route
 from liquidroute.cli.app import app
 from liquidroute.venues.sample import sample_markets, sample_snapshots
+from tests.conftest import BOOK_FILES
 
 runner = CliRunner()
 

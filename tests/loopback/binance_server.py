@@ -20,8 +20,9 @@ fee. Faults are queued per path and consumed one per request:
     ex.fail("/api/v3/order", "partial:0.5")       # fill at most half
     ex.fail("/api/v3/depth", "crossed" | "garbage" | "hang")
 
-Every request is logged (`requests`), every order kept (`orders`, by client id), and
-`order_posts` counts what reached the order endpoint.
+Every request is logged (`requests`), every order kept (`orders`, by client id),
+`posted_ids` lists the client id of every order POST (faulted or not), and
+`order_posts` counts the POSTs that reached the matching engine.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class BinanceLoopback:
         self.requests: list[tuple[str, str]] = []
         self.orders: dict[str, dict[str, Any]] = {}
         self.order_posts = 0
+        self.posted_ids: list[str] = []  # newClientOrderId of every POST /api/v3/order
         self._next_id = 1000
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -143,6 +145,8 @@ class BinanceLoopback:
         params = dict(parse_qsl(request.query_string)) | dict(parse_qsl(body))
         with self._lock:
             self.requests.append((request.method, path))
+            if request.method == "POST" and path == "/api/v3/order":
+                self.posted_ids.append(params.get("newClientOrderId", ""))
             fault = self.faults[path].popleft() if self.faults[path] else None
         if fault == "429":
             return web.json_response(

@@ -7,7 +7,6 @@ import itertools
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from tests.strategies import books_and_order
 
 from liquidroute.optimizer.baselines import (
     all_baselines,
@@ -18,6 +17,7 @@ from liquidroute.optimizer.baselines import (
 )
 from liquidroute.optimizer.curves import build_ladder
 from liquidroute.optimizer.exact import solve_exact
+from tests.strategies import books_and_order
 
 
 @settings(max_examples=150, deadline=None)

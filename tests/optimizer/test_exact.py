@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
-from tests.strategies import books_and_order
 
 from liquidroute.optimizer.curves import build_ladder
 from liquidroute.optimizer.exact import solve_exact
+from tests.strategies import books_and_order
 
 
 def lp_optimum(levels, fees, side, amount, caps=None, amount_in="base"):

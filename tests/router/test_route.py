@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from tests.strategies import books_and_order
 
 from liquidroute import DepthSnapshot, InvalidInputError, Market, route
 from liquidroute.errors import MalformedBookError
+from tests.strategies import books_and_order
 
 A = DepthSnapshot("a", "BTC/USDT", [[99, 1], [98, 2]], [[101, 1], [102, 2], [103, 5]], 1_000)
 B = DepthSnapshot("b", "BTC/USDT", [[99.5, 1], [98, 2]], [[100.5, 0.5], [101.5, 2], [104, 5]], 2)

@@ -7,7 +7,6 @@ import json
 
 import ccxt
 import pytest
-from tests.conftest import SHARED_DATA, binance_client
 
 from liquidroute.errors import (
     MalformedBookError,
@@ -25,6 +24,7 @@ from liquidroute.venues.ccxt_venue import (
     CcxtVenue,
     market_from_ccxt,
 )
+from tests.conftest import SHARED_DATA, binance_client
 
 
 def venue(loopback, **kw) -> CcxtVenue:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import BOOK_FILES
 
 from liquidroute.backtest.book import BookReplay, book_at
 from liquidroute.backtest.data import read_incremental_l2, unified_symbol
 from liquidroute.errors import DataFileError
 from liquidroute.venues.recorded import RecordedVenue
+from tests.conftest import BOOK_FILES
 
 HEADER = "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n"
 

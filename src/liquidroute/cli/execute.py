@@ -61,13 +61,16 @@ ConfigOpt = Annotated[
 ]
 
 
-def live_venues(names: list[str], config: Path | None, timeout_s: float) -> list[Venue]:
+def live_venues(specs: list[str], config: Path | None, timeout_s: float) -> list[Venue]:
     """ccxt venues with credentials; refuses (before anything is sent) when any is missing."""
-    from liquidroute.venues.ccxt_venue import CcxtVenue
+    from liquidroute.venues.ccxt_venue import venue_from_spec
     from liquidroute.venues.credentials import load_credentials
 
-    creds = [load_credentials(name, config) for name in names]
-    return [CcxtVenue(c.venue, credentials=c, timeout_ms=int(timeout_s * 1e3)) for c in creds]
+    creds = [load_credentials(spec.partition("=")[0], config) for spec in specs]
+    return [
+        venue_from_spec(spec, credentials=c, timeout_ms=int(timeout_s * 1e3))
+        for spec, c in zip(specs, creds, strict=True)
+    ]
 
 
 def run_executor(executor: Executor, job: str, *args: object) -> ExecutionReport:
@@ -273,7 +276,14 @@ def execute(
             depth=depth,
             source=label,
         )
-        executor = Executor(router, open_journal(journal), live=live, policy=policy, fees=fees)
+        executor = Executor(
+            router,
+            open_journal(journal),
+            live=live,
+            policy=policy,
+            fees=fees,
+            venue_specs=parse_venue_list(venues) if live else None,
+        )
         report = run_executor(executor, "execute", symbol, side_, value)
     finish(report, json_out)
 
@@ -338,9 +348,11 @@ def resume(
         if policy_fields.get("kill_switch"):
             policy_fields["kill_switch"] = Path(policy_fields["kill_switch"])
         policy = ExecutionPolicy(**policy_fields)
-        trading = live_venues(list(request["venues"]), config, timeout)
+        trading = live_venues(list(request["venue_specs"]), config, timeout)
         router = Router(trading, timeout_s=timeout, source="live venues (resume)")
-        executor = Executor(router, store, live=True, policy=policy)
+        executor = Executor(
+            router, store, live=True, policy=policy, venue_specs=request["venue_specs"]
+        )
         report = run_executor(executor, "resume", parent_id)
     finish(report, json_out)
 

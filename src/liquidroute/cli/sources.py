@@ -21,7 +21,9 @@ SideArg = Annotated[str, typer.Argument(help="buy or sell.")]
 VenuesOpt = Annotated[
     str | None,
     typer.Option(
-        help="Live venues, comma-separated ccxt ids: binance,okx,bybit.", rich_help_panel=SOURCES
+        help="Live venues, comma-separated ccxt ids: binance,okx,bybit (NAME=ID for a second "
+        "account: sub=binance).",
+        rich_help_panel=SOURCES,
     ),
 ]
 SampleOpt = Annotated[
@@ -122,7 +124,7 @@ def select_venues(
     names = parse_venue_list(venues)
     if not names:
         raise fail("--venues needs at least one venue id, e.g. --venues binance,okx", EXIT_USAGE)
-    from liquidroute.venues.ccxt_venue import CcxtVenue
+    from liquidroute.venues.ccxt_venue import venue_from_spec
 
-    live: list[Venue] = [CcxtVenue(name, timeout_ms=int(timeout_s * 1e3)) for name in names]
+    live: list[Venue] = [venue_from_spec(spec, timeout_ms=int(timeout_s * 1e3)) for spec in names]
     return live, "live order books (ccxt)"

@@ -198,8 +198,12 @@ class Executor:
         live: bool,
         policy: ExecutionPolicy | None = None,
         fees: Mapping[str, float] | None = None,
+        venue_specs: Sequence[str] | None = None,
     ) -> None:
+        """`venue_specs` (how the venues were named, e.g. "sub=binance") are journalled so
+        that `resume` can rebuild the same venues."""
         self.router = router
+        self.venue_specs = list(venue_specs or [v.name for v in router.venues])
         self.fees = dict(fees or {})
         self.journal = journal
         self.live = live
@@ -231,6 +235,7 @@ class Executor:
             "amount": amount,
             "live": self.live,
             "venues": sorted(self.venues),
+            "venue_specs": self.venue_specs,
             "policy": self.policy.to_dict(),
             "quoted_avg_price": quote.avg_price,
         }

@@ -262,3 +262,40 @@ class CcxtVenue:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def env_key(name: str) -> str:
+    return "LIQUIDROUTE_" + name.upper().replace("-", "_") + "_"
+
+
+def venue_from_spec(
+    spec: str, *, credentials: Credentials | None = None, timeout_ms: int = 10_000
+) -> CcxtVenue:
+    """A venue from a CLI spec: `okx`, or `NAME=EXCHANGE_ID` for a second account.
+
+    Environment, per venue NAME: LIQUIDROUTE_<NAME>_URL points the client at another base
+    URL (testnet, proxy, loopback); LIQUIDROUTE_<NAME>_OPTIONS is JSON merged into the
+    ccxt options (e.g. {"fetchMarkets": {"types": ["spot"]}}).
+    """
+    import json
+    import os
+
+    from liquidroute.errors import InvalidInputError
+
+    name, _, exchange_id = spec.partition("=")
+    name, exchange_id = name.strip(), (exchange_id or name).strip()
+    prefix = env_key(name)
+    options = None
+    if os.environ.get(prefix + "OPTIONS"):
+        try:
+            options = json.loads(os.environ[prefix + "OPTIONS"])
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{prefix}OPTIONS is not valid JSON ({exc})") from None
+    return CcxtVenue(
+        exchange_id,
+        name=name,
+        credentials=credentials,
+        options=options,
+        timeout_ms=timeout_ms,
+        base_url=os.environ.get(prefix + "URL") or None,
+    )

@@ -1,0 +1,5 @@
+"""`python -m liquidroute` = the `liquidroute` command."""
+
+from liquidroute.cli import main
+
+main()
