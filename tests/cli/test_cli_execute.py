@@ -1,0 +1,183 @@
+"""`liquidroute execute/resume/orders` as a user runs them, against loopback exchanges."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from liquidroute.cli.app import app
+from tests.loopback.binance_server import API_KEY, SECRET, BinanceLoopback
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
+SPOT_ONLY = json.dumps({"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False})
+
+
+def venue_env(name: str, ex: BinanceLoopback, keys: bool = True) -> dict[str, str]:
+    env = {f"LIQUIDROUTE_{name}_URL": ex.base_url, f"LIQUIDROUTE_{name}_OPTIONS": SPOT_ONLY}
+    if keys:
+        env |= {f"LIQUIDROUTE_{name}_API_KEY": API_KEY, f"LIQUIDROUTE_{name}_SECRET": SECRET}
+    return env
+
+
+@pytest.fixture
+def two(tmp_path, monkeypatch):
+    bids = [[59990.0, 1.0]]
+    a = BinanceLoopback(hang_s=6.0, bids=bids, asks=[[60000.0, 1.0], [60030.0, 4.0]]).start()
+    b = BinanceLoopback(hang_s=6.0, bids=bids, asks=[[60005.0, 1.0], [60040.0, 4.0]]).start()
+    monkeypatch.setenv("LIQUIDROUTE_HOME", str(tmp_path / "home"))
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def test_sample_dry_run_and_orders_listing(tmp_path):
+    journal = str(tmp_path / "j.sqlite3")
+    result = runner.invoke(
+        app, ["execute", "BTC/USDT", "buy", "3", "--sample", "--journal", journal, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["live"] is False and report["complete"] is True
+    assert "dry run: nothing was sent" in result.stderr
+    listing = runner.invoke(app, ["orders", "--journal", journal, "--json"])
+    rows = json.loads(listing.stdout)
+    assert rows[0]["parent_id"] == report["parent_id"] and rows[0]["mode"] == "dry-run"
+    table = runner.invoke(
+        app, ["execute", "BTC/USDT", "sell", "1", "--sample", "--journal", journal]
+    )
+    assert "DRY RUN" in table.stdout and "Client id" in table.stdout
+
+
+def test_dry_run_on_live_books_sends_no_order(two, monkeypatch, tmp_path):
+    a, b = two
+    for name, ex in (("A", a), ("B", b)):
+        for k, v in venue_env(name, ex, keys=False).items():
+            monkeypatch.setenv(k, v)
+    result = runner.invoke(
+        app,
+        [
+            "execute",
+            "BTC/USDT",
+            "buy",
+            "2",
+            "--venues",
+            "a=binance,b=binance",
+            "--journal",
+            str(tmp_path / "j"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["filled"] == pytest.approx(2.0)
+    assert a.count("/api/v3/depth") == 1 and b.count("/api/v3/depth") == 1
+    assert a.count("/api/v3/order") == 0 and b.count("/api/v3/order") == 0
+
+
+def live_args(tmp_path, *extra):
+    return [
+        "execute",
+        "BTC/USDT",
+        "buy",
+        "2",
+        "--venues",
+        "a=binance,b=binance",
+        "--live",
+        "--journal",
+        str(tmp_path / "j"),
+        *extra,
+    ]
+
+
+def test_live_refusals_before_anything_is_sent(two, monkeypatch, tmp_path):
+    a, b = two
+    for name, ex in (("A", a), ("B", b)):
+        for k, v in venue_env(name, ex, keys=False).items():
+            monkeypatch.setenv(k, v)
+    no_keys = runner.invoke(app, live_args(tmp_path))
+    assert no_keys.exit_code == 1 and "no credentials" in no_keys.stderr
+    assert "LIQUIDROUTE_A_API_KEY" in no_keys.stderr
+
+    config = tmp_path / "creds.toml"
+    config.write_text(f'[a]\napiKey = "{API_KEY}"\nsecret = "{SECRET}"\n')
+    config.chmod(0o644)
+    readable = runner.invoke(app, live_args(tmp_path, "--config", str(config)))
+    assert readable.exit_code == 2 and "chmod 600" in readable.stderr
+    assert SECRET not in readable.output
+
+    for name, ex in (("A", a), ("B", b)):
+        for k, v in venue_env(name, ex).items():
+            monkeypatch.setenv(k, v)
+    switch = tmp_path / "KILL"
+    switch.touch()
+    killed = runner.invoke(app, live_args(tmp_path, "--kill-switch", str(switch)))
+    assert killed.exit_code == 2 and "kill switch" in killed.stderr
+    big = runner.invoke(app, live_args(tmp_path, "--max-notional", "1000"))
+    assert big.exit_code == 2 and "max-notional" in big.stderr
+    sample_live = runner.invoke(app, ["execute", "BTC/USDT", "buy", "1", "--sample", "--live"])
+    assert sample_live.exit_code == 2 and "dry-run only" in sample_live.stderr
+    assert a.posted_ids == [] and b.posted_ids == []
+    for out in (no_keys, readable, killed, big):
+        assert SECRET not in out.output and "Traceback" not in out.output
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "liquidroute", *args],
+        env=os.environ | env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_crash_after_first_submission_then_resume(two, tmp_path):
+    a, b = two
+    env = venue_env("A", a) | venue_env("B", b) | {"LIQUIDROUTE_HOME": str(tmp_path / "home")}
+    journal = str(tmp_path / "journal.sqlite3")
+    a.fail("/api/v3/order", "accept_then_hang")  # a takes the order, never answers
+    proc = cli(
+        "execute",
+        "BTC/USDT",
+        "buy",
+        "2.5",
+        "--venues",
+        "a=binance,b=binance",
+        "--live",
+        "--journal",
+        journal,
+        "--timeout",
+        "30",
+        "--json",
+        env=env,
+    )
+    deadline = time.monotonic() + 20
+    while not (a.posted_ids and b.orders) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert a.posted_ids and b.orders, "the first round was never sent"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+
+    resumed = cli("resume", "--journal", journal, "--json", env=env)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    report = json.loads(out)
+    server_filled = sum(o["executedQty"] for ex in two for o in ex.orders.values())
+    assert report["complete"] and report["filled"] == pytest.approx(2.5)
+    assert report["filled"] == pytest.approx(server_filled)
+    posted = a.posted_ids + b.posted_ids
+    assert len(posted) == len(set(posted)), "an order was sent twice"
+    states = {c["client_id"]: c["state"] for c in report["children"]}
+    assert set(states) == set(posted) and set(states.values()) == {"filled"}
+    listing = runner.invoke(app, ["orders", "--journal", journal, "--json"])
+    assert json.loads(listing.stdout)[0]["state"] == "filled"
