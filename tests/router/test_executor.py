@@ -188,3 +188,13 @@ def test_apply_update_partial_then_cancel():
     c.transition("submitted")
     apply_update(c, OrderUpdate("cid", "cancelled", 0.4, 100.0, 0.04))
     assert c.state == "cancelled" and c.filled == 0.4
+
+
+def test_router_execute_is_a_dry_run_by_default(tmp_path):
+    from liquidroute.venues.sample import sample_venues
+
+    report = Router(sample_venues()).execute_sync(
+        "BTC/USDT", "buy", 2.0, journal=Journal(tmp_path / "j")
+    )
+    assert report.complete and not report.live
+    assert all(c.venue_order_id.startswith("sim-") for c in report.children)
