@@ -256,6 +256,14 @@ class Quote:
     - `baselines` maps each baseline strategy to its total cost for the same filled base
       amount (None when that strategy cannot fill it); `savings_bps` is how much better the
       optimum is than each, in bps of the baseline's cost.
+    - `solver` is "exact" (the rule-free optimum, which obeys every rule), "rounded-optimal"
+      (the exact split rounded to the rules, proven optimal because it costs the rule-free
+      bound), "milp" (the rules' optimum, proven within `gap`) or "rounded-fallback" (the
+      rounded split, when the solver failed or ran out of time). `lower_bound` is the exact
+      rule-free cost of the same amount: no rule-respecting split can beat it.
+      `fixed_costs` are the per-venue fixed costs charged (included in `total_cost`).
+      Under lot rules the amount is rounded down to what the lots can add up to; a
+      residue smaller than the coarsest lot is said in `warnings`, not counted unfilled.
     """
 
     symbol: str
@@ -279,6 +287,9 @@ class Quote:
     compute_ms: float = 0.0
     timestamps: Mapping[str, float | None] = field(default_factory=dict)
     source: str = ""
+    fixed_costs: Mapping[str, float] = field(default_factory=dict)
+    gap: float | None = None
+    lower_bound: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -314,6 +325,9 @@ class Quote:
             "compute_ms": self.compute_ms,
             "timestamps": {k: _json_float(v) for k, v in self.timestamps.items()},
             "source": self.source,
+            "fixed_costs": dict(self.fixed_costs),
+            "gap": _json_float(self.gap),
+            "lower_bound": _json_float(self.lower_bound),
         }
 
 

@@ -96,3 +96,48 @@ def solve_exact(ladder: Ladder, amount: float, amount_in: AmountUnit = "base") -
         filled=float(amounts.sum()),
         value=float(cost.sum()),
     )
+
+
+def allocate(ladder: Ladder, amounts: FloatArray) -> Allocation:
+    """The `Allocation` of given per-venue amounts, each venue walking its own levels.
+
+    Used for splits found by other means (rules, rounding): costs, fees and worst prices
+    are computed exactly from the ladder. `marginal` is the dearest fee-adjusted level
+    touched (cheapest, for a sell). Amounts beyond a venue's depth raise ValueError.
+    """
+    n_venues = ladder.n_venues
+    notional = np.zeros(n_venues)
+    cost = np.zeros(n_venues)
+    levels = np.zeros(n_venues, dtype=np.intp)
+    worst = np.full(n_venues, np.nan)
+    marginal: float | None = None
+    for v in range(n_venues):
+        q = float(amounts[v])
+        if q <= 0:
+            continue
+        lo, hi = int(ladder.offsets[v]), int(ladder.offsets[v + 1])
+        size = ladder.size[lo:hi]
+        cum = np.cumsum(size)
+        if q > cum[-1] * (1 + 1e-12) + 1e-15:
+            raise ValueError(f"venue {v}: amount {q} exceeds its depth {cum[-1]}")
+        k = min(int(np.searchsorted(cum, q * (1 - 1e-15), side="left")), len(size) - 1)
+        take = size[: k + 1].copy()
+        take[k] = q - (cum[k - 1] if k else 0.0)
+        notional[v] = float(take @ ladder.price[lo : lo + k + 1])
+        cost[v] = float(take @ ladder.eff[lo : lo + k + 1])
+        levels[v] = k + 1
+        worst[v] = ladder.price[lo + k]
+        e = float(ladder.eff[lo + k])
+        if marginal is None or (e > marginal if ladder.side == "buy" else e < marginal):
+            marginal = e
+    return Allocation(
+        amount=np.asarray(amounts, dtype=np.float64).copy(),
+        notional=notional,
+        fee=notional * ladder.fees,
+        cost=cost,
+        levels=levels,
+        worst_price=worst,
+        marginal=marginal,
+        filled=float(np.sum(amounts)),
+        value=float(cost.sum()),
+    )
