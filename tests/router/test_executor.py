@@ -9,12 +9,8 @@ import pytest
 from liquidroute import DepthSnapshot, Market, Router
 from liquidroute.errors import OrderStateError, RiskLimitError
 from liquidroute.model import ChildOrder
-from liquidroute.router.executor import (
-    ExecutionPolicy,
-    Executor,
-    round_amount,
-    round_limit_price,
-)
+from liquidroute.optimizer.rules import round_amount, round_limit_price
+from liquidroute.router.executor import ExecutionPolicy, Executor
 from liquidroute.router.journal import Journal
 from liquidroute.venues.base import OrderUpdate
 from liquidroute.venues.simulated import SimulatedVenue

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import numpy as np
 
-from liquidroute.model import FloatArray
+from liquidroute.model import FloatArray, Side
 from liquidroute.optimizer.curves import Ladder
 from liquidroute.optimizer.exact import allocate
 
@@ -46,11 +47,31 @@ class VenueRules:
         )  # fmt: skip
 
 
+def round_amount(amount: float, step: float | None) -> float:
+    """`amount` rounded down to a multiple of the lot `step`, in exact decimal arithmetic.
+
+    Float noise within 1e-9 of a lot (0.29999999999999999 for 3 lots of 0.1) counts as
+    that lot: it comes from summing levels, not from the order.
+    """
+    if not step:
+        return amount
+    d_step = Decimal(repr(float(step)))
+    lots = (Decimal(repr(float(amount))) / d_step + Decimal("1e-9")).to_integral_value(ROUND_FLOOR)
+    return float(lots * d_step)
+
+
+def round_limit_price(price: float, tick: float | None, side: Side) -> float:
+    """A limit price on the tick, rounded away from the book: up for a buy, down for a sell."""
+    if not tick:
+        return price
+    d_tick = Decimal(repr(float(tick)))
+    mode = ROUND_CEILING if side == "buy" else ROUND_FLOOR
+    return float((Decimal(repr(float(price))) / d_tick).to_integral_value(mode) * d_tick)
+
+
 def floor_lot(q: float, step: float) -> float:
-    """q rounded down to a multiple of step (step 0: unchanged); robust to float noise."""
-    if step <= 0:
-        return q
-    return math.floor(q / step * (1 + 1e-12) + 1e-9) * step
+    """q rounded down to a multiple of step (step 0: unchanged)."""
+    return round_amount(q, step) if step > 0 else q
 
 
 def _ceil_lot(q: float, step: float) -> float:

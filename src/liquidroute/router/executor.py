@@ -27,7 +27,6 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,7 @@ from liquidroute.model import (
     check_amount,
     check_side,
 )
+from liquidroute.optimizer.rules import round_amount, round_limit_price
 from liquidroute.router.journal import Journal
 from liquidroute.router.router import Router
 from liquidroute.venues.base import OrderUpdate, TradingVenue
@@ -95,24 +95,6 @@ def default_kill_switch() -> Path:
     """`$LIQUIDROUTE_HOME/KILL` (default ~/.liquidroute/KILL): if it exists, nothing is sent."""
     home = os.environ.get("LIQUIDROUTE_HOME") or Path.home() / ".liquidroute"
     return Path(home) / "KILL"
-
-
-def round_amount(amount: float, step: float | None) -> float:
-    """`amount` rounded down to a multiple of the lot `step` (exact decimal arithmetic)."""
-    if not step:
-        return amount
-    d_step = Decimal(repr(step))
-    lots = (Decimal(repr(amount)) / d_step).to_integral_value(ROUND_FLOOR)
-    return float(lots * d_step)
-
-
-def round_limit_price(price: float, tick: float | None, side: Side) -> float:
-    """A limit price on the tick, rounded away from the book: up for a buy, down for a sell."""
-    if not tick:
-        return price
-    d_tick = Decimal(repr(tick))
-    mode = ROUND_CEILING if side == "buy" else ROUND_FLOOR
-    return float((Decimal(repr(price)) / d_tick).to_integral_value(mode) * d_tick)
 
 
 def plan_children(
