@@ -124,9 +124,10 @@ def apply_rules(
     """The best rule-respecting split of the exact split's amount (see module doc)."""
     target = exact.filled
     fallback = allocate(ladder, round_to_rules(ladder, exact.amount, rules, target))
+    bound = exact.value if ladder.side == "buy" else -exact.value  # rule-free, no fixed costs
     if fallback.filled >= target * (1 - 1e-12) and _objective(ladder, fallback, rules) <= (
-        _objective(ladder, exact, rules) + 1e-12 * abs(exact.value)
-    ):  # the rounded split costs what the rule-free optimum does: it is optimal
+        bound + 1e-12 * abs(bound)
+    ):  # the rounded split costs no more than the rule-free optimum: it is optimal
         same = np.allclose(fallback.amount, exact.amount, rtol=1e-12, atol=0)
         alloc, solver, gap = fallback, "exact" if same else "rounded-optimal", 0.0
     else:
