@@ -145,3 +145,72 @@ def test_venues_lists_live_and_sample():
     result = invoke("venues")
     assert result.exit_code == 0
     assert "binance" in result.stdout and "okx" in result.stdout and "Sample" in result.stdout
+
+
+def test_rule_flags_shape_the_route():
+    result = invoke(
+        "quote",
+        "BTC/USDT",
+        "buy",
+        "10",
+        "--sample",
+        "--json",
+        "--balance",
+        "bybit=100000",
+        "--max-venues",
+        "2",
+        "--fixed-cost",
+        "okx=20",
+        "--max-share",
+        "0.9",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    legs = {leg["venue"]: leg for leg in data["legs"]}
+    assert len(legs) <= 2
+    assert legs["bybit"]["cost"] <= 100000 * (1 + 1e-9)
+    assert "cut by balance" in legs["bybit"]["notes"]
+    assert all(leg["amount"] <= 9.0 + 1e-9 for leg in legs.values())
+    assert data["solver"] in ("milp", "rounded-optimal", "rounded-fallback")
+    assert data["total_cost"] >= data["lower_bound"] - 1e-6
+    table = invoke("quote", "BTC/USDT", "buy", "10", "--sample", "--balance", "bybit=100000")
+    assert "Rules" in table.stdout and "cut by" in table.stdout
+
+
+def test_no_rules_gives_the_continuous_optimum():
+    result = invoke("quote", "BTC/USDT", "buy", "20", "--sample", "--json", "--no-rules")
+    data = json.loads(result.stdout)
+    assert data["solver"] == "exact" and data["filled"] == pytest.approx(20)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--balance", "bybit=-5"], "balances['bybit'] must be a non-negative"),
+        (["--fixed-cost", "okx=nan"], "--fixed-cost takes VENUE=NUMBER"),
+        (["--balance", "kraken=5"], "balances name venue(s) not routed to"),
+        (["--max-venues", "0"], "max-venues"),
+    ],
+)
+def test_bad_rule_flags(args, words):
+    result = invoke("quote", "BTC/USDT", "buy", "1", "--sample", *args)
+    assert result.exit_code == 2, result.output
+    assert words in result.stderr or words in result.output
+
+
+def test_impossible_rules_exit_3():
+    result = invoke(
+        "quote",
+        "BTC/USDT",
+        "buy",
+        "0.5",
+        "--sample",
+        "--balance",
+        "binance=0.1",
+        "--balance",
+        "bybit=0.1",
+        "--balance",
+        "okx=0.1",
+    )
+    assert result.exit_code == 3, result.output
+    assert "no split" in result.stderr

@@ -16,6 +16,7 @@ from liquidroute.cli.common import (
 )
 from liquidroute.cli.sources import (
     ROUTING,
+    RULES,
     AtOpt,
     BooksOpt,
     DepthOpt,
@@ -58,6 +59,46 @@ def quote(
             help="Max base amount on a venue: VENUE=AMOUNT; repeatable.", rich_help_panel=ROUTING
         ),
     ] = None,
+    balance: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Balance on a venue: VENUE=AMOUNT, in quote currency for a buy (e.g. USDT), "
+            "base for a sell; repeatable.",
+            rich_help_panel=RULES,
+        ),
+    ] = None,
+    fixed_cost: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A cost charged once if a venue is used (withdrawal, flat fee): VENUE=COST "
+            "in quote currency; repeatable.",
+            rich_help_panel=RULES,
+        ),
+    ] = None,
+    max_venues: Annotated[
+        int | None, typer.Option(min=1, help="Use at most K venues.", rich_help_panel=RULES)
+    ] = None,
+    max_share: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="At most this share of the order on one venue (0.5 = half).",
+            rich_help_panel=RULES,
+        ),
+    ] = None,
+    no_rules: Annotated[
+        bool,
+        typer.Option(
+            "--no-rules",
+            help="Ignore lot sizes, minimums and limits (the continuous optimum).",
+            rich_help_panel=RULES,
+        ),
+    ] = False,
+    time_limit: Annotated[
+        float,
+        typer.Option(min=0.01, help="Solver time budget (s) for the rules.", rich_help_panel=RULES),
+    ] = 1.0,
     depth: DepthOpt = None,
     no_guard: NoGuardOpt = False,
     max_age: MaxAgeOpt = 10.0,
@@ -71,6 +112,10 @@ def quote(
     so no other split costs less. Beside it: the best single venue, an equal split, a
     depth pro-rata split and a 5 % grid, with what the optimum saves against each.
 
+    Legs obey each venue's rules (lot size, minimum amount and notional, max order size)
+    and your limits (--balance, --max-share, --max-venues, --fixed-cost); the table says
+    which rule shaped a leg. That problem is solved exactly as a mixed-integer program.
+
     Exit codes: 0 ok; 1 venue/data error; 2 bad input; 3 not fully routable.
 
     Examples:
@@ -80,6 +125,8 @@ def quote(
       liquidroute quote BTC/USDT sell 2 --venues binance,okx,bybit --json
 
       liquidroute quote BTC/USDT buy 250000 --spend --sample --fee okx=0.0008
+
+      liquidroute quote BTC/USDT buy 10 --sample --balance bybit=100000 --max-venues 2
 
       liquidroute quote BTC/USDT buy 1 --books binance.csv.gz --at 2024-08-08T23:58:00Z
     """
@@ -103,7 +150,18 @@ def quote(
             source=label,
         )
         result = router.quote_sync(
-            symbol, side_, value, amount_in="quote" if spend else "base", caps=caps, fees=fees
+            symbol,
+            side_,
+            value,
+            amount_in="quote" if spend else "base",
+            caps=caps,
+            fees=fees,
+            rules=False if no_rules else None,
+            balances=parse_pairs(balance, "--balance"),
+            fixed_costs=parse_pairs(fixed_cost, "--fixed-cost"),
+            max_venues=max_venues,
+            max_share=max_share,
+            time_limit=time_limit,
         )
 
     from liquidroute.cli.render import render_diagnostics, render_quote
@@ -116,7 +174,8 @@ def quote(
     if not result.complete:
         unit = "quote" if spend else "base"
         raise fail(
-            f"insufficient liquidity: the books fill {result.filled:.8g} base, "
-            f"{result.unfilled:.8g} {unit} short of {value:.8g}; add venues or reduce AMOUNT",
+            f"insufficient liquidity: the books (within your caps and balances) fill "
+            f"{result.filled:.8g} base, {result.unfilled:.8g} {unit} short of {value:.8g}; "
+            "add venues, raise limits or reduce AMOUNT",
             EXIT_NOT_ROUTABLE,
         )

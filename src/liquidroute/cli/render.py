@@ -65,9 +65,21 @@ def render_quote(quote: Quote, out: Console) -> None:
         f"{paid:<16}{_num(quote.total_cost)} {symbol_quote} (fees {_num(quote.total_fees)})",
         f"All-in price    {_num(quote.avg_price)}   mid {_num(quote.mid)}   "
         f"slippage {_num(quote.slippage_bps)} bps",
-        f"Marginal price  {_num(quote.marginal_price)} (fee-adjusted; the optimality "
-        "certificate: every cheaper level is taken, none dearer)",
     ]
+    if quote.solver == "exact":
+        lines.append(
+            f"Marginal price  {_num(quote.marginal_price)} (fee-adjusted; the optimality "
+            "certificate: every cheaper level is taken, none dearer)"
+        )
+    else:
+        gap = "—" if quote.gap is None else f"{quote.gap:.1e}"
+        lines.append(
+            f"Solved          {quote.solver} within the venues' rules (proven gap {gap}); "
+            f"rule-free bound {_num(quote.lower_bound)}"
+        )
+    if quote.fixed_costs:
+        fixed = ", ".join(f"{v} {c:,.2f}" for v, c in quote.fixed_costs.items())
+        lines.append(f"Fixed costs     {fixed} (included)")
     for line in lines:
         out.print(line)
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 SOURCES = "Sources (pick one)"
 ROUTING = "Routing"
+RULES = "Venue rules and limits"
 GUARD = "Guard"
 
 SymbolArg = Annotated[str, typer.Argument(help="Unified symbol, e.g. BTC/USDT.")]

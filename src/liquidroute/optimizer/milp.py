@@ -16,6 +16,13 @@ cannot hit every T), and the small reward P = 2·max e makes the solver fill as 
 the window as it can. Everything is scaled before solving (amounts by T, prices by the
 mid), so the solver sees numbers near 1.
 
+Fine lots (more than MAX_INTEGER_LOTS on a venue, e.g. 1e-5 BTC lots on a 60 BTC
+order) are relaxed: the solver still decides which venues to use and how much, exactly,
+but treats n_v as continuous; the amounts are then rounded down to the lots and the
+shortfall refilled greedily. Rounding moves each leg by less than one lot, so the cost
+differs from the lot-exact optimum by at most about one lot's worth per venue; the
+reported gap adds that rounding cost to the solver's proven gap.
+
 The problem is built once per shape (venues x padded levels, side) with DPP parameters
 and cached: re-solves with new books, rules or amounts reuse the compiled problem.
 cvxpy is imported lazily. `solve_rules` returns amounts per venue, or None when the
@@ -48,12 +55,13 @@ class MilpResult:
     gap: float | None
     status: str
     solve_ms: float
+    integer_lots: bool = True
 
 
 class _Model:
     """One compiled problem for a (venues, levels, side) shape."""
 
-    def __init__(self, n_venues: int, n_levels: int, side: str) -> None:
+    def __init__(self, n_venues: int, n_levels: int, side: str, integer_lots: bool) -> None:
         import cvxpy as cp
 
         V, L = n_venues, n_levels
@@ -72,7 +80,7 @@ class _Model:
         self.hi = cp.Parameter(nonneg=True, name="hi")
         self.reward = cp.Parameter(nonneg=True, name="reward")
         self.x = cp.Variable((V, L), nonneg=True)
-        self.n = cp.Variable(V, integer=True)
+        self.n = cp.Variable(V, integer=integer_lots)
         self.w = cp.Variable(V, nonneg=True)
         self.z = cp.Variable(V, boolean=True)
         q = cp.sum(self.x, axis=1)
@@ -96,7 +104,10 @@ class _Model:
         assert self.problem.is_dcp(dpp=True)
 
 
-_CACHE: dict[tuple[int, int, str], _Model] = {}
+_CACHE: dict[tuple[int, int, str, bool], _Model] = {}
+
+#: above this many lots on a venue, lots are relaxed in the solve and restored after
+MAX_INTEGER_LOTS = 5_000
 
 
 def _padded(n: int) -> int:
@@ -105,9 +116,18 @@ def _padded(n: int) -> int:
 
 
 def solve_rules(
-    ladder: Ladder, rules: VenueRules, target: float, *, time_limit: float = 1.0
+    ladder: Ladder,
+    rules: VenueRules,
+    target: float,
+    *,
+    time_limit: float = 1.0,
+    mip_gap: float = 1e-6,
 ) -> MilpResult | None:
-    """The rule-respecting optimum for `target` base units, or None (see module doc)."""
+    """The rule-respecting optimum for `target` base units, or None (see module doc).
+
+    The solver stops once it has proven the answer within `mip_gap` (relative; 1e-6 is
+    0.01 bps of the order's cost); the gap it proved is returned.
+    """
     import time
 
     import cvxpy as cp
@@ -133,13 +153,15 @@ def solve_rules(
         e[v, :k] = ladder.eff[lo : lo + k] / mid
         p[v, :k] = ladder.price[lo : lo + k] / mid
         s[v, :k] = ladder.size[lo : lo + k] / target
-    cap = np.minimum(rules.cap, s.sum(axis=1) * target) / target
+    cap = np.minimum(np.minimum(rules.cap, s.sum(axis=1) * target), target) / target  # tight big-M
     step = rules.step / target
     has_lot = step > 0
-    key = (V, L, ladder.side)
+    max_lots = np.where(has_lot, cap / np.where(has_lot, step, 1.0), 0.0)
+    integer_lots = bool(max_lots.max(initial=0.0) <= MAX_INTEGER_LOTS)
+    key = (V, L, ladder.side, integer_lots)
     model = _CACHE.get(key)
     if model is None:
-        model = _CACHE[key] = _Model(V, L, ladder.side)
+        model = _CACHE[key] = _Model(V, L, ladder.side, integer_lots)
     model.e.value = e
     model.p.value = p
     model.s.value = s
@@ -168,11 +190,12 @@ def solve_rules(
     if model.x.value is None or status not in ("optimal", "optimal_inaccurate", "user_limit"):
         return None
     q = np.asarray(model.x.value).sum(axis=1) * target
-    lots = np.rint(np.asarray(model.n.value)) if model.n.value is not None else np.zeros(V)
+    lots = np.asarray(model.n.value) if model.n.value is not None else np.zeros(V)
+    lots = np.rint(lots) if integer_lots else np.floor(lots + 1e-9)
     q = np.where(has_lot, lots * rules.step, np.maximum(q, 0.0))
     q[np.asarray(model.z.value) < 0.5] = 0.0
     gap = _gap(model.problem)
-    return MilpResult(q, gap, status, elapsed)
+    return MilpResult(q, gap, status, elapsed, integer_lots)
 
 
 @contextmanager

@@ -135,11 +135,16 @@ def apply_rules(
         result = solve_rules(ladder, rules, target, time_limit=time_limit)
         if result is not None:
             # polish: fill the last lots the solver's tolerance left open, cheapest first
+            solved = allocate(ladder, result.amounts)
             milp = allocate(ladder, round_to_rules(ladder, result.amounts, rules, target))
             fills_more = milp.filled > fallback.filled * (1 + 1e-9)
             cheaper = _objective(ladder, milp, rules) <= _objective(ladder, fallback, rules) + 1e-9
             if fills_more or (milp.filled >= fallback.filled * (1 - 1e-9) and cheaper):
                 alloc, solver, gap = milp, "milp", result.gap
+                if gap is not None and not result.integer_lots:  # lots were relaxed
+                    base = abs(_objective(ladder, solved, rules)) or 1.0
+                    rounding = _objective(ladder, milp, rules) - _objective(ladder, solved, rules)
+                    gap += max(rounding, 0.0) / base
     if alloc.filled <= 0:
         raise InfeasibleConstraintsError(_why_infeasible(ladder, rules, venues, target))
     fixed = {

@@ -152,14 +152,27 @@ class Router:
         fees: Mapping[str, float] | None = None,
         baselines: bool = True,
         exclude: Mapping[str, str] | None = None,
+        rules: bool | None = None,
+        balances: Mapping[str, float] | None = None,
+        fixed_costs: Mapping[str, float] | None = None,
+        max_venues: int | None = None,
+        max_share: float | None = None,
+        time_limit: float = 1.0,
     ) -> Quote:
         """The optimal split of `amount` of `symbol` over this router's venues.
 
         `exclude` maps venue names to leave out to the reason (reported in the quote).
+        The rule options are `route()`'s; balances and fixed costs of venues that were
+        left out are ignored.
         """
-        unknown = set(caps or {}) - {v.name for v in self.venues}
-        if unknown:
-            raise InvalidInputError(f"caps name venue(s) not routed to: {sorted(unknown)}")
+        names = {v.name for v in self.venues}
+        for option, given in (("caps", caps), ("balances", balances), ("fixed_costs", fixed_costs)):
+            unknown = set(given or {}) - names
+            if unknown:
+                raise InvalidInputError(
+                    f"{option} name venue(s) not routed to: {sorted(unknown)}; venues: "
+                    f"{sorted(names)}"
+                )
         books = await self.books(symbol, fees, exclude)
         return route(
             books.snapshots,
@@ -172,6 +185,12 @@ class Router:
             excluded=books.excluded,
             warnings=books.notes,
             source=self.source,
+            rules=rules,
+            balances={v: b for v, b in (balances or {}).items() if v in books.markets},
+            fixed_costs={v: c for v, c in (fixed_costs or {}).items() if v in books.markets},
+            max_venues=max_venues,
+            max_share=max_share,
+            time_limit=time_limit,
         )
 
     def quote_sync(
@@ -184,8 +203,12 @@ class Router:
         caps: Mapping[str, float] | None = None,
         fees: Mapping[str, float] | None = None,
         baselines: bool = True,
+        **rules: Any,
     ) -> Quote:
-        """`quote` for synchronous callers: runs its own event loop, closes the venues."""
+        """`quote` for synchronous callers: runs its own event loop, closes the venues.
+
+        `rules` are `quote`'s rule options (balances, fixed_costs, max_venues, ...).
+        """
 
         async def run() -> Quote:
             try:
@@ -197,6 +220,7 @@ class Router:
                     caps=caps,
                     fees=fees,
                     baselines=baselines,
+                    **rules,
                 )
             finally:
                 await self.close()
