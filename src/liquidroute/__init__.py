@@ -20,7 +20,8 @@ if TYPE_CHECKING:
         RoutingError,
         VenueError,
     )
-    from liquidroute.model import DepthSnapshot, Leg, Market, Quote
+    from liquidroute.model import DepthSnapshot, GraphQuote, Leg, Market, Quote
+    from liquidroute.router.graph_route import route_graph
     from liquidroute.router.route import route
     from liquidroute.router.router import Router
 
@@ -37,6 +38,8 @@ _EXPORTS = {
     "Leg": "liquidroute.model",
     "Market": "liquidroute.model",
     "Quote": "liquidroute.model",
+    "GraphQuote": "liquidroute.model",
+    "route_graph": "liquidroute.router.graph_route",
     "route": "liquidroute.router.route",
     "Router": "liquidroute.router.router",
 }
@@ -44,6 +47,7 @@ _EXPORTS = {
 __all__ = [
     "DataError",
     "DepthSnapshot",
+    "GraphQuote",
     "InsufficientLiquidityError",
     "InvalidInputError",
     "Leg",
@@ -55,6 +59,7 @@ __all__ = [
     "VenueError",
     "__version__",
     "route",
+    "route_graph",
 ]
 
 

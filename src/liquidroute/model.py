@@ -500,3 +500,98 @@ class ExecutionReport:
             "timings_ms": dict(self.timings_ms),
             "warnings": list(self.warnings),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class HopLeg:
+    """One book used by a multi-hop route: what went in and what came out."""
+
+    venue: str
+    symbol: str
+    side: Side
+    asset_in: str
+    asset_out: str
+    amount_in: float
+    amount_out: float
+    base_amount: float
+    avg_price: float
+    fee: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One asset-to-asset step of a route, with its legs on each venue."""
+
+    asset_in: str
+    asset_out: str
+    legs: tuple[HopLeg, ...]
+
+    @property
+    def amount_in(self) -> float:
+        return sum(leg.amount_in for leg in self.legs)
+
+    @property
+    def amount_out(self) -> float:
+        return sum(leg.amount_out for leg in self.legs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "asset_in": self.asset_in,
+            "asset_out": self.asset_out,
+            "amount_in": self.amount_in,
+            "amount_out": self.amount_out,
+            "legs": [leg.to_dict() for leg in self.legs],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQuote:
+    """A multi-hop route from `source` to `target`, solved jointly over all paths.
+
+    `amount_in` of source is converted into `amount_out` of target through `hops`;
+    `paths` lists every path considered with what it alone would deliver (its standalone
+    optimum), and `direct_out`/`direct_in` the best using direct markets only (None when
+    there are none). `exact` says which side was fixed ("in" or "out").
+    """
+
+    source: str
+    target: str
+    exact: Literal["in", "out"]
+    amount_in: float
+    amount_out: float
+    hops: tuple[Hop, ...]
+    paths: tuple[dict[str, Any], ...]
+    direct_in: float | None
+    direct_out: float | None
+    solver: str
+    lp_variables: int
+    lp_constraints: int
+    compute_ms: float
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def price(self) -> float:
+        """Source spent per unit of target received."""
+        return self.amount_in / self.amount_out if self.amount_out else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "exact": self.exact,
+            "amount_in": self.amount_in,
+            "amount_out": self.amount_out,
+            "price": _json_float(self.price),
+            "hops": [h.to_dict() for h in self.hops],
+            "paths": list(self.paths),
+            "direct_in": _json_float(self.direct_in),
+            "direct_out": _json_float(self.direct_out),
+            "solver": self.solver,
+            "lp_variables": self.lp_variables,
+            "lp_constraints": self.lp_constraints,
+            "compute_ms": self.compute_ms,
+            "warnings": list(self.warnings),
+        }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from liquidroute.cli import execute, quote, venues
+from liquidroute.cli import convert, execute, quote, venues
 
 app = typer.Typer(
     name="liquidroute",
@@ -20,6 +20,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.command(name="quote")(quote.quote)
+app.command(name="convert")(convert.convert)
 app.command(name="execute")(execute.execute)
 app.command(name="resume")(execute.resume)
 app.command(name="orders")(execute.orders)

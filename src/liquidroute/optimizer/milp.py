@@ -179,7 +179,7 @@ def solve_rules(
     model.reward.value = 2.0 * float(np.abs(e).max(initial=1.0))
     started = time.perf_counter()
     try:
-        with _quiet_stdout():  # HiGHS prints a banner from C++ on every new solver
+        with quiet_stdout():  # HiGHS prints a banner from C++ on every new solver
             model.problem.solve(
                 solver=cp.HIGHS, time_limit=time_limit, mip_rel_gap=1e-9, verbose=False
             )
@@ -199,7 +199,7 @@ def solve_rules(
 
 
 @contextmanager
-def _quiet_stdout() -> Iterator[None]:
+def quiet_stdout() -> Iterator[None]:
     """Silence file descriptor 1 (C-level prints) so that --json output stays clean."""
     sys.stdout.flush()
     saved = os.dup(1)

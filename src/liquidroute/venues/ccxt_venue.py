@@ -174,6 +174,11 @@ class CcxtVenue:
             raise UnknownSymbolError(self.name, f"does not list {symbol}{hint}")
         return dict(market)
 
+    async def symbols(self) -> list[str]:
+        """Every symbol the venue lists (markets loaded once)."""
+        await self._load_markets()
+        return list(self.exchange.symbols or [])
+
     async def market(self, symbol: str) -> Market:
         raw = await self._market_dict(symbol)
         return market_from_ccxt(self.name, raw, int(self.exchange.precisionMode))
