@@ -40,17 +40,11 @@ def books(n_venues: int, levels: int, seed: int = 5) -> tuple[list[DepthSnapshot
     snaps, markets = [], []
     for v in range(n_venues):
         for symbol in SYMBOLS:
-            base, quote = symbol.split("/")
+            quote = symbol.split("/")[1]
             ref = shapes.get(symbol)
             if ref is None:  # SOL markets: the BTC/USDT shape at 150 USDT/SOL
                 src = shapes["BTC/USDT"]
                 conv = {"USDT": 150.0, "BTC": 150 / 61_686, "USDC": 150 / 0.9998}[quote]
-                ref = DepthSnapshot(
-                    "x",
-                    symbol,
-                    src.bids * [conv / 61_686 * 61_686 / src.mid, 1],
-                    src.asks * [conv / src.mid, 1],
-                )
                 ref = DepthSnapshot(
                     "x",
                     symbol,
