@@ -8,16 +8,30 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from liquidroute.optimizer.baselines import (
-    all_baselines,
-    best_venue,
-    equal_split,
-    percent_grid,
-    pro_rata,
-)
+from liquidroute.optimizer.baselines import all_baselines, split_cost
+from liquidroute.optimizer.baselines import best_venue as best_venue_split
+from liquidroute.optimizer.baselines import equal_split as equal_split_split
+from liquidroute.optimizer.baselines import percent_grid as percent_grid_split
+from liquidroute.optimizer.baselines import pro_rata as pro_rata_split
 from liquidroute.optimizer.curves import build_ladder
 from liquidroute.optimizer.exact import solve_exact
 from tests.strategies import books_and_order
+
+
+def priced(split):
+    def cost(ladder, amount, **kw):
+        amounts = split(ladder, amount, **kw)
+        if amounts is not None:
+            assert amounts.sum() == pytest.approx(amount, rel=1e-12)
+        return None if amounts is None else split_cost(ladder, amounts)
+
+    return cost
+
+
+best_venue = priced(best_venue_split)
+equal_split = priced(equal_split_split)
+pro_rata = priced(pro_rata_split)
+percent_grid = priced(percent_grid_split)
 
 
 @settings(max_examples=150, deadline=None)

@@ -1,8 +1,8 @@
 """Baseline splits, always reported beside the optimum.
 
-Each baseline fills the same base amount Q on the same ladder and returns its total
-effective cost Σ_v C_v(q_v) (quote paid for a buy, received for a sell), or None when it
-cannot fill Q:
+Each baseline splits the same base amount Q over the same ladder; `all_baselines` prices
+each split as Σ_v C_v(q_v) (quote paid for a buy, received for a sell), None when the
+strategy cannot fill Q:
 
 - best_venue:   the single venue with the best C_v(Q);
 - equal_split:  q_v = Q / V over the V venues with liquidity on the side;
@@ -12,23 +12,26 @@ cannot fill Q:
                 program over venues x steps x venues used, as 1inch's OneSplit does.
 
 The optimum (`exact`) is never worse than any of them: each is a feasible point of the
-same problem.
+same problem. Each strategy function returns its allocation (base amount per venue,
+indexed like the ladder's venues) or None; `split_cost` prices an allocation.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from liquidroute.model import FloatArray
 from liquidroute.optimizer.curves import Ladder
 
 GRID_STEPS = 20  # 5 % steps
 GRID_MAX_VENUES = 7
 
-BASELINES = ("best_venue", "equal_split", "pro_rata", "percent_grid")
 
-
-def _total(values: np.ndarray) -> float | None:
-    total = float(values.sum())
+def split_cost(ladder: Ladder, amounts: FloatArray) -> float | None:
+    """Σ_v C_v(q_v), or None when some venue cannot hold its part."""
+    total = 0.0
+    for v in np.flatnonzero(amounts > 0):
+        total += float(ladder.cost(int(v), amounts[v : v + 1])[0])
     return total if np.isfinite(total) else None
 
 
@@ -36,64 +39,86 @@ def _better(side: str, a: float, b: float) -> bool:
     return a < b if side == "buy" else a > b
 
 
-def best_venue(ladder: Ladder, amount: float) -> float | None:
-    best: float | None = None
+def best_venue(ladder: Ladder, amount: float) -> FloatArray | None:
+    best: tuple[float, int] | None = None
     for v in range(ladder.n_venues):
         c = float(ladder.cost(v, np.array([amount]))[0])
-        if np.isfinite(c) and (best is None or _better(ladder.side, c, best)):
-            best = c
-    return best
-
-
-def equal_split(ladder: Ladder, amount: float) -> float | None:
-    active = [v for v in range(ladder.n_venues) if ladder.offsets[v + 1] > ladder.offsets[v]]
-    if not active:
+        if np.isfinite(c) and (best is None or _better(ladder.side, c, best[0])):
+            best = (c, v)
+    if best is None:
         return None
-    part = np.array([amount / len(active)])
-    return _total(np.array([ladder.cost(v, part)[0] for v in active]))
+    out = np.zeros(ladder.n_venues)
+    out[best[1]] = amount
+    return out
 
 
-def pro_rata(ladder: Ladder, amount: float) -> float | None:
+def equal_split(ladder: Ladder, amount: float) -> FloatArray | None:
+    active = np.diff(ladder.offsets) > 0
+    if not active.any():
+        return None
+    out = np.where(active, amount / active.sum(), 0.0)
+    return out if split_cost(ladder, out) is not None else None
+
+
+def pro_rata(ladder: Ladder, amount: float) -> FloatArray | None:
     depth = ladder.depth()
     total = depth.sum()
     if total <= 0 or amount > total * (1 + 1e-12):
         return None
-    parts = amount * depth / total
-    return _total(np.array([ladder.cost(v, parts[v : v + 1])[0] for v in range(len(depth))]))
+    return np.minimum(amount * depth / total, depth)
 
 
 def percent_grid(
     ladder: Ladder, amount: float, steps: int = GRID_STEPS, max_venues: int = GRID_MAX_VENUES
-) -> float | None:
+) -> FloatArray | None:
     """Best allocation on the grid {0, Q/steps, ..., Q} per venue, at most `max_venues` used.
 
     DP: best[k, m] = best cost of k grid units using m venues so far; adding venue v with
-    j units costs C_v(j·Q/steps). O(V · steps² · max_venues).
+    j units costs C_v(j·Q/steps). O(V · steps² · max_venues), with a backtrack table.
     """
     sign = 1.0 if ladder.side == "buy" else -1.0  # minimise sign·cost
     grid = np.arange(steps + 1, dtype=np.float64) * (amount / steps)
-    inf = np.inf
-    best = np.full((steps + 1, max_venues + 1), inf)
+    n = ladder.n_venues
+    best = np.full((steps + 1, max_venues + 1), np.inf)
     best[0, 0] = 0.0
-    for v in range(ladder.n_venues):
+    choice = np.zeros((n, steps + 1, max_venues + 1), dtype=np.intp)  # units given to v
+    for v in range(n):
         c = sign * ladder.cost(v, grid.copy())
-        c[~np.isfinite(c)] = inf
+        c[~np.isfinite(c)] = np.inf
         new = best.copy()
         for j in range(1, steps + 1):
             if not np.isfinite(c[j]):
                 break
-            # use venue v for j units: from best[k - j, m - 1]
-            new[j:, 1:] = np.minimum(new[j:, 1:], best[: steps + 1 - j, :-1] + c[j])
+            cand = best[: steps + 1 - j, :-1] + c[j]
+            better = cand < new[j:, 1:]
+            new[j:, 1:] = np.where(better, cand, new[j:, 1:])
+            choice[v, j:, 1:][better] = j
         best = new
-    value = best[steps].min()
-    return float(sign * value) if np.isfinite(value) else None
+    m = int(np.argmin(best[steps]))
+    if not np.isfinite(best[steps, m]):
+        return None
+    out = np.zeros(n)
+    k = steps
+    for v in range(n - 1, -1, -1):  # walk the choices back
+        j = int(choice[v, k, m])
+        if j:
+            out[v] = grid[j]
+            k, m = k - j, m - 1
+    return out
+
+
+BASELINE_SPLITS = {
+    "best_venue": best_venue,
+    "equal_split": equal_split,
+    "pro_rata": pro_rata,
+    "percent_grid": percent_grid,
+}
 
 
 def all_baselines(ladder: Ladder, amount: float) -> dict[str, float | None]:
     """Every baseline's total cost for filling `amount` base units on `ladder`."""
-    return {
-        "best_venue": best_venue(ladder, amount),
-        "equal_split": equal_split(ladder, amount),
-        "pro_rata": pro_rata(ladder, amount),
-        "percent_grid": percent_grid(ladder, amount),
-    }
+    out: dict[str, float | None] = {}
+    for name, split in BASELINE_SPLITS.items():
+        amounts = split(ladder, amount)
+        out[name] = None if amounts is None else split_cost(ladder, amounts)
+    return out
