@@ -20,12 +20,13 @@ import csv
 import gzip
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from liquidroute.errors import DataFileError
+from liquidroute.errors import DataFileError, InvalidInputError
 
 COLUMNS = (
     "exchange",
@@ -141,7 +142,13 @@ def _find_bad_line(path: Path) -> str:
 
 
 def read_incremental_l2(path: Path | str) -> L2Updates:
-    """Read and validate a tardis incremental_book_L2 CSV(.gz) file."""
+    """Read and validate a tardis incremental_book_L2 CSV(.gz), or our Parquet of it.
+
+    Our Parquet layout is the same eight columns, typed (exchange, symbol: string;
+    timestamp, local_timestamp: int64 µs; is_snapshot: bool; side: string bid|ask; price,
+    amount: float64), one file per venue and symbol, rows in file order
+    (`liquidroute data convert` writes it).
+    """
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -158,12 +165,20 @@ def read_incremental_l2(path: Path | str) -> L2Updates:
         "price": pa.float64(),
         "amount": pa.float64(),
     }
-    try:
-        table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types=types))
-    except (pa.ArrowInvalid, OSError, EOFError) as exc:
-        if "Empty CSV file" in str(exc):
-            raise DataFileError(f"{path}: empty file") from None
-        raise DataFileError(f"{path}: not a valid tardis CSV: {_find_bad_line(path)}") from None
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataFileError(f"{path}: not a readable Parquet file ({exc})") from None
+    else:
+        try:
+            table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types=types))
+        except (pa.ArrowInvalid, OSError, EOFError) as exc:
+            if "Empty CSV file" in str(exc):
+                raise DataFileError(f"{path}: empty file") from None
+            raise DataFileError(f"{path}: not a valid tardis CSV: {_find_bad_line(path)}") from None
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise DataFileError(
@@ -227,6 +242,84 @@ __all__ = [
     "L2Updates",
     "ccxt_id",
     "format_us",
+    "parse_time_ms",
     "read_incremental_l2",
     "unified_symbol",
 ]
+
+
+def parse_time_ms(value: str, option: str = "--at") -> float:
+    """ISO-8601 (UTC when no offset is given) or epoch milliseconds -> epoch milliseconds."""
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(number) and number >= 0:
+            return number
+        raise InvalidInputError(f"{option}: {value!r} is not a valid time")
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInputError(
+            f"{option} takes ISO-8601 UTC (2024-08-08T23:59:00Z) or epoch milliseconds, "
+            f"got {value!r}"
+        ) from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp() * 1e3
+
+
+def write_parquet(updates: L2Updates, out: Path) -> None:
+    """Our Parquet layout (see read_incremental_l2), written atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(updates)
+    table = pa.table(
+        {
+            "exchange": pa.array([updates.exchange] * n, pa.string()),
+            "symbol": pa.array([updates.native_symbol] * n, pa.string()),
+            "timestamp": updates.timestamp,
+            "local_timestamp": updates.local_timestamp,
+            "is_snapshot": updates.is_snapshot,
+            "side": pa.array(np.where(updates.is_bid, "bid", "ask")),
+            "price": updates.price,
+            "amount": updates.amount,
+        }
+    )
+    tmp = out.with_name(f".{out.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(out)
+
+
+def describe(updates: L2Updates, gap_s: float = 5.0) -> dict[str, object]:
+    """Venue, symbol, time span, rows, snapshots, and arrival gaps longer than `gap_s`."""
+    ts = updates.local_timestamp
+    starts = np.flatnonzero(
+        updates.is_snapshot
+        & np.concatenate(([True], ~updates.is_snapshot[:-1] | (ts[1:] != ts[:-1])))
+    )
+    messages = np.unique(ts)
+    gaps = np.diff(messages)
+    long_gaps = np.flatnonzero(gaps > gap_s * 1e6)
+    return {
+        "file": str(updates.path),
+        "exchange": updates.exchange,
+        "venue": updates.venue,
+        "symbol": updates.symbol,
+        "native_symbol": updates.native_symbol,
+        "start": format_us(float(ts[0])),
+        "end": format_us(float(ts[-1])),
+        "duration_s": float(ts[-1] - ts[0]) / 1e6,
+        "rows": len(updates),
+        "messages": len(messages),
+        "snapshots": len(starts),
+        "snapshot_rows": int(updates.is_snapshot.sum()),
+        "gaps_over_s": gap_s,
+        "gaps": [
+            {"from": format_us(float(messages[i])), "seconds": float(gaps[i]) / 1e6}
+            for i in long_gaps[:20]
+        ],
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from liquidroute.cli import convert, execute, quote, venues
+from liquidroute.cli import backtest, convert, execute, quote, venues
 
 app = typer.Typer(
     name="liquidroute",
@@ -25,3 +25,5 @@ app.command(name="execute")(execute.execute)
 app.command(name="resume")(execute.resume)
 app.command(name="orders")(execute.orders)
 app.command(name="venues")(venues.venues)
+app.command(name="backtest")(backtest.backtest)
+app.add_typer(backtest.data_app, name="data")

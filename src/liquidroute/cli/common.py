@@ -6,7 +6,6 @@ import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import typer
@@ -79,25 +78,7 @@ def parse_venue_list(value: str | None) -> list[str]:
 
 
 def parse_time_ms(value: str, option: str = "--at") -> float:
-    """ISO-8601 (UTC when no offset is given) or epoch milliseconds -> epoch milliseconds."""
-    from liquidroute.errors import InvalidInputError
+    """ISO-8601 (UTC unless an offset is given) or epoch ms -> epoch ms (lazy import)."""
+    from liquidroute.backtest.data import parse_time_ms as parse
 
-    text = value.strip()
-    try:
-        number = float(text)
-    except ValueError:
-        pass
-    else:
-        if math.isfinite(number) and number >= 0:
-            return number
-        raise InvalidInputError(f"{option}: {value!r} is not a valid time")
-    try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInputError(
-            f"{option} takes ISO-8601 UTC (2024-08-08T23:59:00Z) or epoch milliseconds, "
-            f"got {value!r}"
-        ) from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return stamp.timestamp() * 1e3
+    return parse(value, option)

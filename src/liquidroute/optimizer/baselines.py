@@ -65,7 +65,8 @@ def pro_rata(ladder: Ladder, amount: float) -> FloatArray | None:
     total = depth.sum()
     if total <= 0 or amount > total * (1 + 1e-12):
         return None
-    return np.minimum(amount * depth / total, depth)
+    parts: FloatArray = np.minimum(amount * depth / total, depth)
+    return parts
 
 
 def percent_grid(

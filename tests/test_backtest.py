@@ -1,0 +1,157 @@
+"""Backtests on the real recorded books: strategies, latency, Dask, files, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from liquidroute.backtest import replay as rp
+from liquidroute.backtest import report
+from liquidroute.backtest.data import read_incremental_l2, write_parquet
+from liquidroute.cli.app import app
+from liquidroute.errors import DataFileError, InvalidInputError
+from tests.conftest import BOOK_FILES
+
+SPOT = [BOOK_FILES["binance"], BOOK_FILES["bybit-spot"], BOOK_FILES["okex"]]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def aligned():
+    return rp.load(SPOT, align="start")
+
+
+def test_optimal_never_costs_more_than_a_baseline_at_zero_latency(aligned):
+    parents = rp.schedule(aligned, 1.0, "buy", 3.0)
+    rows = rp.run(aligned, parents, strategies=["optimal_exact", *rp.BASELINE_SPLITS])
+    df = report.frame(rows)
+    wide = df.pivot(index="t_us", columns="strategy", values="cost")
+    for name in rp.BASELINE_SPLITS:
+        ok = wide[name].isna() | (wide["optimal_exact"] <= wide[name] * (1 + 1e-9))
+        assert ok.all(), name
+    assert (df["shortfall_bps"].abs() < 1e-9).all()  # no latency: fills are the plan
+    assert len(parents) >= 5
+
+
+def test_latency_shows_shortfall_honestly(aligned):
+    parents = rp.schedule(aligned, 1.0, "sell", 2.0)
+    rows = rp.run(aligned, parents, strategies=["optimal"], latency_ms=900)
+    df = report.frame(rows)
+    assert df["shortfall_bps"].notna().all()
+    assert (df["shortfall_bps"] != 0).any()  # the books moved within 900 ms
+
+
+def test_summary_and_files(aligned, tmp_path):
+    parents = rp.schedule(aligned, 2.0, "buy", 1.0)
+    df = report.frame(rp.run(aligned, parents))
+    summ = report.summary(df)
+    assert set(summ["strategy"]) == set(rp.DEFAULT_STRATEGIES)
+    best = summ.set_index("strategy").loc["best_venue"]
+    assert best["saved_vs_best_venue_quote"] == pytest.approx(0.0)
+    written = report.save(df, summ, tmp_path / "out", aligned.label)
+    assert {p.name for p in written} == {
+        "results.parquet",
+        "results.csv",
+        "summary.csv",
+        "summary.json",
+        "plot.png",
+    }
+    back = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert len(back) == len(df)
+    assert (tmp_path / "out" / "plot.png").read_bytes()[:4] == b"\x89PNG"
+    assert "ALIGNED" in json.loads((tmp_path / "out" / "summary.json").read_text())["data"]
+
+
+def test_dask_equals_single_process():
+    from liquidroute.backtest.distributed import run_distributed
+
+    data = rp.load(SPOT, align="start")
+    parents = rp.schedule(data, 1.0, "buy", 2.0)
+    single = rp.run(data, parents, strategies=["optimal", "best_venue"])
+    spread = run_distributed(
+        SPOT,
+        parents,
+        align="start",
+        fees={},
+        strategies=["optimal", "best_venue"],
+        latency_ms=0.0,
+        depth=200,
+        workers=2,
+    )
+    a = pd.DataFrame(single)
+    b = pd.DataFrame(spread)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_orders_csv(aligned, tmp_path):
+    t0 = aligned.start_us // 1000 + 500
+    path = tmp_path / "orders.csv"
+    path.write_text(f"timestamp,side,amount\n{t0},buy,1.5\n{t0 + 2000},sell,0.5\n")
+    orders = rp.read_orders(path, aligned)
+    assert [(o.side, o.amount) for o in orders] == [("buy", 1.5), ("sell", 0.5)]
+    path.write_text("timestamp,side,amount\n1,buy,1\n")
+    with pytest.raises(DataFileError, match="outside"):
+        rp.read_orders(path, aligned)
+    path.write_text(f"timestamp,side,amount\n{t0},hold,1\n")
+    with pytest.raises(DataFileError, match="line 2"):
+        rp.read_orders(path, aligned)
+
+
+def test_bad_inputs():
+    with pytest.raises(DataFileError, match="different symbols"):
+        rp.load([BOOK_FILES["bybit-spot"], BOOK_FILES["bybit"]])
+    with pytest.raises(DataFileError, match="do not overlap"):
+        rp.load(SPOT)
+    with pytest.raises(InvalidInputError, match="unknown strategies"):
+        data = rp.load(SPOT, align="start")
+        rp.run(data, rp.schedule(data, 1.0, "buy", 1.0), strategies=["magic"])
+
+
+def test_parquet_round_trip(tmp_path):
+    updates = read_incremental_l2(BOOK_FILES["okex"])
+    out = tmp_path / "okx.parquet"
+    write_parquet(updates, out)
+    back = read_incremental_l2(out)
+    assert back.symbol == updates.symbol and back.venue == updates.venue
+    for name in ("timestamp", "local_timestamp", "is_snapshot", "is_bid", "price", "amount"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(updates, name))
+
+
+def test_cli_backtest_data_info_and_convert(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            *map(str, SPOT),
+            "--align",
+            "start",
+            "--every",
+            "2s",
+            "--size",
+            "1",
+            "--out",
+            str(tmp_path / "bt"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert {s["strategy"] for s in summary["strategies"]} == set(rp.DEFAULT_STRATEGIES)
+    assert (tmp_path / "bt" / "plot.png").exists()
+    info = runner.invoke(app, ["data", "info", str(BOOK_FILES["binance"]), "--json"])
+    facts = json.loads(info.stdout)
+    assert facts["venue"] == "binance" and facts["rows"] == 126057 and facts["snapshots"] == 1
+    conv = runner.invoke(
+        app, ["data", "convert", str(BOOK_FILES["okex"]), str(tmp_path / "o.parquet")]
+    )
+    assert conv.exit_code == 0 and (tmp_path / "o.parquet").exists()
+    bad = runner.invoke(app, ["backtest", str(BOOK_FILES["okex"]), "--every", "soon"])
+    assert bad.exit_code == 2 and "--every takes a duration" in bad.stderr
+    mixed = runner.invoke(
+        app, ["backtest", str(BOOK_FILES["bybit-spot"]), str(BOOK_FILES["bybit"])]
+    )
+    assert mixed.exit_code == 1 and "different symbols" in mixed.stderr
