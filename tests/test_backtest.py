@@ -155,3 +155,28 @@ def test_cli_backtest_data_info_and_convert(tmp_path):
         app, ["backtest", str(BOOK_FILES["bybit-spot"]), str(BOOK_FILES["bybit"])]
     )
     assert mixed.exit_code == 1 and "different symbols" in mixed.stderr
+
+
+def test_record_from_a_loopback_exchange_reads_back(tmp_path, loopback, monkeypatch):
+    import asyncio
+
+    from liquidroute.backtest.book import book_at
+    from liquidroute.backtest.record import record
+    from liquidroute.venues.ccxt_venue import CcxtVenue
+    from tests.conftest import binance_client
+
+    venue = CcxtVenue("binance", exchange=binance_client(loopback.base_url, keys=False))
+
+    async def go():
+        try:
+            return await record([venue], "BTC/USDT", tmp_path, duration_s=0.3, interval_s=0.1)
+        finally:
+            await venue.close()
+
+    (path,) = asyncio.run(go())
+    assert path.name == "binance_incremental_book_L2_BTCUSDT.csv.gz"
+    updates = read_incremental_l2(path)
+    assert updates.venue == "binance" and updates.symbol == "BTC/USDT"
+    assert loopback.count("/api/v3/depth") >= 3
+    snap = book_at(updates)
+    assert snap.bids.tolist() == loopback.bids and snap.asks.tolist() == loopback.asks

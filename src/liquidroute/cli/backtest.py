@@ -222,3 +222,54 @@ def convert(
         updates = read_incremental_l2(source)
         write_parquet(updates, target)
     console(stderr=True).print(f"wrote {target} ({len(updates)} rows)")
+
+
+def record(
+    symbol: Annotated[str, typer.Argument(help="Unified symbol, e.g. BTC/USDT.")],
+    venues: Annotated[str, typer.Option(help="ccxt venue ids, comma-separated (NAME=ID ok).")],
+    out: Annotated[Path, typer.Option(help="Directory for the CSV.gz files.")],
+    duration: Annotated[str, typer.Option(help="How long: 30s, 10m, 1h.")] = "1m",
+    interval: Annotated[str, typer.Option(help="Poll every DURATION.")] = "1s",
+    depth: Annotated[int, typer.Option(min=1, help="Levels per side.")] = 100,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout (s).")] = 10.0,
+) -> None:
+    """Record live books as tardis incremental_book_L2 CSV.gz, to backtest on later.
+
+    Books are polled over REST (public data, no keys); each poll is a full snapshot.
+    """
+    with reported_errors():
+        import asyncio
+
+        from rich.progress import Progress
+
+        from liquidroute.backtest.record import record as run_record
+        from liquidroute.cli.common import parse_venue_list
+        from liquidroute.model import split_symbol
+        from liquidroute.venues.ccxt_venue import venue_from_spec
+
+        split_symbol(symbol)
+        total_s, every_s = parse_duration(duration), parse_duration(interval)
+        specs = parse_venue_list(venues)
+        if not specs:
+            raise fail("--venues needs at least one venue id")
+        live = [venue_from_spec(s, timeout_ms=int(timeout * 1e3)) for s in specs]
+
+        async def go() -> list[Path]:
+            try:
+                with Progress(console=console(stderr=True), transient=True) as bar:
+                    task = bar.add_task("recording", total=int(total_s / every_s) + 1)
+                    return await run_record(
+                        live,
+                        symbol,
+                        out,
+                        duration_s=total_s,
+                        interval_s=every_s,
+                        depth=depth,
+                        on_poll=lambda n: bar.update(task, completed=n),
+                    )
+            finally:
+                await asyncio.gather(*(v.close() for v in live), return_exceptions=True)
+
+        paths = asyncio.run(go())
+    for path in paths:
+        console(stderr=True).print(f"wrote {path}")
