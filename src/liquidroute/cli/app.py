@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from liquidroute.cli import backtest, convert, execute, quote, venues
+from liquidroute.cli import backtest, convert, execute, quote, serve, venues
 
 app = typer.Typer(
     name="liquidroute",
@@ -27,4 +27,5 @@ app.command(name="orders")(execute.orders)
 app.command(name="venues")(venues.venues)
 app.command(name="backtest")(backtest.backtest)
 app.command(name="record")(backtest.record)
+app.command(name="serve")(serve.serve)
 app.add_typer(backtest.data_app, name="data")

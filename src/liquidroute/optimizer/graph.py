@@ -30,7 +30,7 @@ cvxpy and networkx are imported lazily.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,8 +138,15 @@ def solve_flow(
     *,
     amount_in: float | None = None,
     amount_out: float | None = None,
+    in_caps: Mapping[tuple[str, str, str], float] | None = None,
+    at_most: bool = False,
 ) -> FlowSolution | None:
-    """The joint LP over the union of `paths` (see the module doc). None when infeasible."""
+    """The joint LP over the union of `paths` (see the module doc). None when infeasible.
+
+    `in_caps` bounds what an edge may consume (in its source asset: a balance on that
+    venue). With `at_most`, the amount is a ceiling instead of an equality and the most
+    that can be delivered is found (the partial fill when the books run out).
+    """
     import cvxpy as cp
 
     unique: dict[tuple[str, str, str], Edge] = {}
@@ -160,6 +167,9 @@ def solve_flow(
         (e.out_rate * s / scale[e.dst]) @ x for e, x, s in zip(edges, xs, size_scale, strict=True)
     ]
     cons = [x <= e.size / s for e, x, s in zip(edges, xs, size_scale, strict=True)]
+    for i, e in enumerate(edges):
+        if in_caps and e.key in in_caps:
+            cons.append(inflow[i] <= in_caps[e.key] / scale[e.src])
     assets = {e.src for e in edges} | {e.dst for e in edges}
     for node in assets - {source, target}:
         arriving = [outflow[i] for i, e in enumerate(edges) if e.dst == node]
@@ -168,7 +178,11 @@ def solve_flow(
     spent = cp.sum(cp.hstack([inflow[i] for i, e in enumerate(edges) if e.src == source]))
     got = cp.sum(cp.hstack([outflow[i] for i, e in enumerate(edges) if e.dst == target]))
     if amount_in is not None:
-        cons.append(spent == amount_in)
+        cons.append(spent <= amount_in if at_most else spent == amount_in)
+        problem = cp.Problem(cp.Maximize(got), cons)
+    elif at_most:
+        assert amount_out is not None
+        cons.append(got <= amount_out / scale[target])
         problem = cp.Problem(cp.Maximize(got), cons)
     else:
         assert amount_out is not None

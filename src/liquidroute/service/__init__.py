@@ -1,0 +1,1 @@
+"""HTTP routing service speaking the API of ccxt's OrderRouter client (FastAPI)."""
