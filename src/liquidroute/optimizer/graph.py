@@ -188,8 +188,11 @@ def solve_flow(
         assert amount_out is not None
         cons.append(got == amount_out / scale[target])
         problem = cp.Problem(cp.Minimize(spent), cons)
-    with quiet_stdout():
-        problem.solve(solver=cp.HIGHS)
+    try:
+        with quiet_stdout():
+            problem.solve(solver=cp.HIGHS)
+    except (cp.error.SolverError, ValueError):  # extreme magnitudes: HiGHS gives up
+        return None
     if problem.status not in ("optimal", "optimal_inaccurate") or xs[0].value is None:
         return None
     x = {

@@ -17,16 +17,17 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from liquidroute import __version__
 from liquidroute.errors import LiquidrouteError
 from liquidroute.model import DepthSnapshot, Market
-from liquidroute.service.routing import RouteService, parse_request
+from liquidroute.service.routing import STRATEGIES, RouteService, parse_request
 from liquidroute.venues.base import Venue
 
 STARTED = time.time()
@@ -97,6 +98,10 @@ def create_app(cache: BookCache, *, source: str = "") -> FastAPI:
     async def bad_input(_: Request, exc: LiquidrouteError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
     @app.exception_handler(RequestValidationError)
     async def bad_shape(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": f"invalid request: {exc.errors()[:3]}"}, status_code=400)
@@ -113,17 +118,32 @@ def create_app(cache: BookCache, *, source: str = "") -> FastAPI:
         return service.route(req)
 
     @app.get("/route", summary="Route: query parameters")
-    async def get_route(request: Request) -> dict[str, Any]:
+    async def get_route(
+        request: Request,
+        from_: Annotated[str | None, Query(alias="from", description="Asset spent")] = None,
+        to: Annotated[str | None, Query(description="Asset acquired")] = None,
+        amountIn: Annotated[str | None, Query(description="Exact amount of from")] = None,  # noqa: N803
+        amountOut: Annotated[str | None, Query(description="Exact amount of to")] = None,  # noqa: N803
+        strategy: Annotated[str | None, Query(description=", ".join(STRATEGIES))] = None,
+        maxVenues: Annotated[str | None, Query()] = None,  # noqa: N803
+        bridges: Annotated[str | None, Query(description="Comma-separated assets")] = None,
+        exchanges: Annotated[str | None, Query(description="Comma-separated venues")] = None,
+        balances: Annotated[str | None, Query(description="[exchangeId.]ASSET:amount,...")] = None,
+        balanceMode: Annotated[str | None, Query(description="cap or require")] = None,  # noqa: N803
+        includeQuotes: Annotated[str | None, Query()] = None,  # noqa: N803
+        includeFees: Annotated[str | None, Query()] = None,  # noqa: N803
+        certified: Annotated[str | None, Query()] = None,
+        requireFullFill: Annotated[str | None, Query()] = None,  # noqa: N803
+        hopPenaltyBps: Annotated[str | None, Query()] = None,  # noqa: N803
+        minLegNotional: Annotated[str | None, Query()] = None,  # noqa: N803
+    ) -> dict[str, Any]:
         return answer(dict(request.query_params), request)
 
     @app.post("/route", summary="Route: JSON body (used when balances are sent)")
-    async def post_route(request: Request) -> dict[str, Any]:
-        try:
-            body = await request.json()
-        except ValueError:
-            raise LiquidrouteError("the body must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise LiquidrouteError("the body must be a JSON object")
+    async def post_route(
+        request: Request,
+        body: Annotated[dict[str, Any], Body(description="The GET parameters, by the same names")],
+    ) -> dict[str, Any]:
         return answer(body, request)
 
     @app.get("/health")

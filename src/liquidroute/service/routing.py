@@ -25,8 +25,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from liquidroute.errors import InvalidInputError
 from liquidroute.model import DepthSnapshot, Market, split_symbol
+from liquidroute.optimizer.curves import build_ladder
+from liquidroute.optimizer.exact import solve_exact
 from liquidroute.optimizer.graph import Edge, FlowSolution, solve_flow
 from liquidroute.router.graph_route import book_edges
 
@@ -199,10 +203,37 @@ def asset_chains(
     return chains
 
 
+def _merge(hop: Sequence[Edge], req: RouteRequest) -> tuple[FlowSolution, bool]:
+    """One hop, no caps: the exact merge (no solver), as a FlowSolution."""
+    side = hop[0].side
+    ladder = build_ladder(
+        [np.column_stack([e.price, e.size]) for e in hop],
+        [e.fee for e in hop],
+        side,  # type: ignore[arg-type]
+    )
+    if req.amount_in is not None:  # buy: spend quote; sell: sell base
+        amount, unit = req.amount_in, ("quote" if side == "buy" else "base")
+    else:  # buy: receive base; sell: receive quote
+        amount, unit = float(req.amount_out or 0.0), ("base" if side == "buy" else "quote")
+    alloc = solve_exact(ladder, amount, unit)  # type: ignore[arg-type]
+    x = {}
+    for v, e in enumerate(hop):
+        cum = np.minimum(np.cumsum(e.size), alloc.amount[v])
+        x[e.key] = np.diff(cum, prepend=0.0)
+    spent = sum(float(e.in_rate @ x[e.key]) for e in hop)
+    got = sum(float(e.out_rate @ x[e.key]) for e in hop)
+    asked, achieved = (req.amount_in, spent) if req.amount_in is not None else (req.amount_out, got)
+    full = achieved >= float(asked or 0.0) * (1 - 1e-12)
+    n = sum(len(e.price) for e in hop)
+    return FlowSolution(x, spent, got, "exact merge", n, 0, list(hop)), full
+
+
 def _solve(
     hops: Sequence[Sequence[Edge]], req: RouteRequest, caps: Mapping[tuple[str, str, str], float]
 ) -> tuple[FlowSolution | None, bool]:
-    """The joint LP over one chain; (solution, fully filled)."""
+    """The joint LP over one chain (the exact merge for one uncapped hop); (solution, full)."""
+    if len(hops) == 1 and not caps:
+        return _merge(hops[0], req)
     paths = [list(combo) for combo in itertools.product(*hops)]
     kwargs: dict[str, Any] = {
         "amount_in": req.amount_in,
