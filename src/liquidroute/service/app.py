@@ -113,9 +113,9 @@ def create_app(cache: BookCache, *, source: str = "") -> FastAPI:
             status_code=422,
         )
 
-    def answer(params: dict[str, Any], request: Request) -> dict[str, Any]:
+    def answer(params: dict[str, Any], request: Request) -> JSONResponse:
         req = parse_request(params, request.headers.get("x-request-id", ""))
-        return service.route(req)
+        return JSONResponse(service.route(req))  # no response-model pass: it is already JSON
 
     @app.get("/route", summary="Route: query parameters")
     async def get_route(
@@ -136,14 +136,14 @@ def create_app(cache: BookCache, *, source: str = "") -> FastAPI:
         requireFullFill: Annotated[str | None, Query()] = None,  # noqa: N803
         hopPenaltyBps: Annotated[str | None, Query()] = None,  # noqa: N803
         minLegNotional: Annotated[str | None, Query()] = None,  # noqa: N803
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         return answer(dict(request.query_params), request)
 
     @app.post("/route", summary="Route: JSON body (used when balances are sent)")
     async def post_route(
         request: Request,
         body: Annotated[dict[str, Any], Body(description="The GET parameters, by the same names")],
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         return answer(body, request)
 
     @app.get("/health")
