@@ -22,7 +22,6 @@ nothing leaves the machine.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -49,6 +48,7 @@ from liquidroute.model import (
     check_side,
 )
 from liquidroute.optimizer.rules import round_amount, round_limit_price
+from liquidroute.paths import home
 from liquidroute.router.journal import Journal
 from liquidroute.router.router import Router
 from liquidroute.venues.base import OrderUpdate, TradingVenue
@@ -93,8 +93,7 @@ class ExecutionPolicy:
 
 def default_kill_switch() -> Path:
     """`$LIQUIDROUTE_HOME/KILL` (default ~/.liquidroute/KILL): if it exists, nothing is sent."""
-    home = os.environ.get("LIQUIDROUTE_HOME") or Path.home() / ".liquidroute"
-    return Path(home) / "KILL"
+    return home() / "KILL"
 
 
 def plan_children(

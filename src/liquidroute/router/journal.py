@@ -17,7 +17,6 @@ Tables:
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -28,6 +27,7 @@ from typing import Any
 
 from liquidroute.errors import DataFileError
 from liquidroute.model import ChildOrder
+from liquidroute.paths import home
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS parents (
@@ -51,8 +51,7 @@ CREATE INDEX IF NOT EXISTS children_parent ON children(parent_id);
 
 
 def default_journal_path() -> Path:
-    home = os.environ.get("LIQUIDROUTE_HOME") or Path.home() / ".liquidroute"
-    return Path(home) / "journal.sqlite3"
+    return home() / "journal.sqlite3"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from liquidroute.errors import AuthenticationError, RiskLimitError
+from liquidroute.paths import home
 
 
 def default_config_path() -> Path:
-    home = os.environ.get("LIQUIDROUTE_HOME") or Path.home() / ".liquidroute"
-    return Path(home) / "credentials.toml"
+    return home() / "credentials.toml"
 
 
 @dataclass(frozen=True, slots=True)
