@@ -180,3 +180,56 @@ def test_record_from_a_loopback_exchange_reads_back(tmp_path, loopback, monkeypa
     assert loopback.count("/api/v3/depth") >= 3
     snap = book_at(updates)
     assert snap.bids.tolist() == loopback.bids and snap.asks.tolist() == loopback.asks
+
+
+def test_book_snapshot_files_read_as_snapshots(tmp_path):
+    """A book_snapshot_5 file written from the real OKX book replays to the same top 5."""
+    from liquidroute.backtest.book import BookReplay, book_at
+
+    updates = read_incremental_l2(BOOK_FILES["okex"])
+    replay = BookReplay(updates)
+    stamps = np.unique(updates.local_timestamp)[::20][1:6]
+    header = ["exchange", "symbol", "timestamp", "local_timestamp"]
+    for i in range(5):
+        header += [f"asks[{i}].price", f"asks[{i}].amount", f"bids[{i}].price", f"bids[{i}].amount"]
+    lines = [",".join(header)]
+    tops = []
+    for t in stamps:
+        replay.advance_to(int(t))
+        snap = replay.snapshot(5)
+        tops.append(snap)
+        row = ["okex", "BTC-USDT", str(int(t)), str(int(t))]
+        for i in range(5):
+            row += [
+                repr(float(snap.asks[i, 0])),
+                repr(float(snap.asks[i, 1])),
+                repr(float(snap.bids[i, 0])),
+                repr(float(snap.bids[i, 1])),
+            ]
+        lines.append(",".join(row))
+    path = tmp_path / "okex_book_snapshot_5.csv"
+    path.write_text("\n".join(lines) + "\n")
+    back = read_incremental_l2(path)
+    assert back.venue == "okx" and back.is_snapshot.all()
+    for t, top in zip(stamps, tops, strict=True):
+        got = book_at(back, at_ms=float(t) / 1e3)
+        np.testing.assert_array_equal(got.asks, top.asks)
+        np.testing.assert_array_equal(got.bids, top.bids)
+
+
+def test_skip_bad_rows_counts_them(tmp_path):
+    text = (
+        "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n"
+        "okex,BTC-USDT,1,20,true,bid,100,1\n"
+        "okex,BTC-USDT,1,20,true,ask,oops,1\n"
+        "okex,BTC-USDT,1,20,true,ask,101,1\n"
+        "okex,BTC-USDT,1,21\n"
+    )
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(DataFileError, match="line 3"):
+        read_incremental_l2(path)
+    updates = read_incremental_l2(path, skip_bad_rows=True)
+    assert updates.skipped_rows == 2 and len(updates) == 2
+    result = runner.invoke(app, ["data", "info", str(path), "--skip-bad-rows", "--json"])
+    assert json.loads(result.stdout)["skipped_rows"] == 2

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,6 +108,7 @@ class L2Updates:
     is_bid: BoolArray
     price: FloatArray
     amount: FloatArray
+    skipped_rows: int = 0
 
     @property
     def venue(self) -> str:
@@ -141,13 +143,93 @@ def _find_bad_line(path: Path) -> str:
     return "malformed CSV"
 
 
-def read_incremental_l2(path: Path | str) -> L2Updates:
-    """Read and validate a tardis incremental_book_L2 CSV(.gz), or our Parquet of it.
+def _header(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", newline="") as fh:
+            return next(csv.reader(fh), [])
+    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
+        raise DataFileError(
+            f"{path}: unreadable ({type(exc).__name__}); truncated or not gzip?"
+        ) from None
 
-    Our Parquet layout is the same eight columns, typed (exchange, symbol: string;
-    timestamp, local_timestamp: int64 µs; is_snapshot: bool; side: string bid|ask; price,
-    amount: float64), one file per venue and symbol, rows in file order
-    (`liquidroute data convert` writes it).
+
+def _clean_csv(path: Path) -> tuple[bytes, int]:
+    """The file's valid rows only (for --skip-bad-rows), and how many were skipped."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    out, skipped = io.StringIO(), 0
+    writer = csv.writer(out, lineterminator="\n")
+    try:
+        with opener(path, "rt", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            writer.writerow(header)
+            for row in reader:
+                try:
+                    ok = (
+                        len(row) == len(header)
+                        and row[4] in ("true", "false")
+                        and row[5] in ("bid", "ask")
+                    )
+                    int(row[2]), int(row[3]), float(row[6]), float(row[7])
+                except (ValueError, IndexError):
+                    ok = False
+                if ok:
+                    writer.writerow(row)
+                else:
+                    skipped += 1
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataFileError(f"{path}: unreadable ({type(exc).__name__}); truncated?") from None
+    return out.getvalue().encode(), skipped
+
+
+def _snapshot_rows(path: Path, table: object) -> object:
+    """A book_snapshot_N table (asks[i].price, asks[i].amount, bids[i]...) as incremental rows:
+    each row becomes one full snapshot (is_snapshot=true), bids then asks, best first."""
+    import pyarrow as pa
+
+    t: pa.Table = table
+    n = sum(1 for c in t.column_names if c.startswith("asks[") and c.endswith("].price"))
+    rows = t.num_rows
+    parts = []
+    for label, name in (("bid", "bids"), ("ask", "asks")):
+        price = np.column_stack(
+            [t.column(f"{name}[{i}].price").to_numpy(zero_copy_only=False) for i in range(n)]
+        ).astype(np.float64)
+        amount = np.column_stack(
+            [t.column(f"{name}[{i}].amount").to_numpy(zero_copy_only=False) for i in range(n)]
+        ).astype(np.float64)
+        parts.append((label, price, amount))
+    row_idx = np.repeat(np.arange(rows), 2 * n)
+    price = np.concatenate([parts[0][1], parts[1][1]], axis=1).ravel()
+    amount = np.concatenate([parts[0][2], parts[1][2]], axis=1).ravel()
+    side = np.tile(np.repeat(["bid", "ask"], n), rows)
+    keep = np.isfinite(price) & np.isfinite(amount) & (amount > 0)
+    ex = t.column("exchange").to_numpy(zero_copy_only=False)[row_idx][keep]
+    return pa.table(
+        {
+            "exchange": ex,
+            "symbol": t.column("symbol").to_numpy(zero_copy_only=False)[row_idx][keep],
+            "timestamp": t.column("timestamp").to_numpy()[row_idx][keep],
+            "local_timestamp": t.column("local_timestamp").to_numpy()[row_idx][keep],
+            "is_snapshot": np.ones(int(keep.sum()), dtype=bool),
+            "side": side[keep],
+            "price": price[keep],
+            "amount": amount[keep],
+        }
+    )
+
+
+def read_incremental_l2(path: Path | str, *, skip_bad_rows: bool = False) -> L2Updates:
+    """Read and validate a recorded book file into incremental rows.
+
+    Accepts tardis incremental_book_L2 CSV(.gz); tardis book_snapshot_25 / book_snapshot_5
+    CSV(.gz) (each row becomes one full snapshot, which by the rules replaces the book);
+    and our Parquet layout: the eight incremental columns, typed (exchange, symbol:
+    string; timestamp, local_timestamp: int64 µs; is_snapshot: bool; side: string
+    bid|ask; price, amount: float64), one venue and symbol per file, rows in file order
+    (`liquidroute data convert` writes it). With `skip_bad_rows`, malformed CSV rows are
+    dropped and counted (`L2Updates.skipped_rows`) instead of failing the file.
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -165,6 +247,7 @@ def read_incremental_l2(path: Path | str) -> L2Updates:
         "price": pa.float64(),
         "amount": pa.float64(),
     }
+    skipped = 0
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -172,13 +255,25 @@ def read_incremental_l2(path: Path | str) -> L2Updates:
             table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataFileError(f"{path}: not a readable Parquet file ({exc})") from None
-    else:
+    elif "asks[0].price" in _header(path):
         try:
-            table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types=types))
+            table = _snapshot_rows(path, pcsv.read_csv(path))
+        except (pa.ArrowInvalid, OSError, EOFError, KeyError, ValueError) as exc:
+            raise DataFileError(f"{path}: not a valid tardis book_snapshot CSV ({exc})") from None
+    else:
+        options = pcsv.ConvertOptions(column_types=types)
+        try:
+            table = pcsv.read_csv(path, convert_options=options)
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
             if "Empty CSV file" in str(exc):
                 raise DataFileError(f"{path}: empty file") from None
-            raise DataFileError(f"{path}: not a valid tardis CSV: {_find_bad_line(path)}") from None
+            if not skip_bad_rows:
+                raise DataFileError(
+                    f"{path}: not a valid tardis CSV: {_find_bad_line(path)} "
+                    "(--skip-bad-rows drops such rows and counts them)"
+                ) from None
+            data, skipped = _clean_csv(path)
+            table = pcsv.read_csv(io.BytesIO(data), convert_options=options)
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise DataFileError(
@@ -216,6 +311,7 @@ def read_incremental_l2(path: Path | str) -> L2Updates:
         raise DataFileError(f"{path}: line {line}: price must be > 0 and amount >= 0")
     ccxt_id(exchanges[0])  # unknown exchange ids are refused here
     return L2Updates(
+        skipped_rows=skipped,
         path=path,
         exchange=exchanges[0],
         native_symbol=symbols[0],

@@ -127,7 +127,11 @@ class Replay:
 
 
 def load(
-    paths: Sequence[Path], *, align: str | None = None, fees: Mapping[str, float] | None = None
+    paths: Sequence[Path],
+    *,
+    align: str | None = None,
+    fees: Mapping[str, float] | None = None,
+    skip_bad_rows: bool = False,
 ) -> Replay:
     """Read the files, check they hold one symbol on distinct venues, set up the clocks."""
     from liquidroute.venues.recorded import static_taker_fee
@@ -138,7 +142,7 @@ def load(
         raise InvalidInputError(f"--align takes 'start', got {align!r}")
     venues = []
     for path in paths:
-        updates = read_incremental_l2(path)
+        updates = read_incremental_l2(path, skip_bad_rows=skip_bad_rows)
         venues.append(Venue(updates, BookReplay(updates), BookReplay(updates)))
     symbols = {v.updates.symbol for v in venues}
     if len(symbols) > 1:
@@ -170,6 +174,9 @@ def load(
             "common start and prices re-centred on a common mid"
         )
         replay.notes.append(replay.label)
+    for v in venues:
+        if v.updates.skipped_rows:
+            replay.notes.append(f"{v.updates.path.name}: {v.updates.skipped_rows} bad rows skipped")
     replay.start_us = max(v.route_book.start_us + v.shift_us for v in venues)
     replay.end_us = min(v.route_book.end_us + v.shift_us for v in venues)
     if replay.end_us <= replay.start_us:

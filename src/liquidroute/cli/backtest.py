@@ -72,6 +72,12 @@ def backtest(
         ),
     ] = None,
     depth: Annotated[int, typer.Option(min=1, help="Book levels per side used.")] = 200,
+    skip_bad_rows: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad-rows", help="Drop malformed CSV rows (counted) instead of failing."
+        ),
+    ] = False,
     fee: FeeOpt = None,
     out: Annotated[
         Path | None,
@@ -109,7 +115,9 @@ def backtest(
         from liquidroute.model import check_side
 
         names = [s.strip() for s in strategies.split(",") if s.strip()]
-        data = rp.load(files, align=align, fees=parse_pairs(fee, "--fee"))
+        data = rp.load(
+            files, align=align, fees=parse_pairs(fee, "--fee"), skip_bad_rows=skip_bad_rows
+        )
         if orders is not None:
             parents = rp.read_orders(orders, data)
         else:
@@ -188,14 +196,23 @@ def render(summ: object, n: int, label: str) -> None:
 
 @data_app.command("info")
 def info(
-    file: Annotated[Path, typer.Argument(help="A tardis incremental_book_L2 CSV(.gz) or Parquet.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A tardis incremental_book_L2 or book_snapshot CSV(.gz), or our Parquet."
+        ),
+    ],
+    skip_bad_rows: Annotated[
+        bool, typer.Option("--skip-bad-rows", help="Count malformed rows instead of failing.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Venue, symbol, time span, rows, snapshots and gaps of a recorded book file."""
     with reported_errors():
         from liquidroute.backtest.data import describe, read_incremental_l2
 
-        facts = describe(read_incremental_l2(file))
+        updates = read_incremental_l2(file, skip_bad_rows=skip_bad_rows)
+        facts = describe(updates) | {"skipped_rows": updates.skipped_rows}
     if json_out:
         typer.echo(json.dumps(facts, indent=2))
         return
