@@ -1,6 +1,7 @@
 """The optimal split under exchange rules: a mixed-integer program (cvxpy + HiGHS).
 
-With level fills x_{v,l} (base units), lots n_v ∈ ℤ, venue switches z_v ∈ {0,1}, and
+With level fills x_{v,l} = s_{v,l} y_{v,l} (base units; 0 <= y <= 1 are column bounds, so
+the level caps add no rows), lots n_v ∈ ℤ, venue switches z_v ∈ {0,1}, and
 the rules of `rules.VenueRules`, for a buy (a sell maximises Σ e·x − Σ f·z instead):
 
     minimise   Σ_{v,l} e_{v,l} x_{v,l} + Σ_v f_v z_v − P Σ_v q_v
@@ -65,8 +66,10 @@ class _Model:
         import cvxpy as cp
 
         V, L = n_venues, n_levels
-        self.e = cp.Parameter((V, L), name="eff")
-        self.p = cp.Parameter((V, L), nonneg=True, name="price")
+        # level fills as fractions y of each level's size: 0 <= y <= 1 are column bounds
+        # (no extra rows), and x = s ⊙ y enters through the products below.
+        self.es = cp.Parameter((V, L), name="eff_x_size")
+        self.ps = cp.Parameter((V, L), nonneg=True, name="price_x_size")
         self.s = cp.Parameter((V, L), nonneg=True, name="size")
         self.step = cp.Parameter(V, nonneg=True, name="step")
         self.free = cp.Parameter(V, nonneg=True, name="free_cap")  # cap of w (no-lot venues)
@@ -78,24 +81,23 @@ class _Model:
         self.k = cp.Parameter(nonneg=True, name="max_venues")
         self.lo = cp.Parameter(nonneg=True, name="lo")
         self.hi = cp.Parameter(nonneg=True, name="hi")
-        self.reward = cp.Parameter(nonneg=True, name="reward")
-        self.x = cp.Variable((V, L), nonneg=True)
+        self.rs = cp.Parameter((V, L), nonneg=True, name="reward_x_size")
+        self.y = cp.Variable((V, L), bounds=[0.0, 1.0])
         self.n = cp.Variable(V, integer=integer_lots)
         self.w = cp.Variable(V, nonneg=True)
         self.z = cp.Variable(V, boolean=True)
-        q = cp.sum(self.x, axis=1)
+        q = cp.sum(cp.multiply(self.s, self.y), axis=1)
         sign = 1.0 if side == "buy" else -1.0
-        book = cp.sum(cp.multiply(self.e, self.x))
-        objective = sign * book + self.fixed @ self.z - self.reward * cp.sum(q)
+        book = cp.sum(cp.multiply(self.es, self.y))
+        objective = sign * book + self.fixed @ self.z - cp.sum(cp.multiply(self.rs, self.y))
         constraints = [
-            self.x <= self.s,
             q == cp.multiply(self.step, self.n) + self.w,
             self.n >= 0,
             self.n <= self.lots,
             self.w <= self.free,
             q >= cp.multiply(self.min_q, self.z),
             q <= cp.multiply(self.cap, self.z),
-            cp.sum(cp.multiply(self.p, self.x), axis=1) >= cp.multiply(self.min_n, self.z),
+            cp.sum(cp.multiply(self.ps, self.y), axis=1) >= cp.multiply(self.min_n, self.z),
             cp.sum(self.z) <= self.k,
             cp.sum(q) >= self.lo,
             cp.sum(q) <= self.hi,
@@ -162,8 +164,8 @@ def solve_rules(
     model = _CACHE.get(key)
     if model is None:
         model = _CACHE[key] = _Model(V, L, ladder.side, integer_lots)
-    model.e.value = e
-    model.p.value = p
+    model.es.value = e * s
+    model.ps.value = p * s
     model.s.value = s
     model.step.value = step
     model.free.value = np.where(has_lot, 0.0, cap)
@@ -176,7 +178,7 @@ def solve_rules(
     hi = min(1.0, float(cap.sum()))
     model.hi.value = hi
     model.lo.value = max(0.0, hi - float(step.max(initial=0.0)) * (1 + 1e-9))
-    model.reward.value = 2.0 * float(np.abs(e).max(initial=1.0))
+    model.rs.value = 2.0 * float(np.abs(e).max(initial=1.0)) * s
     started = time.perf_counter()
     try:
         with quiet_stdout():  # HiGHS prints a banner from C++ on every new solver
@@ -187,9 +189,9 @@ def solve_rules(
         return None
     elapsed = (time.perf_counter() - started) * 1e3
     status = str(model.problem.status)
-    if model.x.value is None or status not in ("optimal", "optimal_inaccurate", "user_limit"):
+    if model.y.value is None or status not in ("optimal", "optimal_inaccurate", "user_limit"):
         return None
-    q = np.asarray(model.x.value).sum(axis=1) * target
+    q = (np.asarray(model.y.value) * s).sum(axis=1) * target
     lots = np.asarray(model.n.value) if model.n.value is not None else np.zeros(V)
     lots = np.rint(lots) if integer_lots else np.floor(lots + 1e-9)
     q = np.where(has_lot, lots * rules.step, np.maximum(q, 0.0))
