@@ -74,7 +74,14 @@ def scipy_optimum(snaps, fees, source, target, amount_in, hops_allowed):
             k += 1
     a_eq = [rows[source]] + [rows[a] for a in assets if a not in (source, target)]
     b_eq = [amount_in] + [0.0] * (len(a_eq) - 1)
-    res = linprog(c, A_eq=np.array(a_eq), b_eq=b_eq, bounds=bounds, method="highs")
+    res = linprog(
+        c,
+        A_eq=np.array(a_eq),
+        b_eq=b_eq,
+        bounds=bounds,
+        method="highs",
+        options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
+    )
     return -res.fun if res.status == 0 else None
 
 

@@ -190,7 +190,11 @@ def solve_flow(
         problem = cp.Problem(cp.Minimize(spent), cons)
     try:
         with quiet_stdout():
-            problem.solve(solver=cp.HIGHS)
+            problem.solve(
+                solver=cp.HIGHS,
+                primal_feasibility_tolerance=1e-10,
+                dual_feasibility_tolerance=1e-10,
+            )
     except (cp.error.SolverError, ValueError):  # extreme magnitudes: HiGHS gives up
         return None
     if problem.status not in ("optimal", "optimal_inaccurate") or xs[0].value is None:

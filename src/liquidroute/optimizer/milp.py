@@ -124,11 +124,19 @@ def solve_rules(
     *,
     time_limit: float = 1.0,
     mip_gap: float = 1e-6,
+    prune: tuple[float, float] | None = None,
 ) -> MilpResult | None:
     """The rule-respecting optimum for `target` base units, or None (see module doc).
 
     The solver stops once it has proven the answer within `mip_gap` (relative; 1e-6 is
     0.01 bps of the order's cost); the gap it proved is returned.
+
+    `prune = (λ, slack)` drops levels no optimal split can reach. λ is the exact split's
+    marginal price for `target`, slack = UB − LB with UB the objective of a known feasible
+    split and LB the rule-free optimum's over the amounts the answer may fill. Any split
+    filling T' units costs at least the rule-free optimum of T' plus, on each venue, the
+    excess Σ (e_l − λ)⁺ s_l of the levels it fills completely (a venue fills its levels in
+    order); a level whose preceding excess already exceeds the slack is never used.
     """
     import time
 
@@ -144,6 +152,13 @@ def solve_rules(
         keep[v] = min(
             int(np.searchsorted(cum, min(target, rules.cap[v]), side="left")) + 1, int(counts[v])
         )
+        if prune is not None:
+            lam, slack = prune
+            sign = 1.0 if ladder.side == "buy" else -1.0
+            excess = np.maximum(sign * (ladder.eff[lo:hi] - lam), 0.0) * ladder.size[lo:hi]
+            before = np.concatenate(([0.0], np.cumsum(excess)[:-1]))
+            reachable = int(np.searchsorted(before, slack * (1 + 1e-9) + 1e-12, side="right"))
+            keep[v] = max(1, min(keep[v], reachable))
     L = _padded(int(keep.max(initial=1)))
     mid = float(np.median(ladder.price)) if len(ladder.price) else 1.0
     e = np.zeros((V, L))

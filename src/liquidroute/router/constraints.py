@@ -17,7 +17,7 @@ import numpy as np
 from liquidroute.errors import InfeasibleConstraintsError, InvalidInputError
 from liquidroute.model import FloatArray, Market, Side
 from liquidroute.optimizer.curves import Ladder, build_ladder
-from liquidroute.optimizer.exact import Allocation, allocate
+from liquidroute.optimizer.exact import Allocation, allocate, solve_exact
 from liquidroute.optimizer.milp import solve_rules
 from liquidroute.optimizer.rules import VenueRules, round_to_rules
 
@@ -132,7 +132,15 @@ def apply_rules(
         alloc, solver, gap = fallback, "exact" if same else "rounded-optimal", 0.0
     else:
         alloc, solver, gap = fallback, "rounded-fallback", None
-        result = solve_rules(ladder, rules, target, time_limit=time_limit)
+        # levels beyond reach of any split cheaper than the fallback are left out (provably)
+        delta = float(rules.step.max(initial=0.0))
+        if ladder.side == "buy":
+            bound = solve_exact(ladder, max(target - delta, 0.0)).value
+        else:
+            bound = -exact.value
+        slack = max(_objective(ladder, fallback, rules) - bound, 0.0)
+        prune = (exact.marginal, slack) if exact.marginal is not None else None
+        result = solve_rules(ladder, rules, target, time_limit=time_limit, prune=prune)
         if result is not None:
             # polish: fill the last lots the solver's tolerance left open, cheapest first
             solved = allocate(ladder, result.amounts)

@@ -137,8 +137,8 @@ def parse_request(params: Mapping[str, Any], request_id: str = "") -> RouteReque
     amount = _number(
         "amountIn" if has_in else "amountOut", params["amountIn"] if has_in else params["amountOut"]
     )
-    if amount <= 0:
-        raise InvalidInputError("the amount must be positive")
+    if not 0 < amount < 1e15:
+        raise InvalidInputError("the amount must be positive and below 1e15")
     strategy = str(params.get("strategy") or "split_optimal")
     if strategy not in STRATEGIES:
         raise InvalidInputError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
@@ -262,6 +262,17 @@ def _better(a: FlowSolution, b: FlowSolution | None, req: RouteRequest) -> bool:
     return a.amount_in < b.amount_in * (1 - 1e-12)
 
 
+def _finite(value: Any) -> Any:
+    """Every non-finite float (an overflow on an absurd amount) as 0, ccxt's 'unknown'."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else 0.0
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 class RouteService:
     """Routes over a set of cached books. `snapshots()` is read on every request."""
 
@@ -270,6 +281,11 @@ class RouteService:
         self._markets = markets  # callable -> list[Market]
 
     def route(self, req: RouteRequest) -> dict[str, Any]:
+        """The RouteResult for `req`: JSON-safe, no nulls, non-finite numbers as 0."""
+        result: dict[str, Any] = _finite(self._route(req))
+        return result
+
+    def _route(self, req: RouteRequest) -> dict[str, Any]:
         started = time.time()
         snaps: list[DepthSnapshot] = [
             s for s in self._books() if not req.exchanges or s.venue in req.exchanges
