@@ -259,8 +259,9 @@ class Quote:
     - `solver` is "exact" (the rule-free optimum, which obeys every rule), "rounded-optimal"
       (the exact split rounded to the rules, proven optimal because it costs the rule-free
       bound), "milp" (the rules' optimum, proven within `gap`) or "rounded-fallback" (the
-      rounded split, when the solver failed or ran out of time). `lower_bound` is the exact
-      rule-free cost of the same amount: no rule-respecting split can beat it.
+      rounded split, when the solver failed, ran out of time or found nothing better).
+      `lower_bound` is the exact rule-free cost of the same amount: no rule-respecting
+      split can beat it.
       `fixed_costs` are the per-venue fixed costs charged (included in `total_cost`).
       Under lot rules the amount is rounded down to what the lots can add up to; a
       residue smaller than the coarsest lot is said in `warnings`, not counted unfilled.

@@ -235,3 +235,45 @@ def test_bad_rule_input(kwargs, words):
 def test_bad_market_rules(kwargs, words):
     with pytest.raises(InvalidInputError, match=words):
         Market(**{"venue": "x", "symbol": "BTC/USDT", **kwargs})
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**31), side=st.sampled_from(["buy", "sell"]), frac=st.floats(0.05, 0.6))
+def test_pruning_unreachable_levels_keeps_the_optimum(seed, side, frac):
+    from liquidroute.optimizer.curves import build_ladder
+    from liquidroute.optimizer.exact import allocate, solve_exact
+    from liquidroute.optimizer.milp import solve_rules
+    from liquidroute.optimizer.rules import round_to_rules
+    from liquidroute.router.constraints import _objective, venue_rules
+
+    rng = np.random.default_rng(seed)
+    snaps = [make_book(rng, f"v{i}", 60_000, 80) for i in range(4)]
+    markets = {
+        s.venue: Market(
+            s.venue,
+            "BTC/USDT",
+            0.001,
+            amount_step=0.001,
+            min_notional=float(rng.choice([5.0, 2_000.0])),
+        )
+        for s in snaps
+    }
+    venues = [s.venue for s in snaps]
+    ladder = build_ladder([s.levels(side) for s in snaps], [0.001] * 4, side)
+    exact = solve_exact(ladder, float(ladder.depth().sum()) * frac)
+    fixed = {v: float(rng.uniform(0, 30)) for v in venues}
+    rules = venue_rules(venues, markets, ladder, exact.filled, fixed, None, None)
+    fallback = allocate(ladder, round_to_rules(ladder, exact.amount, rules, exact.filled))
+    if fallback.filled < exact.filled - 0.001:
+        return  # the fallback is no bound on fills the solver must reach: nothing is pruned
+    bound = solve_exact(ladder, exact.filled - 0.001).value if side == "buy" else -exact.value
+    slack = _objective(ladder, fallback, rules) - bound
+    full = solve_rules(ladder, rules, exact.filled)
+    pruned = solve_rules(ladder, rules, exact.filled, prune=(exact.marginal, slack))
+    assert full is not None and pruned is not None
+    a, b = allocate(ladder, full.amounts), allocate(ladder, pruned.amounts)
+    assert b.filled == pytest.approx(a.filled, abs=1e-9)
+    scale = abs(_objective(ladder, a, rules))
+    assert _objective(ladder, b, rules) == pytest.approx(
+        _objective(ladder, a, rules), abs=2e-6 * scale
+    )

@@ -132,21 +132,21 @@ def apply_rules(
         alloc, solver, gap = fallback, "exact" if same else "rounded-optimal", 0.0
     else:
         alloc, solver, gap = fallback, "rounded-fallback", None
-        # levels beyond reach of any split cheaper than the fallback are left out (provably)
-        delta = float(rules.step.max(initial=0.0))
-        if ladder.side == "buy":
-            bound = solve_exact(ladder, max(target - delta, 0.0)).value
-        else:
-            bound = -exact.value
-        slack = max(_objective(ladder, fallback, rules) - bound, 0.0)
-        prune = (exact.marginal, slack) if exact.marginal is not None else None
+        # levels beyond reach of any split as good as the fallback are left out (provably;
+        # only when the fallback itself fills what the solver must fill, so it is a bound)
+        least = max(min(target, float(rules.cap.sum())) - float(rules.step.max(initial=0.0)), 0.0)
+        prune = None
+        if exact.marginal is not None and fallback.filled >= least * (1 - 1e-12):
+            bound = solve_exact(ladder, least).value if ladder.side == "buy" else -exact.value
+            prune = (exact.marginal, max(_objective(ladder, fallback, rules) - bound, 0.0))
         result = solve_rules(ladder, rules, target, time_limit=time_limit, prune=prune)
         if result is not None:
             # polish: fill the last lots the solver's tolerance left open, cheapest first
             solved = allocate(ladder, result.amounts)
             milp = allocate(ladder, round_to_rules(ladder, result.amounts, rules, target))
             fills_more = milp.filled > fallback.filled * (1 + 1e-9)
-            cheaper = _objective(ladder, milp, rules) <= _objective(ladder, fallback, rules) + 1e-9
+            fb_obj = _objective(ladder, fallback, rules)
+            cheaper = _objective(ladder, milp, rules) <= fb_obj + 1e-9 * abs(fb_obj)  # ties: milp
             if fills_more or (milp.filled >= fallback.filled * (1 - 1e-9) and cheaper):
                 alloc, solver, gap = milp, "milp", result.gap
                 if gap is not None and not result.integer_lots:  # lots were relaxed
