@@ -170,6 +170,7 @@ class BinanceLoopback:
             ("GET", "/api/v3/depth"): self._depth,
             ("POST", "/api/v3/order"): self._post_order,
             ("GET", "/api/v3/order"): self._get_order,
+            ("DELETE", "/api/v3/order"): self._cancel_order,
             ("GET", "/api/v3/openOrders"): self._open_orders,
             ("GET", "/api/v3/account"): self._account,
             ("GET", "/sapi/v1/margin/allPairs"): self._empty_list,
@@ -396,6 +397,14 @@ class BinanceLoopback:
         order = self.orders.get(cid or "")
         if order is None:
             return self._error(-2013, "Order does not exist.")
+        return self._order_json(order)
+
+    async def _cancel_order(self, params: dict[str, str], fault: str | None) -> Any:
+        with self._lock:
+            order = self.orders.get(params.get("origClientOrderId") or "")
+            if order is None or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+                return self._error(-2011, "Unknown order sent.")
+            order["status"] = "CANCELED"
         return self._order_json(order)
 
     async def _open_orders(self, params: dict[str, str], fault: str | None) -> Any:

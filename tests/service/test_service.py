@@ -150,3 +150,13 @@ def test_health_ready_version_symbols_status_orderbook(client):
         s for s in sample_graph_snapshots() if s.venue == "binance" and s.symbol == "BTC/USDT"
     )
     assert book["bids"][0] == snap.bids[0].tolist() and len(book["asks"]) == len(snap.asks)
+
+
+def test_include_quotes_gives_each_venue_alone(client):
+    result = client.fetch_route(
+        "USDT", "BTC", {"amountIn": 200_000, "bridges": [], "includeQuotes": True}
+    )
+    quotes = result["quotes"]
+    assert {q["exchangeId"] for q in quotes} == {"binance", "okx", "bybit"}  # all books
+    for q in quotes:  # the split beats every venue alone
+        assert result["amountOut"] >= q["amountOut"] * (1 - 1e-12)

@@ -144,3 +144,19 @@ def test_market_from_ccxt_precision_modes():
     assert dp.min_notional == 10 and dp.max_amount is None and dp.taker_fee == 0.002
     sd = market_from_ccxt("x", raw, SIGNIFICANT_DIGITS)
     assert sd.amount_step is None and sd.price_tick is None
+
+
+def test_venue_without_ioc_gets_a_limit_order_cancelled_after_the_timeout(loopback):
+    import copy
+
+    client = binance_client(loopback.base_url)
+    client.features = copy.deepcopy(client.features)
+    client.features["spot"]["createOrder"]["timeInForce"]["IOC"] = False
+    v = CcxtVenue("binance", exchange=client, ioc_timeout_s=0.2)
+    assert not v.supports_ioc()
+    order = ChildOrder("p", "lr-gtc-1", "binance", "BTC/USDT", "buy", 7.0, 60020.0)
+    update = run(v, v.place_order(order))
+    server = loopback.orders["lr-gtc-1"]
+    assert server["timeInForce"] == "GTC" and server["status"] == "CANCELED"
+    assert loopback.count("/api/v3/order", "DELETE") == 1
+    assert update.status == "cancelled" and update.filled == pytest.approx(6.0)

@@ -61,14 +61,18 @@ ConfigOpt = Annotated[
 ]
 
 
-def live_venues(specs: list[str], config: Path | None, timeout_s: float) -> list[Venue]:
+def live_venues(
+    specs: list[str], config: Path | None, timeout_s: float, ioc_timeout_s: float = 2.0
+) -> list[Venue]:
     """ccxt venues with credentials; refuses (before anything is sent) when any is missing."""
     from liquidroute.venues.ccxt_venue import venue_from_spec
     from liquidroute.venues.credentials import load_credentials
 
     creds = [load_credentials(spec.partition("=")[0], config) for spec in specs]
     return [
-        venue_from_spec(spec, credentials=c, timeout_ms=int(timeout_s * 1e3))
+        venue_from_spec(
+            spec, credentials=c, timeout_ms=int(timeout_s * 1e3), ioc_timeout_s=ioc_timeout_s
+        )
         for spec, c in zip(specs, creds, strict=True)
     ]
 
@@ -207,6 +211,14 @@ def execute(
             rich_help_panel=RISK,
         ),
     ] = None,
+    ioc_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.05,
+            help="Venues without IOC: cancel what rests of a limit order after this (s).",
+            rich_help_panel=SAFETY,
+        ),
+    ] = 2.0,
     latency_ms: Annotated[
         float, typer.Option(min=0, help="Dry run: simulated latency before each fill (ms).")
     ] = 0.0,
@@ -262,7 +274,7 @@ def execute(
             names = parse_venue_list(venues)
             if not names:
                 raise fail("--live needs --venues a,b,c", EXIT_USAGE)
-            trading = live_venues(names, config, timeout)
+            trading = live_venues(names, config, timeout, ioc_timeout)
             label = "live venues: " + ", ".join(names)
         else:
             sources, label = select_venues(venues, sample, books, at, timeout_s=timeout)

@@ -22,7 +22,7 @@ import itertools
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -528,7 +528,30 @@ class RouteService:
                 saving = (sol.amount_out / single.amount_out - 1) * 1e4
             elif req.amount_out is not None and sol.amount_in > 0:
                 saving = (single.amount_in / sol.amount_in - 1) * 1e4
-        return {
+        result: dict[str, Any] = {}
+        if req.include_quotes:  # each hop's whole input on each venue alone
+            result["quotes"] = [
+                {
+                    "hop": i,
+                    "exchangeId": e.venue,
+                    "pair": e.symbol,
+                    "amountIn": hop["amountIn"],
+                    "amountOut": _merge(
+                        [e],
+                        replace(
+                            req,
+                            source=e.src,
+                            target=e.dst,
+                            amount_in=hop["amountIn"],
+                            amount_out=None,
+                        ),
+                    )[0].amount_out,
+                }
+                for i, (hop, (a, b)) in enumerate(zip(hops, itertools.pairwise(chain), strict=True))
+                for e in sol.edges
+                if (e.src, e.dst) == (a, b) and hop["amountIn"] > 0
+            ]
+        return result | {
             "amountIn": sol.amount_in,
             "amountOut": sol.amount_out,
             "fullyFillable": full,

@@ -128,8 +128,13 @@ class CcxtVenue:
         timeout_ms: int = 10_000,
         base_url: str | None = None,
         name: str | None = None,
+        ioc_timeout_s: float = 2.0,
     ) -> None:
-        """`name` (default: the exchange id) tells two accounts on one exchange apart."""
+        """`name` (default: the exchange id) tells two accounts on one exchange apart.
+
+        Where the venue has no IOC (ccxt `features`), an order is sent as a plain limit
+        order and whatever rests after `ioc_timeout_s` is cancelled.
+        """
         import ccxt.async_support as ccxt_async
 
         if exchange is None:
@@ -147,6 +152,7 @@ class CcxtVenue:
             exchange.urls["api"] = rewrite_urls(exchange.urls["api"], base_url)
         self.name = name or exchange_id
         self.exchange = exchange
+        self.ioc_timeout_s = ioc_timeout_s
         self._markets_loaded = False
         self._lock = asyncio.Lock()
 
@@ -229,8 +235,17 @@ class CcxtVenue:
             str(raw.get("id")) if raw.get("id") is not None else None,
         )
 
+    def supports_ioc(self) -> bool:
+        """ccxt's `features` say whether spot orders take timeInForce=IOC (assume yes)."""
+        features = getattr(self.exchange, "features", None) or {}
+        tif = ((features.get("spot") or {}).get("createOrder") or {}).get("timeInForce") or {}
+        return bool(tif.get("IOC", True))
+
     async def place_order(self, order: ChildOrder) -> OrderUpdate:
-        """An IOC limit order carrying the deterministic client order id."""
+        """An IOC limit order carrying the deterministic client order id; on a venue
+        without IOC, a limit order whose rest is cancelled after `ioc_timeout_s`."""
+        ioc = self.supports_ioc()
+        params = {"clientOrderId": order.client_id} | ({"timeInForce": "IOC"} if ioc else {})
         raw = await self._call(
             self.exchange.create_order,
             order.symbol,
@@ -238,9 +253,27 @@ class CcxtVenue:
             order.side,
             order.amount,
             order.limit_price,
-            {"timeInForce": "IOC", "clientOrderId": order.client_id},
+            params,
         )
-        return self._update(order, raw)
+        update = self._update(order, raw)
+        if ioc or update.status != "open":
+            return update
+        await asyncio.sleep(self.ioc_timeout_s)
+        return await self.cancel_order(order) or update
+
+    async def cancel_order(self, order: ChildOrder) -> OrderUpdate | None:
+        """Cancel what rests of `order` (by client id) and return its final state."""
+        import ccxt
+
+        try:
+            await self.exchange.cancel_order(
+                order.venue_order_id or "", order.symbol, {"clientOrderId": order.client_id}
+            )
+        except ccxt.OrderNotFound:
+            pass  # filled or already cancelled: the lookup below says which
+        except ccxt.BaseError as exc:
+            raise translate(self.name, exc) from None
+        return await self.fetch_order(order)
 
     async def fetch_order(self, order: ChildOrder) -> OrderUpdate | None:
         """Look the order up by client id; None when the venue never saw it."""
@@ -274,7 +307,11 @@ def env_key(name: str) -> str:
 
 
 def venue_from_spec(
-    spec: str, *, credentials: Credentials | None = None, timeout_ms: int = 10_000
+    spec: str,
+    *,
+    credentials: Credentials | None = None,
+    timeout_ms: int = 10_000,
+    ioc_timeout_s: float = 2.0,
 ) -> CcxtVenue:
     """A venue from a CLI spec: `okx`, or `NAME=EXCHANGE_ID` for a second account.
 
@@ -303,4 +340,5 @@ def venue_from_spec(
         options=options,
         timeout_ms=timeout_ms,
         base_url=os.environ.get(prefix + "URL") or None,
+        ioc_timeout_s=ioc_timeout_s,
     )
