@@ -172,13 +172,15 @@ class BinanceLoopback:
             ("GET", "/api/v3/order"): self._get_order,
             ("DELETE", "/api/v3/order"): self._cancel_order,
             ("GET", "/api/v3/openOrders"): self._open_orders,
+            ("GET", "/api/v3/allOrders"): self._all_orders,
             ("GET", "/api/v3/account"): self._account,
             ("GET", "/sapi/v1/margin/allPairs"): self._empty_list,
             ("GET", "/sapi/v1/margin/isolated/allPairs"): self._empty_list,
         }.get((request.method, path))
         if route is None:
             return web.json_response({"code": -1000, "msg": f"unknown path {path}"}, status=404)
-        if path.startswith(("/api/v3/order", "/api/v3/openOrders", "/api/v3/account", "/sapi")):
+        signed = ("/api/v3/order", "/api/v3/openOrders", "/api/v3/allOrders", "/api/v3/account")
+        if path.startswith((*signed, "/sapi")):
             problem = self._check_signature(request, body)
             if problem:
                 return web.json_response({"code": -1022, "msg": problem}, status=401)
@@ -409,6 +411,9 @@ class BinanceLoopback:
 
     async def _open_orders(self, params: dict[str, str], fault: str | None) -> Any:
         return [self._order_json(o) for o in self.orders.values() if o["status"] == "NEW"]
+
+    async def _all_orders(self, params: dict[str, str], fault: str | None) -> Any:
+        return [self._order_json(o) for o in self.orders.values()]
 
     async def _account(self, params: dict[str, str], fault: str | None) -> Any:
         return {

@@ -160,3 +160,20 @@ def test_venue_without_ioc_gets_a_limit_order_cancelled_after_the_timeout(loopba
     assert server["timeInForce"] == "GTC" and server["status"] == "CANCELED"
     assert loopback.count("/api/v3/order", "DELETE") == 1
     assert update.status == "cancelled" and update.filled == pytest.approx(6.0)
+
+
+def test_lookup_without_fetch_order_scans_open_and_closed_orders(loopback):
+    client = binance_client(loopback.base_url)
+    client.has = dict(client.has) | {"fetchOrder": False}
+    v = CcxtVenue("binance", exchange=client)
+    placed = ChildOrder("p", "lr-scan-1", "binance", "BTC/USDT", "buy", 0.5, 60020.0)
+    never = ChildOrder("p", "lr-scan-2", "binance", "BTC/USDT", "buy", 0.5, 60020.0)
+
+    async def go():
+        await v.place_order(placed)
+        return await v.fetch_order(placed), await v.fetch_order(never)
+
+    found, missing = run(v, go())
+    assert found is not None and found.filled == pytest.approx(0.5)
+    assert missing is None
+    assert loopback.count("/api/v3/allOrders") == 2

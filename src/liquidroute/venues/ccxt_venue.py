@@ -276,18 +276,37 @@ class CcxtVenue:
         return await self.fetch_order(order)
 
     async def fetch_order(self, order: ChildOrder) -> OrderUpdate | None:
-        """Look the order up by client id; None when the venue never saw it."""
+        """Look the order up by client id; None when the venue never saw it.
+
+        Venues that cannot fetch one order are asked for their open and closed orders and
+        the client id is matched there; when the closed ones cannot be listed either, the
+        fate stays unknown (VenueError) rather than guessed.
+        """
         import ccxt
 
+        has = self.exchange.has or {}
         try:
-            raw = await self.exchange.fetch_order(
-                order.venue_order_id or "", order.symbol, {"clientOrderId": order.client_id}
-            )
+            if has.get("fetchOrder", True):
+                raw = await self.exchange.fetch_order(
+                    order.venue_order_id or "", order.symbol, {"clientOrderId": order.client_id}
+                )
+                return self._update(order, raw)
+            listed = list(await self.exchange.fetch_open_orders(order.symbol))
+            sees_closed = bool(has.get("fetchClosedOrders") or has.get("fetchOrders"))
+            if has.get("fetchClosedOrders"):
+                listed += await self.exchange.fetch_closed_orders(order.symbol)
+            elif has.get("fetchOrders"):
+                listed += await self.exchange.fetch_orders(order.symbol)
         except ccxt.OrderNotFound:
             return None
         except ccxt.BaseError as exc:
             raise translate(self.name, exc) from None
-        return self._update(order, raw)
+        for raw in listed:
+            if raw.get("clientOrderId") == order.client_id:
+                return self._update(order, raw)
+        if not sees_closed:
+            raise VenueError(self.name, f"cannot look up {order.client_id}: check it by hand")
+        return None
 
     async def close(self) -> None:
         try:
