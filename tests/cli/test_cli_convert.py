@@ -55,3 +55,21 @@ def test_convert_bad_input(args, code, words):
     assert result.exit_code == code, result.output
     if words:
         assert words in result.stderr and "Traceback" not in result.output
+
+
+def test_convert_on_live_books_from_a_loopback_exchange(loopback, monkeypatch):
+    import json as _json
+
+    monkeypatch.setenv("LIQUIDROUTE_BINANCE_URL", loopback.base_url)
+    monkeypatch.setenv(
+        "LIQUIDROUTE_BINANCE_OPTIONS",
+        _json.dumps({"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}),
+    )
+    result = runner.invoke(
+        app, ["convert", "USDT", "BTC", "60015", "--venues", "binance", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = _json.loads(result.stdout)
+    # asks 60010 x 1, 60020 x 5 with Binance's 0.1 % fee: 60015 USDT buys just under 1 BTC
+    assert data["amount_out"] == pytest.approx(60015 / (60010 * 1.001), rel=1e-9)
+    assert loopback.count("/api/v3/order") == 0

@@ -164,7 +164,11 @@ def convert(
             )
             notes += fetched_notes
         if bridge_list is not None:
-            bridge_list = [b for b in bridge_list if b not in (src, dst)]
+            held = {a for snap in snaps for a in snap.symbol.split(":")[0].split("/")}
+            default = bridges == DEFAULT_BRIDGES  # the defaults only where books hold them
+            bridge_list = [
+                b for b in bridge_list if b not in (src, dst) and (not default or b in held)
+            ]
         quote = route_graph(
             snaps,
             src,
