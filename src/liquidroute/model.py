@@ -239,6 +239,28 @@ def _json_float(x: float | None) -> float | None:
     return float(x)
 
 
+def _json(value: Any) -> Any:
+    """JSON-safe: non-finite floats -> None; mappings, sequences and objects with
+    to_dict() converted recursively."""
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float):
+        return _json_float(value)
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return value
+
+
+def _fields_dict(obj: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every dataclass field of `obj` (plus `extra`), JSON-safe."""
+    out = {name: _json(getattr(obj, name)) for name in obj.__dataclass_fields__}
+    return out | {k: _json(v) for k, v in (extra or {}).items()}
+
+
 @dataclass(frozen=True, slots=True)
 class Quote:
     """An optimal route for one parent order, with the proof and the comparison.
@@ -303,33 +325,7 @@ class Quote:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (non-finite numbers become null)."""
-        return {
-            "symbol": self.symbol,
-            "side": self.side,
-            "amount_in": self.amount_in,
-            "requested": self.requested,
-            "filled": self.filled,
-            "unfilled": self.unfilled,
-            "complete": self.complete,
-            "total_cost": self.total_cost,
-            "total_fees": self.total_fees,
-            "avg_price": _json_float(self.avg_price),
-            "marginal_price": _json_float(self.marginal_price),
-            "mid": _json_float(self.mid),
-            "slippage_bps": _json_float(self.slippage_bps),
-            "legs": [leg.to_dict() for leg in self.legs],
-            "baselines": {k: _json_float(v) for k, v in self.baselines.items()},
-            "savings_bps": {k: _json_float(v) for k, v in self.savings_bps.items()},
-            "excluded": dict(self.excluded),
-            "warnings": list(self.warnings),
-            "solver": self.solver,
-            "compute_ms": self.compute_ms,
-            "timestamps": {k: _json_float(v) for k, v in self.timestamps.items()},
-            "source": self.source,
-            "fixed_costs": dict(self.fixed_costs),
-            "gap": _json_float(self.gap),
-            "lower_bound": _json_float(self.lower_bound),
-        }
+        return _fields_dict(self, {"complete": self.complete})
 
 
 def check_side(side: str) -> Side:
@@ -447,7 +443,7 @@ class ChildOrder:
         return notional + self.fee if self.side == "buy" else notional - self.fee
 
     def to_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__} | {"cost": self.cost}
+        return _fields_dict(self, {"cost": self.cost})
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,26 +477,8 @@ class ExecutionReport:
         return self.unfilled <= 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "parent_id": self.parent_id,
-            "symbol": self.symbol,
-            "side": self.side,
-            "live": self.live,
-            "requested": self.requested,
-            "filled": self.filled,
-            "unfilled": self.unfilled,
-            "complete": self.complete,
-            "total_cost": self.total_cost,
-            "total_fees": self.total_fees,
-            "avg_price": _json_float(self.avg_price),
-            "quoted_avg_price": _json_float(self.quoted_avg_price),
-            "shortfall_bps": _json_float(self.shortfall_bps),
-            "rounds": self.rounds,
-            "stop_reason": self.stop_reason,
-            "children": [c.to_dict() for c in self.children],
-            "timings_ms": dict(self.timings_ms),
-            "warnings": list(self.warnings),
-        }
+        """A JSON-safe dict (non-finite numbers become null)."""
+        return _fields_dict(self, {"complete": self.complete})
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,13 +517,7 @@ class Hop:
         return sum(leg.amount_out for leg in self.legs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "asset_in": self.asset_in,
-            "asset_out": self.asset_out,
-            "amount_in": self.amount_in,
-            "amount_out": self.amount_out,
-            "legs": [leg.to_dict() for leg in self.legs],
-        }
+        return _fields_dict(self, {"amount_in": self.amount_in, "amount_out": self.amount_out})
 
 
 @dataclass(frozen=True, slots=True)
@@ -579,20 +551,4 @@ class GraphQuote:
         return self.amount_in / self.amount_out if self.amount_out else math.inf
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "target": self.target,
-            "exact": self.exact,
-            "amount_in": self.amount_in,
-            "amount_out": self.amount_out,
-            "price": _json_float(self.price),
-            "hops": [h.to_dict() for h in self.hops],
-            "paths": list(self.paths),
-            "direct_in": _json_float(self.direct_in),
-            "direct_out": _json_float(self.direct_out),
-            "solver": self.solver,
-            "lp_variables": self.lp_variables,
-            "lp_constraints": self.lp_constraints,
-            "compute_ms": self.compute_ms,
-            "warnings": list(self.warnings),
-        }
+        return _fields_dict(self, {"price": self.price})
