@@ -31,7 +31,7 @@ from liquidroute.backtest.data import L2Updates, read_incremental_l2
 from liquidroute.errors import DataFileError, InvalidInputError, LiquidrouteError
 from liquidroute.model import DepthSnapshot, FloatArray, Market, Side
 from liquidroute.optimizer.baselines import BASELINE_SPLITS
-from liquidroute.optimizer.curves import Ladder, build_ladder
+from liquidroute.optimizer.curves import Ladder, build_ladder, walk_book
 from liquidroute.optimizer.exact import allocate
 
 Strategy = Callable[[Ladder, float, Mapping[str, Market], Sequence[str]], FloatArray | None]
@@ -224,12 +224,8 @@ def read_orders(path: Path, replay: Replay) -> list[ParentOrder]:
 
 def _fill(snap: DepthSnapshot, side: Side, amount: float, fee: float) -> tuple[float, float]:
     """(filled, all-in cost) walking `snap` for `amount` base, no limit."""
-    levels = snap.levels(side)
-    cum = np.cumsum(levels[:, 1])
-    take = np.diff(np.minimum(cum, amount), prepend=0.0)
-    notional = float(take @ levels[:, 0])
-    filled = float(take.sum())
-    return filled, notional * (1 + fee) if side == "buy" else notional * (1 - fee)
+    walk = walk_book(snap.levels(side), side, amount)
+    return walk.filled, walk.all_in(side, fee)
 
 
 def run(

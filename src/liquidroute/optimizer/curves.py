@@ -104,3 +104,42 @@ def build_ladder(
     factor = 1.0 + fee_arr if side == "buy" else 1.0 - fee_arr
     eff = price * factor[venue]
     return Ladder(side, price, eff, size, venue, offsets, fee_arr)
+
+
+@dataclass(frozen=True, slots=True)
+class Walk:
+    """What a taker gets walking one side of a book: the one book walk of the project.
+
+    `take[l]` is the base taken at level l (a prefix of the levels, best first),
+    `filled = Σ take`, `notional = Σ take·price` (quote, before fees), `worst_price` the price
+    of the last level touched (None when nothing fills).
+    """
+
+    take: FloatArray
+    filled: float
+    notional: float
+    worst_price: float | None
+
+    def all_in(self, side: Side, fee_rate: float) -> float:
+        """Quote paid (buy, fee added) or received (sell, fee deducted)."""
+        return self.notional * (1 + fee_rate) if side == "buy" else self.notional * (1 - fee_rate)
+
+
+def walk_book(
+    levels: FloatArray, side: Side, amount: float, limit_price: float | None = None
+) -> Walk:
+    """Walk (n, 2) `levels` (price, size; best first) for `amount` base, up to `limit_price`.
+
+    take_l = min(s_l, (amount − S_{l−1})⁺) over the levels priced within the limit
+    (p_l ≤ limit for a buy, p_l ≥ limit for a sell) — a prefix, since the book is sorted.
+    """
+    price, size = levels[:, 0], levels[:, 1]
+    if limit_price is not None:
+        within = price <= limit_price if side == "buy" else price >= limit_price
+        reach = int(within.sum())
+        price, size = price[:reach], size[:reach]
+    take = np.diff(np.minimum(np.cumsum(size), max(amount, 0.0)), prepend=0.0)
+    filled = float(take.sum())
+    touched = np.flatnonzero(take > 0)
+    worst = float(price[touched[-1]]) if len(touched) else None
+    return Walk(take, filled, float(take @ price), worst)

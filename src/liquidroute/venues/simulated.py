@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 
 from liquidroute.model import ChildOrder, DepthSnapshot, Market
+from liquidroute.optimizer.curves import walk_book
 from liquidroute.venues.base import OrderUpdate, Venue
 
 
@@ -100,17 +101,14 @@ class SimulatedVenue:
 
     def _match(self, order: ChildOrder, market: Market, book: DepthSnapshot) -> OrderUpdate:
         levels = book.levels(order.side)
+        walk = walk_book(levels, order.side, order.amount, order.limit_price)
+        take, filled, notional = walk.take, walk.filled, walk.notional
         price, size = levels[:, 0], levels[:, 1]
-        within = price <= order.limit_price if order.side == "buy" else price >= order.limit_price
-        reachable = int(within.sum())  # the book is sorted best first: a prefix
-        cum = np.cumsum(size[:reachable])
-        take = np.diff(np.minimum(cum, order.amount), prepend=0.0)
-        filled = float(take.sum())
+        reachable = len(take)
         if filled <= 0:
             return OrderUpdate(
                 order.client_id, "cancelled", 0.0, None, 0.0, f"sim-{order.client_id}"
             )
-        notional = float(take @ price[:reachable])
         left = size.copy()
         left[:reachable] -= take
         keep = left > size * 1e-12
