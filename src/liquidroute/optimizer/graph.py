@@ -1,42 +1,73 @@
-"""Multi-hop routing: one joint LP over every book on every short path between two assets.
+"""Multi-hop routing: one joint LP over every book, layered by hop count so that no flow cycles.
 
-Graph. Nodes are assets; each book side is one edge of a networkx MultiDiGraph:
-a market BASE/QUOTE on venue v gives QUOTE -> BASE ("buy", walking the asks) and
-BASE -> QUOTE ("sell", walking the bids). On edge e with levels l (price p, size s in base
-units, taker fee f) the level variable 0 <= x_{e,l} <= s_{e,l} is the base amount traded:
+Graph. Nodes are assets; each book side is one edge: a market BASE/QUOTE on venue v gives
+QUOTE -> BASE ("buy", walking the asks) and BASE -> QUOTE ("sell", walking the bids). On
+edge e with levels l (price p, size s in base units, taker fee f), x_{e,l} in [0, s_{e,l}]
+is the base amount traded and
 
     buy edge:   in_e = Σ_l p(1+f) x_{e,l}  (quote spent)    out_e = Σ_l x_{e,l}          (base)
     sell edge:  in_e = Σ_l x_{e,l}          (base sold)      out_e = Σ_l p(1-f) x_{e,l}  (quote)
 
-Paths. Only edges on simple paths of at most `max_hops` edges from source to target (whose
-intermediate assets are in `bridges`, when given) enter the LP; a book used by several
-paths is one edge with one set of level variables, so its depth is counted once.
+Layered LP (time-expanded by hop count). Node (u, k) is "asset u after k hops",
+k = 0..H (H = max_hops). Edge e = (u -> v) has a copy (e, k) from (u, k) to (v, k+1) with
+its own level variables x_{e,l,k}; the copies share the book:  Σ_k x_{e,l,k} <= s_{e,l}.
+The source emits only at layer 0, the target absorbs at every layer, no copy enters the
+source or leaves the target. For exact input A (exact output is the mirror: minimise the
+source's outflow subject to the target's inflow = A):
 
-LP (exact input A; exact output is the mirror: minimise the source's outflow subject to
-the target's inflow = A):
+    maximise    Σ_{(e,k): dst e = T} out_{e,k}
+    s.t.        Σ_{e: src e = S} in_{e,0} = A
+                Σ_{(e,k-1) into u} out_{e,k-1} = Σ_{(e,k) out of u} in_{e,k}    u ∉ {S, T}, 1<=k<H
+                Σ_k x_{e,l,k} <= s_{e,l},   x >= 0
 
-    maximise    Σ_{e into target} out_e
-    s.t.        Σ_{e out of source} in_e = A
-                Σ_{e into n} out_e = Σ_{e out of n} in_e      for every bridge asset n
-                0 <= x_{e,l} <= s_{e,l}
+Why it cannot pump. Every unit reaching (T, k) came from (S, 0) through k arcs: the
+layered graph is acyclic, so there is no circulation, a walk has at most H edges, and the
+input is never 0 for a positive output (each arc's gain is finite). A leg never carries
+more than A·R_k(u) of its asset u, R_k(u) the best-price product of the walks of k hops.
 
-Edges into the source or out of the target are never on a simple source->target path, so
-nothing flows back. A cycle among bridges (buy on one venue, sell on another) carries flow
-only if it gains, i.e. only when books are crossed across venues — the guard's business.
-Amounts are rescaled per asset (to source units at the books' mid prices) before solving.
-cvxpy and networkx are imported lazily.
+Why the answer is a set of simple paths. Decompose the layered flow into walks
+S = u_0 -> u_1 -> ... -> u_m = T, m <= H (a flow on a DAG decomposes into source-sink
+walks, each arc keeping its realised gain out/in). No arc enters S or leaves T, so S and T
+appear only at the ends; consecutive assets differ (no market trades an asset against
+itself). Hence for H <= 3 every walk is a simple path, whatever the prices: the layered LP
+IS the LP over simple paths of at most H hops, exact, even when the books hold profitable
+cycles. For H >= 4 a walk can revisit an asset (u1 -> u2 -> u1); `solve_layered`
+decomposes the optimum, and if a walk repeats an asset it removes the arc copy that closes
+the repeat and re-solves, until no walk repeats (a finite loop: each round removes an arc
+copy). Without a profitable cycle a repeat costs output, so an optimum contains one only
+when the order saturates the books (the loop then burns input); the result is always a
+flow on simple paths, and `restricted` says when arcs had to be removed (the answer is then
+the best over the remaining arcs: feasible, but not proven optimal over all simple paths).
+
+Profitable cycles (a product of best effective rates > 1 around a loop of books: crossed
+books across venues, triangular mispricing) are found by Bellman-Ford on -log(rate) over
+the best edge per asset pair (`profitable_cycles`) and reported, never routed around.
+
+Sizes. Only arc copies on some S -> T walk of <= H hops enter the LP: (e, k) is usable iff
+src e is reachable from S in exactly k hops and T from dst e in <= H-k-1 hops (forward and
+backward breadth-first sets, linear in edges x H; no path enumeration). For exact input,
+levels beyond Σ_k A·R_k(src e) cumulative input are never reached and are dropped. The
+matrices are built vectorised (CSC) and passed to HiGHS through highspy; amounts are
+scaled to fractions of the order's value (assets valued at best rates from the source) and
+levels to fractions of their size, so every coefficient is O(1).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from liquidroute.model import FloatArray
-from liquidroute.optimizer.milp import quiet_stdout
+from liquidroute.model import FloatArray, Side
+from liquidroute.optimizer.curves import walk_book
+
+IntArray = npt.NDArray[np.intp]
+EdgeKey = tuple[str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +84,12 @@ class Edge:
     fee: float
 
     @property
-    def key(self) -> tuple[str, str, str]:
+    def key(self) -> EdgeKey:
         return (self.venue, self.symbol, self.side)
+
+    @property
+    def label(self) -> str:
+        return f"{self.venue}:{self.symbol}:{self.side}"
 
     @property
     def in_rate(self) -> FloatArray:
@@ -68,21 +103,597 @@ class Edge:
 
     @property
     def rate(self) -> float:
-        """dst per src at the best level (for scaling and path ranking)."""
+        """dst per src at the best level (for scaling, bounds and cycle detection)."""
         return float(self.out_rate[0] / self.in_rate[0]) if len(self.price) else 0.0
 
 
 @dataclass(frozen=True, slots=True)
-class FlowSolution:
-    """Level fills per edge (keyed by Edge.key), with the totals."""
+class ArcFlow:
+    """The flow on one layered arc copy: edge `edge` (index into FlowSolution.edges) taken
+    as hop `layer + 1`, consuming `amount_in` of its src and producing `amount_out`."""
 
-    x: dict[tuple[str, str, str], FloatArray]
+    edge: int
+    layer: int
+    amount_in: float
+    amount_out: float
+
+
+@dataclass(frozen=True, slots=True)
+class PathFlow:
+    """A simple source -> target path of the route and the part of the route it carries."""
+
+    edges: tuple[Edge, ...]
+    flow_in: float
+    flow_out: float
+
+    @property
+    def assets(self) -> list[str]:
+        return [self.edges[0].src, *(e.dst for e in self.edges)]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSolution:
+    """Level fills per edge (keyed by Edge.key, summed over layers), with the totals."""
+
+    x: dict[EdgeKey, FloatArray]
     amount_in: float
     amount_out: float
     status: str
     variables: int
     constraints: int
     edges: list[Edge] = field(default_factory=list)
+    arcs: tuple[ArcFlow, ...] = ()
+    restricted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Cycle:
+    """A loop of books whose best effective rates multiply to `gain` > 1."""
+
+    edges: tuple[Edge, ...]
+    gain: float
+
+    def describe(self) -> str:
+        loop = " -> ".join([self.edges[0].src, *(e.dst for e in self.edges)])
+        books = ", ".join(e.label for e in self.edges)
+        return f"{loop} gains {(self.gain - 1) * 1e4:.1f} bps at best prices ({books})"
+
+
+# --- which arc copies can be on a short source -> target walk -------------------------------
+
+
+def _index(edges: Sequence[Edge]) -> tuple[list[str], IntArray, IntArray]:
+    assets = sorted({e.src for e in edges} | {e.dst for e in edges})
+    ids = {a: i for i, a in enumerate(assets)}
+    src = np.fromiter((ids[e.src] for e in edges), dtype=np.intp, count=len(edges))
+    dst = np.fromiter((ids[e.dst] for e in edges), dtype=np.intp, count=len(edges))
+    return assets, src, dst
+
+
+def usable_arcs(
+    edges: Sequence[Edge],
+    source: str,
+    target: str,
+    max_hops: int,
+    bridges: Sequence[str] | None = None,
+    forbidden: frozenset[tuple[int, int]] = frozenset(),
+) -> list[tuple[int, int]]:
+    """(edge index, layer) pairs on some source -> target walk of at most `max_hops` hops.
+
+    Forward sets F_0 = {S}, F_{k+1} = dst of edges leaving F_k; backward sets B_0 = {T},
+    B_{j+1} = B_j ∪ src of edges entering B_j; (e, k) is usable iff src e ∈ F_k and
+    dst e ∈ B_{H-k-1} (never into S, never out of T, intermediates within `bridges`).
+    """
+    if not edges:
+        return []
+    assets, src, dst = _index(edges)
+    n = len(assets)
+    if source not in assets or target not in assets:
+        return []
+    s, t = assets.index(source), assets.index(target)
+    allowed = np.ones(n, dtype=bool)
+    if bridges is not None:
+        keep = {source, target, *bridges}
+        allowed = np.array([a in keep for a in assets], dtype=bool)
+    ok = allowed[src] & allowed[dst] & (dst != s) & (src != t)
+    back = [np.zeros(n, dtype=bool)]
+    back[0][t] = True
+    for _ in range(max_hops - 1):
+        nxt = back[-1].copy()
+        nxt[src[ok & back[-1][dst]]] = True
+        back.append(nxt)
+    fwd = np.zeros(n, dtype=bool)
+    fwd[s] = True
+    arcs: list[tuple[int, int]] = []
+    for k in range(max_hops):
+        mask = ok & fwd[src] & back[max_hops - k - 1][dst]
+        idx = np.flatnonzero(mask)
+        arcs.extend((int(i), k) for i in idx if (int(i), k) not in forbidden)
+        fwd = np.zeros(n, dtype=bool)
+        fwd[dst[[i for i in idx if (int(i), k) not in forbidden]]] = True
+        fwd[t] = False
+    return arcs
+
+
+def _asset_scales(edges: Sequence[Edge], source: str) -> dict[str, float]:
+    """Units of each asset worth one unit of source, from the best prices (BFS)."""
+    scale = {source: 1.0}
+    frontier = [source]
+    while frontier:
+        nxt = []
+        for asset in frontier:
+            for e in edges:
+                if e.src == asset and e.dst not in scale and e.rate > 0:
+                    scale[e.dst] = scale[asset] * e.rate
+                    nxt.append(e.dst)
+        frontier = nxt
+    return scale
+
+
+# --- HiGHS -------------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _highs() -> Any:
+    """One silent highspy.Highs per thread (its first construction prints a banner on fd 1)."""
+    h = getattr(_local, "highs", None)
+    if h is None:
+        import highspy
+
+        from liquidroute.optimizer.milp import quiet_stdout
+
+        with quiet_stdout():
+            h = highspy.Highs()  # type: ignore[no-untyped-call]
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("primal_feasibility_tolerance", 1e-10)
+        h.setOptionValue("dual_feasibility_tolerance", 1e-10)
+        _local.highs = h
+    return h
+
+
+@dataclass(frozen=True, slots=True)
+class _Lp:
+    """A standard-form LP  min c·y  s.t.  lo <= A y <= hi,  0 <= y <= ub  (A in CSC)."""
+
+    cost: FloatArray
+    upper: FloatArray
+    row_lo: FloatArray
+    row_hi: FloatArray
+    start: npt.NDArray[np.int32]
+    index: npt.NDArray[np.int32]
+    value: FloatArray
+
+
+def _csc(
+    n_cols: int, rows: IntArray, cols: IntArray, vals: FloatArray
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], FloatArray]:
+    order = np.argsort(cols, kind="stable")
+    start = np.zeros(n_cols + 1, dtype=np.int32)
+    np.cumsum(np.bincount(cols, minlength=n_cols), out=start[1:])
+    return start, rows[order].astype(np.int32), vals[order]
+
+
+def _run(lp: _Lp) -> FloatArray | None:
+    import highspy
+
+    h = _highs()
+    model = highspy.HighsLp()
+    model.num_col_ = len(lp.cost)
+    model.num_row_ = len(lp.row_lo)
+    model.col_cost_ = lp.cost
+    model.col_lower_ = np.zeros(len(lp.cost))
+    model.col_upper_ = lp.upper
+    model.row_lower_ = lp.row_lo
+    model.row_upper_ = lp.row_hi
+    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    model.a_matrix_.start_ = lp.start
+    model.a_matrix_.index_ = lp.index
+    model.a_matrix_.value_ = lp.value
+    h.clearModel()
+    h.passModel(model)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    y: FloatArray = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    return y
+
+
+# --- the layered LP ----------------------------------------------------------------------------
+
+
+def _best_reach(
+    edges: Sequence[Edge], arcs: Sequence[tuple[int, int]], source: str, max_hops: int
+) -> list[dict[str, float]]:
+    """R_k(u): the best-rate product over layered walks of k hops from the source to u."""
+    reach: list[dict[str, float]] = [{source: 1.0}] + [{} for _ in range(max_hops)]
+    for i, k in sorted(arcs, key=lambda a: a[1]):
+        e = edges[i]
+        got = reach[k].get(e.src, 0.0) * e.rate
+        if got > reach[k + 1].get(e.dst, 0.0):
+            reach[k + 1][e.dst] = got
+    return reach
+
+
+def solve_layered(
+    edges: Sequence[Edge],
+    source: str,
+    target: str,
+    max_hops: int,
+    *,
+    amount_in: float | None = None,
+    amount_out: float | None = None,
+    bridges: Sequence[str] | None = None,
+    in_caps: Mapping[EdgeKey, float] | None = None,
+    at_most: bool = False,
+) -> FlowSolution | None:
+    """The layered LP of the module doc; None when no usable arc exists or it is infeasible.
+
+    Give one of `amount_in` / `amount_out`. `in_caps` bounds what an edge may consume (in
+    its source asset: a balance on that venue). With `at_most` the amount is a ceiling and
+    the most that can be delivered is found (the partial fill when the books run out).
+    """
+    forbidden: set[tuple[int, int]] = set()
+    position = {e.key: i for i, e in enumerate(edges)}
+    restricted = False
+    for _ in range(1 + 4 * len(edges) * max_hops):
+        arcs = usable_arcs(edges, source, target, max_hops, bridges, frozenset(forbidden))
+        if not arcs:
+            return None
+        sol = _solve_arcs(
+            edges, arcs, source, target, max_hops, amount_in, amount_out, in_caps, at_most
+        )
+        if sol is None or max_hops <= 3:
+            return sol
+        closing = _repeat_closing_arcs(sol, source, target)
+        if not closing:
+            return _replace_restricted(sol, restricted)
+        forbidden |= {(position[key], k) for key, k in closing}
+        restricted = True
+    return None  # pragma: no cover - each round forbids at least one arc copy
+
+
+def _replace_restricted(sol: FlowSolution, restricted: bool) -> FlowSolution:
+    if not restricted:
+        return sol
+    return FlowSolution(
+        sol.x,
+        sol.amount_in,
+        sol.amount_out,
+        sol.status,
+        sol.variables,
+        sol.constraints,
+        sol.edges,
+        sol.arcs,
+        restricted=True,
+    )
+
+
+def _solve_arcs(
+    all_edges: Sequence[Edge],
+    arc_list: Sequence[tuple[int, int]],
+    source: str,
+    target: str,
+    max_hops: int,
+    amount_in: float | None,
+    amount_out: float | None,
+    in_caps: Mapping[EdgeKey, float] | None,
+    at_most: bool,
+) -> FlowSolution | None:
+    used = sorted({i for i, _ in arc_list})
+    edges = [all_edges[i] for i in used]
+    local = {g: j for j, g in enumerate(used)}
+    arcs = [(local[i], k) for i, k in arc_list]
+    scale = _asset_scales(edges, source)
+    exact_in = amount_in is not None
+    value = amount_in if exact_in else (amount_out or 0.0) / scale[target]
+    assert value is not None and value > 0
+
+    # levels kept per edge: for exact input, those reachable within Σ_k A·R_k(src)
+    keep = [len(e.price) for e in edges]
+    if exact_in:
+        reach = _best_reach(edges, arcs, source, max_hops)
+        bound = [0.0] * len(edges)
+        for j, k in arcs:
+            bound[j] += value * reach[k].get(edges[j].src, 0.0)
+        for j, e in enumerate(edges):
+            limit = bound[j]
+            if in_caps and e.key in in_caps:
+                limit = min(limit, in_caps[e.key])
+            cum = np.cumsum(e.in_rate * e.size)
+            keep[j] = min(len(cum), int(np.searchsorted(cum, limit * (1 + 1e-9))) + 1)
+
+    # columns: one per (arc copy, kept level)
+    n_lv = np.array([keep[j] for j, _ in arcs], dtype=np.intp)
+    n_cols = int(n_lv.sum())
+    col_arc = np.repeat(np.arange(len(arcs), dtype=np.intp), n_lv)
+    col_level = np.arange(n_cols) - np.repeat(np.cumsum(n_lv) - n_lv, n_lv)
+    arc_edge = np.array([j for j, _ in arcs], dtype=np.intp)
+    arc_layer = np.array([k for _, k in arcs], dtype=np.intp)
+    col_edge, col_layer = arc_edge[col_arc], arc_layer[col_arc]
+    offsets = np.zeros(len(edges) + 1, dtype=np.intp)
+    np.cumsum([len(e.price) for e in edges], out=offsets[1:])
+    flat = offsets[col_edge] + col_level  # position in the concatenated level arrays
+    size = np.concatenate([e.size for e in edges])
+    src_scale = np.array([scale[e.src] for e in edges])
+    dst_scale = np.array([scale.get(e.dst, 1.0) for e in edges])
+    c_in_all = np.concatenate([e.in_rate * e.size for e in edges])
+    c_out_all = np.concatenate([e.out_rate * e.size for e in edges])
+    c_in = c_in_all[flat] / (src_scale[col_edge] * value)
+    c_out = c_out_all[flat] / (dst_scale[col_edge] * value)
+
+    # rows: bridge nodes (u, k), 1 <= k < H; then the source or target row; then the
+    # capacity rows of levels whose edge has several copies; then in_caps rows
+    assets = sorted({e.src for e in edges} | {e.dst for e in edges})
+    aid = {a: i for i, a in enumerate(assets)}
+    src_id = np.array([aid[e.src] for e in edges], dtype=np.intp)
+    dst_id = np.array([aid[e.dst] for e in edges], dtype=np.intp)
+    s, t = aid[source], aid[target]
+    n_assets = len(assets)
+    node_row = np.full((max_hops + 1) * n_assets, -1, dtype=np.intp)
+    touched = np.concatenate(
+        [
+            (arc_layer * n_assets + src_id[arc_edge])[src_id[arc_edge] != s],
+            ((arc_layer + 1) * n_assets + dst_id[arc_edge])[dst_id[arc_edge] != t],
+        ]
+    )
+    nodes = np.unique(touched)
+    node_row[nodes] = np.arange(len(nodes))
+    end_row = len(nodes)
+    n_rows = end_row + 1
+    rows_l: list[IntArray] = []
+    cols_l: list[IntArray] = []
+    vals_l: list[FloatArray] = []
+    cols = np.arange(n_cols, dtype=np.intp)
+    from_src = src_id[col_edge] == s
+    into_tgt = dst_id[col_edge] == t
+    m = ~from_src  # consumes at (src, k)
+    rows_l.append(node_row[col_layer[m] * n_assets + src_id[col_edge[m]]])
+    cols_l.append(cols[m])
+    vals_l.append(-c_in[m])
+    m = ~into_tgt  # produces at (dst, k+1)
+    rows_l.append(node_row[(col_layer[m] + 1) * n_assets + dst_id[col_edge[m]]])
+    cols_l.append(cols[m])
+    vals_l.append(c_out[m])
+    end_mask = from_src if exact_in else into_tgt
+    rows_l.append(np.full(int(end_mask.sum()), end_row, dtype=np.intp))
+    cols_l.append(cols[end_mask])
+    vals_l.append((c_in if exact_in else c_out)[end_mask])
+    copies = np.bincount(arc_edge, minlength=len(edges))
+    shared = copies[col_edge] > 1
+    if shared.any():
+        cap_key = flat[shared]
+        uniq, inv = np.unique(cap_key, return_inverse=True)
+        rows_l.append(n_rows + inv.astype(np.intp))
+        cols_l.append(cols[shared])
+        vals_l.append(np.ones(int(shared.sum())))
+        n_rows += len(uniq)
+    row_lo = [0.0] * end_row + [0.0 if at_most else 1.0] + [-math.inf] * (n_rows - end_row - 1)
+    row_hi = [0.0] * end_row + [1.0] + [1.0] * (n_rows - end_row - 1)
+    for j, e in enumerate(edges):
+        if in_caps and e.key in in_caps:
+            m = col_edge == j
+            rows_l.append(np.full(int(m.sum()), n_rows, dtype=np.intp))
+            cols_l.append(cols[m])
+            vals_l.append(c_in[m])
+            row_lo.append(-math.inf)
+            row_hi.append(max(in_caps[e.key], 0.0) / (src_scale[j] * value))
+            n_rows += 1
+    # maximise what reaches the target, or minimise what leaves the source
+    maximise = exact_in or at_most
+    cost = np.where(into_tgt, -c_out, 0.0) if maximise else np.where(from_src, c_in, 0.0)
+    start, index, vals = _csc(
+        n_cols, np.concatenate(rows_l), np.concatenate(cols_l), np.concatenate(vals_l)
+    )
+    lp = _Lp(
+        cost.astype(np.float64),
+        np.ones(n_cols),
+        np.array(row_lo),
+        np.array(row_hi),
+        start,
+        index,
+        vals,
+    )
+    y = _run(lp)
+    if y is None:
+        return None
+    base = np.clip(y, 0.0, 1.0) * size[flat]
+    x = {e.key: np.zeros(len(e.price)) for e in edges}
+    for j, e in enumerate(edges):
+        m = col_edge == j
+        np.add.at(x[e.key], col_level[m], base[m])
+        np.minimum(x[e.key], e.size, out=x[e.key])
+    arc_frac = np.bincount(col_arc, c_in * np.clip(y, 0.0, 1.0), minlength=len(arcs))
+    arc_in = np.bincount(col_arc, c_in_all[flat] / size[flat] * base, minlength=len(arcs))
+    arc_out = np.bincount(col_arc, c_out_all[flat] / size[flat] * base, minlength=len(arcs))
+    flows = tuple(
+        ArcFlow(int(arc_edge[a]), int(arc_layer[a]), float(arc_in[a]), float(arc_out[a]))
+        for a in range(len(arcs))
+        if arc_frac[a] > 1e-12 and arc_in[a] > 0
+    )
+    total_in = sum(float(e.in_rate @ x[e.key]) for e in edges if e.src == source)
+    total_out = sum(float(e.out_rate @ x[e.key]) for e in edges if e.dst == target)
+    return FlowSolution(
+        x, total_in, total_out, "optimal", n_cols, n_rows, edges, flows, restricted=False
+    )
+
+
+# --- decomposition into paths ----------------------------------------------------------------
+
+
+def _walks(sol: FlowSolution, source: str, target: str) -> list[tuple[list[ArcFlow], float]]:
+    """The layered flow as source -> target walks (arc copies, start amount in source).
+
+    Greedy generalised-flow decomposition on the layered DAG: follow the arc with the most
+    remaining input out of each node, send the bottleneck δ = min_i rem_i / G_i (G_i the
+    product of the arcs' realised gains before arc i), subtract δ·G_i; each round empties
+    at least one arc, so there are at most as many walks as arc copies.
+    """
+    rem = {id(a): a.amount_in for a in sol.arcs}
+    out_of: dict[tuple[str, int], list[ArcFlow]] = {}
+    for a in sol.arcs:
+        out_of.setdefault((sol.edges[a.edge].src, a.layer), []).append(a)
+    total = sum(a.amount_in for a in sol.arcs if a.layer == 0)
+    walks: list[tuple[list[ArcFlow], float]] = []
+    for _ in range(2 * len(sol.arcs) + 1):
+        if sum(rem[id(a)] for a in sol.arcs if a.layer == 0) <= 1e-12 * total:
+            break
+        node, walk = (source, 0), []
+        while node[0] != target:
+            live = [a for a in out_of.get(node, []) if rem[id(a)] > 1e-12 * a.amount_in]
+            if not live:
+                break
+            arc = max(live, key=lambda a: rem[id(a)] / a.amount_in)
+            walk.append(arc)
+            node = (sol.edges[arc.edge].dst, node[1] + 1)
+        if not walk:
+            break
+        if node[0] != target:  # rounding residue: the arc leads nowhere any more
+            rem[id(walk[-1])] = 0.0
+            continue
+        gains = [a.amount_out / a.amount_in for a in walk]
+        prefix = np.concatenate(([1.0], np.cumprod(gains)[:-1]))
+        delta = min(rem[id(a)] / g for a, g in zip(walk, prefix, strict=True))
+        for a, g in zip(walk, prefix, strict=True):
+            rem[id(a)] -= delta * g
+        walks.append((walk, float(delta)))
+    return walks
+
+
+def _repeat_closing_arcs(sol: FlowSolution, source: str, target: str) -> set[tuple[EdgeKey, int]]:
+    """Arc copies (edge key, layer) that bring some walk back to an asset it has visited."""
+    closing = set()
+    for walk, _ in _walks(sol, source, target):
+        seen: set[str] = {source}
+        for a in walk:
+            dst = sol.edges[a.edge].dst
+            if dst in seen:
+                closing.add((sol.edges[a.edge].key, a.layer))
+            seen.add(dst)
+    return closing
+
+
+def path_flows(sol: FlowSolution, source: str, target: str) -> list[PathFlow]:
+    """The route as simple paths (merged when the same books recur), largest first."""
+    merged: dict[tuple[EdgeKey, ...], PathFlow] = {}
+    for walk, delta in _walks(sol, source, target):
+        edges = tuple(sol.edges[a.edge] for a in walk)
+        gain = float(np.prod([a.amount_out / a.amount_in for a in walk]))
+        key = tuple(e.key for e in edges)
+        old = merged.get(key)
+        f_in = delta + (old.flow_in if old else 0.0)
+        f_out = delta * gain + (old.flow_out if old else 0.0)
+        merged[key] = PathFlow(edges, f_in, f_out)
+    return sorted(merged.values(), key=lambda p: -p.flow_in)
+
+
+# --- one path alone, by walking its books ------------------------------------------------------
+
+
+def _levels(e: Edge) -> FloatArray:
+    return np.column_stack([e.price, e.size])
+
+
+def _walk_edge(e: Edge, *, given_in: float | None = None, given_out: float | None = None) -> float:
+    """What edge e produces from `given_in` of its src (or needs for `given_out` of its dst),
+    walking its book best first; inf/nan-free: returns -1 when the book cannot do it."""
+    side: Side = "buy" if e.side == "buy" else "sell"
+    cum_in = np.concatenate(([0.0], np.cumsum(e.in_rate * e.size)))
+    cum_out = np.concatenate(([0.0], np.cumsum(e.out_rate * e.size)))
+    cum_base = np.concatenate(([0.0], np.cumsum(e.size)))
+    if given_in is not None:
+        if given_in > cum_in[-1] * (1 + 1e-12):
+            return -1.0
+        base = float(np.interp(given_in, cum_in, cum_base))
+    else:
+        assert given_out is not None
+        if given_out > cum_out[-1] * (1 + 1e-12):
+            return -1.0
+        base = float(np.interp(given_out, cum_out, cum_base))
+    walk = walk_book(_levels(e), side, base)
+    f = 1 + e.fee if side == "buy" else 1 - e.fee
+    amount_in = walk.notional * f if side == "buy" else walk.filled
+    amount_out = walk.filled if side == "buy" else walk.notional * f
+    return amount_out if given_in is not None else amount_in
+
+
+def walk_path(
+    path: Sequence[Edge], *, amount_in: float | None = None, amount_out: float | None = None
+) -> tuple[float, float] | None:
+    """(input, output) of `path` alone for an exact input (forward) or output (backward),
+    walking each book with `walk_book`; None when a book on it runs out."""
+    if amount_in is not None:
+        amount = amount_in
+        for e in path:
+            amount = _walk_edge(e, given_in=amount)
+            if amount < 0:
+                return None
+        return amount_in, amount
+    assert amount_out is not None
+    amount = amount_out
+    for e in reversed(path):
+        amount = _walk_edge(e, given_out=amount)
+        if amount < 0:
+            return None
+    return amount, amount_out
+
+
+# --- profitable cycles -------------------------------------------------------------------------
+
+
+def profitable_cycles(edges: Sequence[Edge], limit: int = 5, tol: float = 1e-12) -> list[Cycle]:
+    """Loops of books whose best effective rates multiply to more than 1 + `tol`.
+
+    Bellman-Ford on w = -log(rate) over the best edge of each asset pair (a loop gains iff
+    it is a negative cycle there); after each find, the loop's books are dropped and the
+    search repeated, up to `limit` loops.
+    """
+    pool = [e for e in edges if e.rate > 0]
+    found: list[Cycle] = []
+    while len(found) < limit:
+        cycle = _negative_cycle(pool, tol)
+        if cycle is None:
+            break
+        found.append(cycle)
+        drop = {e.key for e in cycle.edges}
+        pool = [e for e in pool if e.key not in drop]
+    return found
+
+
+def _negative_cycle(edges: Sequence[Edge], tol: float) -> Cycle | None:
+    best: dict[tuple[str, str], Edge] = {}
+    for e in edges:
+        old = best.get((e.src, e.dst))
+        if old is None or e.rate > old.rate:
+            best[(e.src, e.dst)] = e
+    arcs = list(best.values())
+    assets = sorted({e.src for e in arcs} | {e.dst for e in arcs})
+    dist = dict.fromkeys(assets, 0.0)
+    pred: dict[str, Edge] = {}
+    last = None
+    for _ in range(len(assets)):
+        last = None
+        for e in arcs:
+            w = -math.log(e.rate)
+            if dist[e.src] + w < dist[e.dst] - tol:
+                dist[e.dst] = dist[e.src] + w
+                pred[e.dst] = e
+                last = e.dst
+        if last is None:
+            return None
+    assert last is not None
+    node = last
+    for _ in range(len(assets)):
+        node = pred[node].src
+    loop = [pred[node]]
+    while loop[-1].src != node:
+        loop.append(pred[loop[-1].src])
+    loop.reverse()
+    gain = float(np.prod([e.rate for e in loop]))
+    return Cycle(tuple(loop), gain) if gain > 1 + tol else None
+
+
+# --- compatibility: the old entry points -------------------------------------------------------
 
 
 def build_graph(edges: Iterable[Edge]):  # type: ignore[no-untyped-def]
@@ -102,7 +713,10 @@ def simple_paths(
     max_hops: int,
     bridges: Sequence[str] | None = None,
 ) -> list[list[Edge]]:
-    """Every simple path source -> target of at most `max_hops` edges, via allowed bridges."""
+    """Every simple path source -> target of at most `max_hops` edges, via allowed bridges.
+
+    Exponential in general: for small graphs and reports only; routing never calls it.
+    """
     import networkx as nx
 
     allowed = None if bridges is None else {source, target, *bridges}
@@ -116,21 +730,6 @@ def simple_paths(
     return paths
 
 
-def _asset_scales(edges: Sequence[Edge], source: str) -> dict[str, float]:
-    """Units of each asset worth one unit of source, from the best prices (BFS)."""
-    scale = {source: 1.0}
-    frontier = [source]
-    while frontier:
-        nxt = []
-        for asset in frontier:
-            for e in edges:
-                if e.src == asset and e.dst not in scale and e.rate > 0:
-                    scale[e.dst] = scale[asset] * e.rate
-                    nxt.append(e.dst)
-        frontier = nxt
-    return scale
-
-
 def solve_flow(
     paths: Sequence[Sequence[Edge]],
     source: str,
@@ -138,82 +737,35 @@ def solve_flow(
     *,
     amount_in: float | None = None,
     amount_out: float | None = None,
-    in_caps: Mapping[tuple[str, str, str], float] | None = None,
+    in_caps: Mapping[EdgeKey, float] | None = None,
     at_most: bool = False,
 ) -> FlowSolution | None:
-    """The joint LP over the union of `paths` (see the module doc). None when infeasible.
+    """The layered LP over the books of `paths`, at most their longest length in hops.
 
-    `in_caps` bounds what an edge may consume (in its source asset: a balance on that
-    venue). With `at_most`, the amount is a ceiling instead of an equality and the most
-    that can be delivered is found (the partial fill when the books run out).
+    Kept for callers that hold paths (the service); `solve_layered` takes edges directly.
     """
-    import cvxpy as cp
-
-    unique: dict[tuple[str, str, str], Edge] = {}
+    unique: dict[EdgeKey, Edge] = {}
     for path in paths:
         for e in path:
             unique.setdefault(e.key, e)
-    edges = list(unique.values())
-    if not edges:
+    if not unique:
         return None
-    scale = _asset_scales(edges, source)
-    xs = [cp.Variable(len(e.price), nonneg=True) for e in edges]
-    size_scale = [float(e.size.max()) or 1.0 for e in edges]
-    # flows in source-value units: in_e / scale[src], out_e / scale[dst]
-    inflow = [
-        (e.in_rate * s / scale[e.src]) @ x for e, x, s in zip(edges, xs, size_scale, strict=True)
-    ]
-    outflow = [
-        (e.out_rate * s / scale[e.dst]) @ x for e, x, s in zip(edges, xs, size_scale, strict=True)
-    ]
-    cons = [x <= e.size / s for e, x, s in zip(edges, xs, size_scale, strict=True)]
-    for i, e in enumerate(edges):
-        if in_caps and e.key in in_caps:
-            cons.append(inflow[i] <= in_caps[e.key] / scale[e.src])
-    assets = {e.src for e in edges} | {e.dst for e in edges}
-    for node in assets - {source, target}:
-        arriving = [outflow[i] for i, e in enumerate(edges) if e.dst == node]
-        leaving = [inflow[i] for i, e in enumerate(edges) if e.src == node]
-        cons.append(cp.sum(cp.hstack(arriving or [0.0])) == cp.sum(cp.hstack(leaving or [0.0])))
-    spent = cp.sum(cp.hstack([inflow[i] for i, e in enumerate(edges) if e.src == source]))
-    got = cp.sum(cp.hstack([outflow[i] for i, e in enumerate(edges) if e.dst == target]))
-    if amount_in is not None:
-        cons.append(spent <= amount_in if at_most else spent == amount_in)
-        problem = cp.Problem(cp.Maximize(got), cons)
-    elif at_most:
-        assert amount_out is not None
-        cons.append(got <= amount_out / scale[target])
-        problem = cp.Problem(cp.Maximize(got), cons)
-    else:
-        assert amount_out is not None
-        cons.append(got == amount_out / scale[target])
-        problem = cp.Problem(cp.Minimize(spent), cons)
-    try:
-        with quiet_stdout():
-            problem.solve(
-                solver=cp.HIGHS,
-                primal_feasibility_tolerance=1e-10,
-                dual_feasibility_tolerance=1e-10,
-            )
-    except (cp.error.SolverError, ValueError):  # extreme magnitudes: HiGHS gives up
-        return None
-    if problem.status not in ("optimal", "optimal_inaccurate") or xs[0].value is None:
-        return None
-    x = {
-        e.key: np.clip(np.asarray(v.value, dtype=np.float64) * s, 0.0, e.size)
-        for e, v, s in zip(edges, xs, size_scale, strict=True)
-    }
-    total_in = sum(float(e.in_rate @ x[e.key]) for e in edges if e.src == source)
-    total_out = sum(float(e.out_rate @ x[e.key]) for e in edges if e.dst == target)
-    n_vars = sum(len(e.price) for e in edges)
-    n_cons = sum(len(e.price) for e in edges) + len(assets - {source, target}) + 1
-    return FlowSolution(x, total_in, total_out, str(problem.status), n_vars, n_cons, edges)
+    hops = max(len(p) for p in paths)
+    return solve_layered(
+        list(unique.values()),
+        source,
+        target,
+        hops,
+        amount_in=amount_in,
+        amount_out=amount_out,
+        in_caps=in_caps,
+        at_most=at_most,
+    )
 
 
-def path_hops(solution: FlowSolution, paths: Sequence[Sequence[Edge]]) -> int:
-    """The most hops among paths all of whose edges carry flow (1 = direct only)."""
-    used = {k for k, v in solution.x.items() if v.sum() > 1e-12}
-    return max((len(p) for p in paths if all(e.key in used for e in p)), default=1)
+def path_hops(solution: FlowSolution, paths: Sequence[Sequence[Edge]] = ()) -> int:
+    """The most hops on a path carrying flow (1 = direct only)."""
+    return max((a.layer + 1 for a in solution.arcs), default=1)
 
 
 def is_finite_positive(x: float | None) -> bool:
