@@ -58,6 +58,7 @@ import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -70,9 +71,9 @@ IntArray = npt.NDArray[np.intp]
 EdgeKey = tuple[str, str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Edge:
-    """One book side as a conversion from `src` to `dst` asset."""
+    """One book side as a conversion from `src` to `dst` asset (rates computed once)."""
 
     venue: str
     symbol: str
@@ -83,7 +84,7 @@ class Edge:
     size: FloatArray
     fee: float
 
-    @property
+    @cached_property
     def key(self) -> EdgeKey:
         return (self.venue, self.symbol, self.side)
 
@@ -91,17 +92,17 @@ class Edge:
     def label(self) -> str:
         return f"{self.venue}:{self.symbol}:{self.side}"
 
-    @property
+    @cached_property
     def in_rate(self) -> FloatArray:
         """Units of `src` consumed per unit of x (base) on each level."""
         return self.price * (1 + self.fee) if self.side == "buy" else np.ones_like(self.price)
 
-    @property
+    @cached_property
     def out_rate(self) -> FloatArray:
         """Units of `dst` produced per unit of x on each level."""
         return np.ones_like(self.price) if self.side == "buy" else self.price * (1 - self.fee)
 
-    @property
+    @cached_property
     def rate(self) -> float:
         """dst per src at the best level (for scaling, bounds and cycle detection)."""
         return float(self.out_rate[0] / self.in_rate[0]) if len(self.price) else 0.0
@@ -274,7 +275,8 @@ def _csc(
     return start, rows[order].astype(np.int32), vals[order]
 
 
-def _run(lp: _Lp) -> FloatArray | None:
+def _run(lp: _Lp) -> tuple[FloatArray, FloatArray] | None:
+    """HiGHS on `lp`: (column values, row duals), or None unless optimal."""
     import highspy
 
     h = _highs()
@@ -295,8 +297,95 @@ def _run(lp: _Lp) -> FloatArray | None:
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
-    y: FloatArray = np.asarray(h.getSolution().col_value, dtype=np.float64)
-    return y
+    sol = h.getSolution()
+    y: FloatArray = np.asarray(sol.col_value, dtype=np.float64)
+    dual: FloatArray = np.asarray(sol.row_dual, dtype=np.float64)
+    return y, dual
+
+
+def _columns(lp: _Lp) -> IntArray:
+    col: IntArray = np.repeat(np.arange(len(lp.cost), dtype=np.intp), np.diff(lp.start))
+    return col
+
+
+def _sub_lp(lp: _Lp, col: IntArray, keep: npt.NDArray[np.bool_], at_one: FloatArray) -> _Lp:
+    """`lp` over the columns `keep`, the others fixed (value `at_one`: 0 or 1) into the rows."""
+    shift = np.bincount(lp.index, lp.value * at_one[col], minlength=len(lp.row_lo))
+    nz = keep[col]
+    cols = np.cumsum(keep)[col[nz]] - 1
+    start, index, value = _csc(int(keep.sum()), lp.index[nz].astype(np.intp), cols, lp.value[nz])
+    return _Lp(
+        lp.cost[keep], lp.upper[keep], lp.row_lo - shift, lp.row_hi - shift, start, index, value
+    )
+
+
+def _coarse_lp(lp: _Lp, col: IntArray, bucket: IntArray) -> _Lp:
+    """Columns of a bucket filled by one common fraction: A·P, c·P (a restriction of `lp`)."""
+    n_b = int(bucket.max()) + 1
+    n_rows = len(lp.row_lo)
+    keys, inv = np.unique(bucket[col] * n_rows + lp.index, return_inverse=True)
+    summed: FloatArray = np.bincount(inv, lp.value, minlength=len(keys)).astype(np.float64)
+    rows = (keys % n_rows).astype(np.intp)
+    start, index, value = _csc(n_b, rows, (keys // n_rows).astype(np.intp), summed)
+    cost: FloatArray = np.bincount(bucket, lp.cost, minlength=n_b).astype(np.float64)
+    infinite = np.bincount(bucket, np.isinf(lp.upper).astype(np.float64), minlength=n_b) > 0
+    upper: FloatArray = np.where(infinite, math.inf, 1.0)
+    return _Lp(cost, upper, lp.row_lo, lp.row_hi, start, index, value)
+
+
+def _solve_lp(lp: _Lp, group: IntArray, rank: IntArray, tol: float = 1e-9) -> FloatArray | None:
+    """`lp` solved exactly through small restricted LPs (bound fixing with a certificate).
+
+    At the optimum almost every level is either filled (y = 1) or empty (y = 0); only
+    levels at the marginal price of their arc copy are in between. So: split each group
+    (the levels of one arc copy, best first) into ~sqrt(n) buckets and solve the coarse LP
+    in which a bucket's levels share one fill (a restriction of the LP). Fix the levels of
+    full buckets at 1 and of empty ones at 0; keep the levels of fractional buckets (at
+    most one per row of a basic solution) as variables, and solve that restricted LP: it
+    is feasible, the coarse solution being one of its points. With its duals π, each fixed
+    column's reduced cost d = c - Aᵀπ must have the sign its bound needs (d <= tol at 1,
+    d >= -tol at 0); if so, primal feasibility, dual feasibility and complementary
+    slackness hold for the whole LP: the answer is optimal (the KKT certificate). Each
+    group's margin (its last full and first empty level) is kept free as well, so that the
+    restricted duals price every group where its reduced costs change sign. Otherwise
+    the violators are freed and the restricted LP re-solved (still feasible, never worse);
+    after 10 rounds, or if anything fails, the full LP is solved.
+    """
+    n = len(lp.cost)
+    if n <= 400:
+        out = _run(lp)
+        return None if out is None else out[0]
+    col = _columns(lp)
+    per_group = np.bincount(group)
+    width = np.maximum(np.ceil(np.sqrt(per_group)), 1.0)
+    n_buckets = np.ceil(per_group / width).astype(np.intp)
+    first = np.concatenate(([0], np.cumsum(n_buckets)[:-1]))
+    bucket = first[group] + (rank // width[group]).astype(np.intp)
+    coarse = _run(_coarse_lp(lp, col, bucket))
+    if coarse is not None:
+        fill = coarse[0][bucket]
+        finite = np.isfinite(lp.upper)
+        free = ~finite | ((fill > 1e-9) & (fill < 1 - 1e-9))
+        full = ~free & (fill >= 1 - 1e-9)
+        # each group's margin free too (its last full and first empty level), so that the
+        # restricted duals price every group where its reduced costs change sign
+        n_full = np.bincount(group[full], minlength=len(per_group))[group]
+        free |= (rank == n_full) | (rank == n_full - 1)
+        at_one = np.where(~free & full, 1.0, 0.0)
+        for _ in range(10):
+            out = _run(_sub_lp(lp, col, free, at_one))
+            if out is None:
+                break
+            y = at_one.copy()
+            y[free] = out[0]
+            d = lp.cost - np.bincount(col, lp.value * out[1][lp.index], minlength=n)
+            wrong = ~free & (((at_one == 1.0) & (d > tol)) | ((at_one == 0.0) & (d < -tol)))
+            if not wrong.any():
+                return y
+            free |= wrong
+            at_one[wrong] = 0.0  # the previous point stays feasible for the next round
+    out = _run(lp)
+    return None if out is None else out[0]
 
 
 # --- the layered LP ----------------------------------------------------------------------------
@@ -380,6 +469,14 @@ def _solve_arcs(
     in_caps: Mapping[EdgeKey, float] | None,
     at_most: bool,
 ) -> FlowSolution | None:
+    """Build and solve the layered LP over the arc copies `arc_list` (see the module doc).
+
+    Columns are y in [0, 1], the filled fraction of a level on one copy of its edge, and,
+    for an edge into the target usable at several layers, draws d_k >= 0 of its input from
+    each (src, k): the target absorbs at every layer, so such an edge needs one copy of its
+    levels (in_e = Σ_k d_k) instead of one per layer plus a capacity row per level. Values
+    are fractions of the order's value V (source units; assets at best rates from it).
+    """
     used = sorted({i for i, _ in arc_list})
     edges = [all_edges[i] for i in used]
     local = {g: j for j, g in enumerate(used)}
@@ -388,133 +485,160 @@ def _solve_arcs(
     exact_in = amount_in is not None
     value = amount_in if exact_in else (amount_out or 0.0) / scale[target]
     assert value is not None and value > 0
-
-    # levels kept per edge: for exact input, those reachable within Σ_k A·R_k(src)
-    keep = [len(e.price) for e in edges]
-    if exact_in:
-        reach = _best_reach(edges, arcs, source, max_hops)
-        bound = [0.0] * len(edges)
-        for j, k in arcs:
-            bound[j] += value * reach[k].get(edges[j].src, 0.0)
-        for j, e in enumerate(edges):
-            limit = bound[j]
-            if in_caps and e.key in in_caps:
-                limit = min(limit, in_caps[e.key])
-            cum = np.cumsum(e.in_rate * e.size)
-            keep[j] = min(len(cum), int(np.searchsorted(cum, limit * (1 + 1e-9))) + 1)
-
-    # columns: one per (arc copy, kept level)
-    n_lv = np.array([keep[j] for j, _ in arcs], dtype=np.intp)
-    n_cols = int(n_lv.sum())
-    col_arc = np.repeat(np.arange(len(arcs), dtype=np.intp), n_lv)
-    col_level = np.arange(n_cols) - np.repeat(np.cumsum(n_lv) - n_lv, n_lv)
-    arc_edge = np.array([j for j, _ in arcs], dtype=np.intp)
-    arc_layer = np.array([k for _, k in arcs], dtype=np.intp)
-    col_edge, col_layer = arc_edge[col_arc], arc_layer[col_arc]
-    offsets = np.zeros(len(edges) + 1, dtype=np.intp)
-    np.cumsum([len(e.price) for e in edges], out=offsets[1:])
-    flat = offsets[col_edge] + col_level  # position in the concatenated level arrays
-    size = np.concatenate([e.size for e in edges])
-    src_scale = np.array([scale[e.src] for e in edges])
-    dst_scale = np.array([scale.get(e.dst, 1.0) for e in edges])
-    c_in_all = np.concatenate([e.in_rate * e.size for e in edges])
-    c_out_all = np.concatenate([e.out_rate * e.size for e in edges])
-    c_in = c_in_all[flat] / (src_scale[col_edge] * value)
-    c_out = c_out_all[flat] / (dst_scale[col_edge] * value)
-
-    # rows: bridge nodes (u, k), 1 <= k < H; then the source or target row; then the
-    # capacity rows of levels whose edge has several copies; then in_caps rows
+    n_edges = len(edges)
     assets = sorted({e.src for e in edges} | {e.dst for e in edges})
     aid = {a: i for i, a in enumerate(assets)}
+    n_assets = len(assets)
+    s, t = aid[source], aid[target]
     src_id = np.array([aid[e.src] for e in edges], dtype=np.intp)
     dst_id = np.array([aid[e.dst] for e in edges], dtype=np.intp)
-    s, t = aid[source], aid[target]
-    n_assets = len(assets)
-    node_row = np.full((max_hops + 1) * n_assets, -1, dtype=np.intp)
-    touched = np.concatenate(
+    layers: list[list[int]] = [[] for _ in range(n_edges)]
+    for j, k in arcs:
+        layers[j].append(k)
+    drawn = np.array([dst_id[j] == t and len(layers[j]) > 1 for j in range(n_edges)], dtype=bool)
+
+    # levels kept per edge: for exact input, those reachable within Σ_k A·R_k(src)
+    n_levels = np.array([len(e.price) for e in edges], dtype=np.intp)
+    offsets = np.zeros(n_edges + 1, dtype=np.intp)
+    np.cumsum(n_levels, out=offsets[1:])
+    size = np.concatenate([e.size for e in edges])
+    rate_in = np.concatenate([e.in_rate for e in edges])
+    rate_out = np.concatenate([e.out_rate for e in edges])
+    level_edge = np.repeat(np.arange(n_edges, dtype=np.intp), n_levels)
+    keep = n_levels
+    if exact_in:
+        reach = _best_reach(edges, arcs, source, max_hops)
+        limit = np.array(
+            [sum(value * reach[k].get(e.src, 0.0) for k in layers[j]) for j, e in enumerate(edges)]
+        )
+        for j, e in enumerate(edges):
+            if in_caps and e.key in in_caps:
+                limit[j] = min(limit[j], in_caps[e.key])
+        consumed = rate_in * size
+        cum = np.cumsum(consumed)
+        before = cum - consumed - (cum - consumed)[offsets[:-1]][level_edge]  # within the edge
+        within = before < (limit * (1 + 1e-9))[level_edge]
+        keep = np.maximum(np.bincount(level_edge[within], minlength=n_edges), 1)
+
+    # level columns, one group per arc copy (a drawn edge: one group, layer -1)
+    groups = [(j, k) for j, k in arcs if not drawn[j]] + [
+        (j, -1) for j in range(n_edges) if drawn[j]
+    ]
+    g_edge = np.array([j for j, _ in groups], dtype=np.intp)
+    g_layer = np.array([k for _, k in groups], dtype=np.intp)
+    n_lv = keep[g_edge]
+    n_level_cols = int(n_lv.sum())
+    col_group = np.repeat(np.arange(len(groups), dtype=np.intp), n_lv)
+    col_level = np.arange(n_level_cols) - np.repeat(np.cumsum(n_lv) - n_lv, n_lv)
+    col_edge, col_layer = g_edge[col_group], g_layer[col_group]
+    flat = offsets[col_edge] + col_level  # position in the concatenated level arrays
+    src_scale = np.array([scale[e.src] for e in edges])
+    dst_scale = np.array([scale.get(e.dst, 1.0) for e in edges])
+    c_in = rate_in[flat] * size[flat] / (src_scale[col_edge] * value)
+    c_out = rate_out[flat] * size[flat] / (dst_scale[col_edge] * value)
+    # draw columns (edge j, layer k) of the drawn edges
+    draws = [(j, k) for j, k in arcs if drawn[j]]
+    d_edge = np.array([j for j, _ in draws], dtype=np.intp)
+    d_layer = np.array([k for _, k in draws], dtype=np.intp)
+    n_cols = n_level_cols + len(draws)
+    d_cols = np.arange(n_level_cols, n_cols, dtype=np.intp)
+
+    # rows: nodes (u, k) for bridge assets u; the end row (source spent or target got);
+    # one row per drawn edge; capacity rows of levels on several copies; in_caps rows
+    cols = np.arange(n_level_cols, dtype=np.intp)
+    consume = (src_id[col_edge] != s) & (col_layer >= 0)
+    produce = dst_id[col_edge] != t
+    node_keys = np.concatenate(
         [
-            (arc_layer * n_assets + src_id[arc_edge])[src_id[arc_edge] != s],
-            ((arc_layer + 1) * n_assets + dst_id[arc_edge])[dst_id[arc_edge] != t],
+            col_layer[consume] * n_assets + src_id[col_edge[consume]],
+            (col_layer[produce] + 1) * n_assets + dst_id[col_edge[produce]],
+            d_layer * n_assets + src_id[d_edge],
         ]
     )
-    nodes = np.unique(touched)
-    node_row[nodes] = np.arange(len(nodes))
+    nodes, node_pos = np.unique(node_keys, return_inverse=True)
+    n_c, n_p = int(consume.sum()), int(produce.sum())
     end_row = len(nodes)
-    n_rows = end_row + 1
-    rows_l: list[IntArray] = []
-    cols_l: list[IntArray] = []
-    vals_l: list[FloatArray] = []
-    cols = np.arange(n_cols, dtype=np.intp)
+    edge_row = np.full(n_edges, -1, dtype=np.intp)
+    edge_row[drawn] = end_row + 1 + np.arange(int(drawn.sum()))
+    n_rows = end_row + 1 + int(drawn.sum())
+    rows_l = [node_pos[:n_c], node_pos[n_c : n_c + n_p], node_pos[n_c + n_p :]]
+    cols_l = [cols[consume], cols[produce], d_cols]
+    vals_l = [-c_in[consume], c_out[produce], -np.ones(len(draws))]
     from_src = src_id[col_edge] == s
     into_tgt = dst_id[col_edge] == t
-    m = ~from_src  # consumes at (src, k)
-    rows_l.append(node_row[col_layer[m] * n_assets + src_id[col_edge[m]]])
-    cols_l.append(cols[m])
-    vals_l.append(-c_in[m])
-    m = ~into_tgt  # produces at (dst, k+1)
-    rows_l.append(node_row[(col_layer[m] + 1) * n_assets + dst_id[col_edge[m]]])
-    cols_l.append(cols[m])
-    vals_l.append(c_out[m])
     end_mask = from_src if exact_in else into_tgt
-    rows_l.append(np.full(int(end_mask.sum()), end_row, dtype=np.intp))
-    cols_l.append(cols[end_mask])
-    vals_l.append((c_in if exact_in else c_out)[end_mask])
-    copies = np.bincount(arc_edge, minlength=len(edges))
+    rows_l += [np.full(int(end_mask.sum()), end_row, dtype=np.intp)]
+    cols_l += [cols[end_mask]]
+    vals_l += [(c_in if exact_in else c_out)[end_mask]]
+    m = col_layer < 0  # a drawn edge's levels consume what its draws bring
+    rows_l += [edge_row[col_edge[m]], edge_row[d_edge]]
+    cols_l += [cols[m], d_cols]
+    vals_l += [-c_in[m], np.ones(len(draws))]
+    copies = np.bincount(g_edge, minlength=n_edges)
     shared = copies[col_edge] > 1
     if shared.any():
-        cap_key = flat[shared]
-        uniq, inv = np.unique(cap_key, return_inverse=True)
+        _, inv = np.unique(flat[shared], return_inverse=True)
         rows_l.append(n_rows + inv.astype(np.intp))
         cols_l.append(cols[shared])
         vals_l.append(np.ones(int(shared.sum())))
-        n_rows += len(uniq)
-    row_lo = [0.0] * end_row + [0.0 if at_most else 1.0] + [-math.inf] * (n_rows - end_row - 1)
-    row_hi = [0.0] * end_row + [1.0] + [1.0] * (n_rows - end_row - 1)
+    n_cap = len(np.unique(flat[shared])) if shared.any() else 0
+    row_lo = np.concatenate(
+        [np.zeros(end_row), [0.0 if at_most else 1.0], np.zeros(n_rows - end_row - 1)]
+    )
+    row_hi = np.concatenate([np.zeros(end_row), [1.0], np.zeros(n_rows - end_row - 1)])
+    row_lo = np.concatenate([row_lo, np.full(n_cap, -math.inf)])
+    row_hi = np.concatenate([row_hi, np.ones(n_cap)])
+    n_rows += n_cap
+    extra_lo, extra_hi = [], []
     for j, e in enumerate(edges):
         if in_caps and e.key in in_caps:
             m = col_edge == j
             rows_l.append(np.full(int(m.sum()), n_rows, dtype=np.intp))
             cols_l.append(cols[m])
             vals_l.append(c_in[m])
-            row_lo.append(-math.inf)
-            row_hi.append(max(in_caps[e.key], 0.0) / (src_scale[j] * value))
+            extra_lo.append(-math.inf)
+            extra_hi.append(max(in_caps[e.key], 0.0) / (src_scale[j] * value))
             n_rows += 1
+    row_lo = np.concatenate([row_lo, extra_lo])
+    row_hi = np.concatenate([row_hi, extra_hi])
     # maximise what reaches the target, or minimise what leaves the source
     maximise = exact_in or at_most
-    cost = np.where(into_tgt, -c_out, 0.0) if maximise else np.where(from_src, c_in, 0.0)
+    cost = np.zeros(n_cols)
+    cost[:n_level_cols] = (
+        np.where(into_tgt, -c_out, 0.0) if maximise else np.where(from_src, c_in, 0.0)
+    )
+    upper = np.concatenate([np.ones(n_level_cols), np.full(len(draws), math.inf)])
     start, index, vals = _csc(
-        n_cols, np.concatenate(rows_l), np.concatenate(cols_l), np.concatenate(vals_l)
+        n_cols, np.concatenate(rows_l), np.concatenate([*cols_l]), np.concatenate(vals_l)
     )
-    lp = _Lp(
-        cost.astype(np.float64),
-        np.ones(n_cols),
-        np.array(row_lo),
-        np.array(row_hi),
-        start,
-        index,
-        vals,
-    )
-    y = _run(lp)
+    group = np.concatenate([col_group, len(groups) + np.arange(len(draws))])
+    rank = np.concatenate([col_level, np.zeros(len(draws), dtype=np.intp)])
+    y = _solve_lp(_Lp(cost, upper, row_lo, row_hi, start, index, vals), group, rank)
     if y is None:
         return None
-    base = np.clip(y, 0.0, 1.0) * size[flat]
-    x = {e.key: np.zeros(len(e.price)) for e in edges}
-    for j, e in enumerate(edges):
-        m = col_edge == j
-        np.add.at(x[e.key], col_level[m], base[m])
-        np.minimum(x[e.key], e.size, out=x[e.key])
-    arc_frac = np.bincount(col_arc, c_in * np.clip(y, 0.0, 1.0), minlength=len(arcs))
-    arc_in = np.bincount(col_arc, c_in_all[flat] / size[flat] * base, minlength=len(arcs))
-    arc_out = np.bincount(col_arc, c_out_all[flat] / size[flat] * base, minlength=len(arcs))
-    flows = tuple(
-        ArcFlow(int(arc_edge[a]), int(arc_layer[a]), float(arc_in[a]), float(arc_out[a]))
-        for a in range(len(arcs))
-        if arc_frac[a] > 1e-12 and arc_in[a] > 0
-    )
+    frac = np.clip(y[:n_level_cols], 0.0, 1.0)
+    base = frac * size[flat]
+    filled = np.minimum(np.bincount(flat, base, minlength=len(size)), size)
+    x = {e.key: filled[offsets[j] : offsets[j + 1]] for j, e in enumerate(edges)}
+    g_frac = np.bincount(col_group, c_in * frac, minlength=len(groups))
+    g_in = np.bincount(col_group, rate_in[flat] * base, minlength=len(groups))
+    g_out = np.bincount(col_group, rate_out[flat] * base, minlength=len(groups))
+    flows = [
+        ArcFlow(int(g_edge[g]), int(g_layer[g]), float(g_in[g]), float(g_out[g]))
+        for g in range(len(groups))
+        if g_layer[g] >= 0 and g_frac[g] > 1e-12 and g_in[g] > 0
+    ]
+    edge_in = dict(zip(g_edge.tolist(), g_in.tolist(), strict=True))
+    edge_out = dict(zip(g_edge.tolist(), g_out.tolist(), strict=True))
+    for c, (j, k) in zip(d_cols, draws, strict=True):
+        d = max(float(y[c]), 0.0)
+        if d > 1e-12 and edge_in[j] > 0:
+            amount = d * src_scale[j] * value
+            flows.append(ArcFlow(j, k, amount, edge_out[j] * amount / edge_in[j]))
     total_in = sum(float(e.in_rate @ x[e.key]) for e in edges if e.src == source)
     total_out = sum(float(e.out_rate @ x[e.key]) for e in edges if e.dst == target)
     return FlowSolution(
-        x, total_in, total_out, "optimal", n_cols, n_rows, edges, flows, restricted=False
+        x, total_in, total_out, "optimal", n_cols, n_rows, edges, tuple(flows), restricted=False
     )
 
 
@@ -534,9 +658,10 @@ def _walks(sol: FlowSolution, source: str, target: str) -> list[tuple[list[ArcFl
     for a in sol.arcs:
         out_of.setdefault((sol.edges[a.edge].src, a.layer), []).append(a)
     total = sum(a.amount_in for a in sol.arcs if a.layer == 0)
+    left = total  # what the source still emits, undecomposed
     walks: list[tuple[list[ArcFlow], float]] = []
     for _ in range(2 * len(sol.arcs) + 1):
-        if sum(rem[id(a)] for a in sol.arcs if a.layer == 0) <= 1e-12 * total:
+        if left <= 1e-12 * total:
             break
         node, walk = (source, 0), []
         while node[0] != target:
@@ -549,6 +674,8 @@ def _walks(sol: FlowSolution, source: str, target: str) -> list[tuple[list[ArcFl
         if not walk:
             break
         if node[0] != target:  # rounding residue: the arc leads nowhere any more
+            if len(walk) == 1:
+                left -= rem[id(walk[0])]
             rem[id(walk[-1])] = 0.0
             continue
         gains = [a.amount_out / a.amount_in for a in walk]
@@ -556,6 +683,7 @@ def _walks(sol: FlowSolution, source: str, target: str) -> list[tuple[list[ArcFl
         delta = min(rem[id(a)] / g for a, g in zip(walk, prefix, strict=True))
         for a, g in zip(walk, prefix, strict=True):
             rem[id(a)] -= delta * g
+        left -= delta
         walks.append((walk, float(delta)))
     return walks
 
@@ -671,10 +799,10 @@ def _negative_cycle(edges: Sequence[Edge], tol: float) -> Cycle | None:
     dist = dict.fromkeys(assets, 0.0)
     pred: dict[str, Edge] = {}
     last = None
+    weighted = [(e, -math.log(e.rate)) for e in arcs]
     for _ in range(len(assets)):
         last = None
-        for e in arcs:
-            w = -math.log(e.rate)
+        for e, w in weighted:
             if dist[e.src] + w < dist[e.dst] - tol:
                 dist[e.dst] = dist[e.src] + w
                 pred[e.dst] = e
