@@ -85,10 +85,8 @@ def random_books(
     rng = np.random.default_rng(seed)
     value = rng.lognormal(0, 1, n_assets)
     pairs = [(i, j) for i in range(n_assets) for j in range(i + 1, n_assets)]
-    if n_books is None:
-        chosen = pairs
-    else:
-        chosen = [pairs[k] for k in rng.integers(0, len(pairs), n_books)]
+    picks = range(len(pairs)) if n_books is None else rng.integers(0, len(pairs), n_books)
+    chosen = [pairs[k] for k in picks]
     snaps, markets, count = [], [], {}
     for i, j in chosen:
         symbol = f"A{i}/A{j}"

@@ -58,7 +58,6 @@ import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -71,9 +70,13 @@ IntArray = npt.NDArray[np.intp]
 EdgeKey = tuple[str, str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Edge:
-    """One book side as a conversion from `src` to `dst` asset (rates computed once)."""
+    """One book side as a conversion from `src` to `dst` asset.
+
+    Per level, `in_rate` units of `src` are consumed and `out_rate` units of `dst` produced
+    per unit of x (base); `rate` is dst per src at the best level. Computed once.
+    """
 
     venue: str
     symbol: str
@@ -83,29 +86,25 @@ class Edge:
     price: FloatArray
     size: FloatArray
     fee: float
+    key: EdgeKey = field(init=False, repr=False, compare=False)
+    in_rate: FloatArray = field(init=False, repr=False, compare=False)
+    out_rate: FloatArray = field(init=False, repr=False, compare=False)
+    rate: float = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def key(self) -> EdgeKey:
-        return (self.venue, self.symbol, self.side)
+    def __post_init__(self) -> None:
+        buy = self.side == "buy"
+        ones = np.ones(len(self.price))
+        in_rate = self.price * (1 + self.fee) if buy else ones
+        out_rate = ones if buy else self.price * (1 - self.fee)
+        set_ = object.__setattr__
+        set_(self, "key", (self.venue, self.symbol, self.side))
+        set_(self, "in_rate", in_rate)
+        set_(self, "out_rate", out_rate)
+        set_(self, "rate", float(out_rate[0] / in_rate[0]) if len(self.price) else 0.0)
 
     @property
     def label(self) -> str:
         return f"{self.venue}:{self.symbol}:{self.side}"
-
-    @cached_property
-    def in_rate(self) -> FloatArray:
-        """Units of `src` consumed per unit of x (base) on each level."""
-        return self.price * (1 + self.fee) if self.side == "buy" else np.ones_like(self.price)
-
-    @cached_property
-    def out_rate(self) -> FloatArray:
-        """Units of `dst` produced per unit of x on each level."""
-        return np.ones_like(self.price) if self.side == "buy" else self.price * (1 - self.fee)
-
-    @cached_property
-    def rate(self) -> float:
-        """dst per src at the best level (for scaling, bounds and cycle detection)."""
-        return float(self.out_rate[0] / self.in_rate[0]) if len(self.price) else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -640,6 +639,55 @@ def _solve_arcs(
     return FlowSolution(
         x, total_in, total_out, "optimal", n_cols, n_rows, edges, tuple(flows), restricted=False
     )
+
+
+def solve_direct(
+    edges: Sequence[Edge],
+    source: str,
+    target: str,
+    *,
+    amount_in: float | None = None,
+    amount_out: float | None = None,
+) -> FlowSolution | None:
+    """Direct markets only (one hop): the exact merge of `optimizer.exact`, no solver.
+
+    One hop is the split of one order across venues: when every direct book trades the
+    pair the same way round (all buys of TARGET/SOURCE or all sells of SOURCE/TARGET) it
+    is `solve_exact` on their ladder, each venue's share walked with `walk_book`; books
+    of both orientations fall back to the layered LP with one hop. None when the direct
+    books cannot fill the amount (or there are none).
+    """
+    from liquidroute.optimizer.curves import build_ladder
+    from liquidroute.optimizer.exact import solve_exact
+
+    direct = [e for e in edges if e.src == source and e.dst == target]
+    sides = {e.side for e in direct}
+    if not direct:
+        return None
+    if len(sides) > 1:
+        return solve_layered(direct, source, target, 1, amount_in=amount_in, amount_out=amount_out)
+    side: Side = "buy" if sides == {"buy"} else "sell"
+    ladder = build_ladder([_levels(e) for e in direct], [e.fee for e in direct], side)
+    exact_in = amount_in is not None
+    amount = amount_in if exact_in else amount_out
+    assert amount is not None
+    # buys spend quote (the source): exact input is a quote amount; sells the mirror
+    in_quote = (side == "buy") == exact_in
+    alloc = solve_exact(ladder, amount, "quote" if in_quote else "base")
+    reached = alloc.value if in_quote else alloc.filled
+    if reached < amount * (1 - 1e-12):
+        return None
+    shares = zip(direct, alloc.amount, strict=True)
+    x = {e.key: walk_book(_levels(e), side, float(q)).take for e, q in shares}
+    arcs = tuple(
+        ArcFlow(j, 0, float(e.in_rate @ x[e.key]), float(e.out_rate @ x[e.key]))
+        for j, e in enumerate(direct)
+        if x[e.key].sum() > 0
+    )
+    total_in = sum(a.amount_in for a in arcs)
+    total_out = sum(a.amount_out for a in arcs)
+    n = sum(len(e.price) for e in direct)
+    return FlowSolution(x, total_in, total_out, "exact merge", n, 1, direct, arcs)
 
 
 # --- decomposition into paths ----------------------------------------------------------------

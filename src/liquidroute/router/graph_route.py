@@ -19,6 +19,7 @@ from liquidroute.optimizer.graph import (
     path_flows,
     path_hops,
     profitable_cycles,
+    solve_direct,
     solve_layered,
     usable_arcs,
     walk_path,
@@ -203,19 +204,19 @@ def route_graph(
             raise InvalidInputError(f"unknown bridge asset {b}; the books hold {sorted(assets)}")
     hops_ = int(max_hops)
     kwargs: dict[str, Any] = {"amount_in": amount_in, "amount_out": amount_out}
-    if not usable_arcs(edges, source, target, hops_, bridge_list):
+    joint = solve_layered(edges, source, target, hops_, bridges=bridge_list, **kwargs)
+    if joint is None and not usable_arcs(edges, source, target, hops_, bridge_list):
         raise InsufficientLiquidityError(
             f"no path from {source} to {target} within {max_hops} hop(s)"
             + (f" via {bridge_list}" if bridge_list is not None else "")
             + "; add markets, bridges or --max-hops"
         )
-    joint = solve_layered(edges, source, target, hops_, bridges=bridge_list, **kwargs)
-    direct = solve_layered(edges, source, target, 1, **kwargs)
     if joint is None:
         raise InsufficientLiquidityError(
             f"the books cannot {'deliver' if amount_out else 'absorb'} {amount:g} "
             f"{target if amount_out else source} on any path within {max_hops} hop(s)"
         )
+    direct = solve_direct(edges, source, target, **kwargs)
     notes = [
         f"profitable cycle in the books, not routed around: {c.describe()}"
         for c in profitable_cycles(edges)
