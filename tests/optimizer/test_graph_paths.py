@@ -378,3 +378,64 @@ def test_markets_as_route_takes_them():
     )
     with pytest.raises(InvalidInputError, match=r"markets\['x1'\] holds x0 A/S"):
         route_graph(snaps, "S", "T", markets={"x1": as_list[0]}, amount_in=1.0)
+
+
+def test_bound_fixing_equals_the_full_lp_on_deep_books(monkeypatch):
+    """Books of 200 levels make LPs of thousands of columns, solved through small restricted
+    LPs: each answer's objective equals HiGHS on the whole LP, and is feasible for it."""
+    from liquidroute.optimizer import graph
+    from liquidroute.venues.sample_graph import sample_graph_markets, sample_graph_snapshots
+
+    seen = []
+    original = graph._solve_lp
+
+    def spy(lp, group, rank, tol=1e-12):
+        y = original(lp, group, rank, tol)
+        seen.append((lp, y))
+        return y
+
+    monkeypatch.setattr(graph, "_solve_lp", spy)
+    snaps, markets = sample_graph_snapshots(), sample_graph_markets()
+    in_usdt = {"USDT": 1.0, "USDC": 1.0, "ETH": 2500.0, "BTC": 60_000.0}
+    for value in (2e4, 3e5, 1.5e6):
+        for source, target in (("USDT", "ETH"), ("ETH", "USDC"), ("USDC", "BTC")):
+            spend, get = value / in_usdt[source], 0.5 * value / in_usdt[target]
+            route_graph(snaps, source, target, markets=markets, amount_in=spend)
+            route_graph(snaps, source, target, markets=markets, amount_out=get)
+    big = [(lp, y) for lp, y in seen if len(lp.cost) > 400]
+    assert len(big) >= 6
+    for lp, y in big:
+        full = graph._run(lp)
+        assert full is not None and y is not None
+        a = np.zeros(len(lp.row_lo))
+        col = np.repeat(np.arange(len(lp.cost)), np.diff(lp.start))
+        np.add.at(a, lp.index, lp.value * y[col])
+        assert np.all(a >= lp.row_lo - 1e-8) and np.all(a <= lp.row_hi + 1e-8)
+        assert np.all(y >= -1e-12) and np.all(y <= lp.upper + 1e-12)
+        assert lp.cost @ y == pytest.approx(lp.cost @ full[0], rel=1e-9, abs=1e-12)
+
+
+def test_direct_books_of_both_orientations():
+    """USDC/USDT on one venue, USDT/USDC on another: the direct answer mixes a buy and a
+    sell, and equals the path oracle."""
+    a = DepthSnapshot(
+        "x0", "USDC/USDT", [[0.9995, 500.0], [0.999, 800.0]], [[1.0005, 400.0], [1.001, 900.0]]
+    )
+    b = DepthSnapshot(
+        "x1", "USDT/USDC", [[0.9996, 300.0], [0.9991, 700.0]], [[1.0004, 600.0], [1.002, 900.0]]
+    )
+    markets = {
+        ("x0", "USDC/USDT"): Market("x0", "USDC/USDT", 0.0005),
+        ("x1", "USDT/USDC"): Market("x1", "USDT/USDC", 0.001),
+    }
+    book_sides = sides([a, b], [0.0005, 0.001])
+    for exact_in in (True, False):
+        kwargs = {"amount_in": 800.0} if exact_in else {"amount_out": 800.0}
+        q = route_graph([a, b], "USDT", "USDC", markets=markets, **kwargs)
+        expected = path_lp(
+            book_sides, all_simple_paths(book_sides, "USDT", "USDC", 1), 800.0, exact_in
+        )
+        assert q.amount_in == pytest.approx(expected[0], rel=1e-9)
+        assert q.amount_out == pytest.approx(expected[1], rel=1e-9)
+        assert {leg.side for h in q.hops for leg in h.legs} == {"buy", "sell"}
+        assert q.direct_out == pytest.approx(q.amount_out, rel=1e-12)

@@ -332,7 +332,7 @@ def _coarse_lp(lp: _Lp, col: IntArray, bucket: IntArray) -> _Lp:
     return _Lp(cost, upper, lp.row_lo, lp.row_hi, start, index, value)
 
 
-def _solve_lp(lp: _Lp, group: IntArray, rank: IntArray, tol: float = 1e-9) -> FloatArray | None:
+def _solve_lp(lp: _Lp, group: IntArray, rank: IntArray, tol: float = 1e-12) -> FloatArray | None:
     """`lp` solved exactly through small restricted LPs (bound fixing with a certificate).
 
     At the optimum almost every level is either filled (y = 1) or empty (y = 0); only
