@@ -191,7 +191,7 @@ def check_route(q, book_sides, max_hops):
 @settings(max_examples=120, deadline=None)
 @given(
     seed=st.integers(0, 2**31),
-    hops=st.integers(1, 4),
+    hops=st.integers(1, 5),
     exact_in=st.booleans(),
     cyclic=st.booleans(),
     size=st.floats(0.05, 3.0),

@@ -31,13 +31,15 @@ walks, each arc keeping its realised gain out/in). No arc enters S or leaves T, 
 appear only at the ends; consecutive assets differ (no market trades an asset against
 itself). Hence for H <= 3 every walk is a simple path, whatever the prices: the layered LP
 IS the LP over simple paths of at most H hops, exact, even when the books hold profitable
-cycles. For H >= 4 a walk can revisit an asset (u1 -> u2 -> u1); `solve_layered`
-decomposes the optimum, and if a walk repeats an asset it removes the arc copy that closes
-the repeat and re-solves, until no walk repeats (a finite loop: each round removes an arc
-copy). Without a profitable cycle a repeat costs output, so an optimum contains one only
-when the order saturates the books (the loop then burns input); the result is always a
-flow on simple paths, and `restricted` says when arcs had to be removed (the answer is then
-the best over the remaining arcs: feasible, but not proven optimal over all simple paths).
+cycles. For H >= 4 a walk can revisit an asset (u1 -> u2 -> u1 ...). The layered LP is a
+relaxation of the simple-path LP (every simple path is a layered walk); `solve_layered`
+decomposes its optimum, and if some walk repeats an asset u, u is *tracked*: nodes become
+(asset, layer, set of tracked assets visited), and an arc into a tracked asset already
+visited does not exist. Simple paths survive the expansion, so it is still a relaxation;
+re-solve, and repeat until no walk repeats an asset. The final optimum is then a flow on
+simple paths that no simple-path flow beats: optimal, exactly. Tracking costs a factor 2
+in states per tracked asset; past MAX_TRACKED assets, the arc copies closing a repeat
+are removed instead (`restricted`: a flow on simple paths, not proven optimal over all).
 
 Profitable cycles (a product of best effective rates > 1 around a loop of books: crossed
 books across venues, triangular mispricing) are found by Bellman-Ford on -log(rate) over
@@ -49,7 +51,11 @@ backward breadth-first sets, linear in edges x H; no path enumeration). For exac
 levels beyond Σ_k A·R_k(src e) cumulative input are never reached and are dropped. The
 matrices are built vectorised (CSC) and passed to HiGHS through highspy; amounts are
 scaled to fractions of the order's value (assets valued at best rates from the source) and
-levels to fractions of their size, so every coefficient is O(1).
+levels to fractions of their size, so every coefficient is O(1). An edge into the target
+needs a single copy (the target absorbs at every layer: its input is drawn from each
+(src, k)), which removes the shared-capacity rows for H <= 3. HiGHS sees small restricted
+LPs: a coarse LP fixes most levels at full or empty, and reduced costs certify the fixing
+(`_solve_lp`, exact to the LP's tolerances, else the full LP is solved).
 """
 
 from __future__ import annotations
@@ -116,6 +122,8 @@ class ArcFlow:
     layer: int
     amount_in: float
     amount_out: float
+    state_in: int = 0
+    state_out: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,22 +431,69 @@ def solve_layered(
     """
     forbidden: set[tuple[int, int]] = set()
     position = {e.key: i for i, e in enumerate(edges)}
+    tracked: list[str] = []
     restricted = False
     for _ in range(1 + 4 * len(edges) * max_hops):
         arcs = usable_arcs(edges, source, target, max_hops, bridges, frozenset(forbidden))
         if not arcs:
             return None
+        expanded = _track(edges, arcs, source, target, tracked)
         sol = _solve_arcs(
-            edges, arcs, source, target, max_hops, amount_in, amount_out, in_caps, at_most
+            edges, expanded, source, target, max_hops, amount_in, amount_out, in_caps, at_most
         )
         if sol is None or max_hops <= 3:
             return sol
         closing = _repeat_closing_arcs(sol, source, target)
         if not closing:
             return _replace_restricted(sol, restricted)
+        repeated = sorted({sol.edges[position_in(sol, key)].dst for key, _ in closing})
+        if len(tracked) + len(repeated) <= MAX_TRACKED:
+            tracked += [a for a in repeated if a not in tracked]
+            continue
         forbidden |= {(position[key], k) for key, k in closing}
         restricted = True
-    return None  # pragma: no cover - each round forbids at least one arc copy
+    return None  # pragma: no cover - each round tracks an asset or forbids an arc copy
+
+
+MAX_TRACKED = 5  # assets whose revisits the state expansion forbids exactly (2^5 states)
+
+
+def position_in(sol: FlowSolution, key: EdgeKey) -> int:
+    return next(j for j, e in enumerate(sol.edges) if e.key == key)
+
+
+def _track(
+    edges: Sequence[Edge],
+    arcs: Sequence[tuple[int, int]],
+    source: str,
+    target: str,
+    tracked: Sequence[str],
+) -> list[tuple[int, int, int, int]]:
+    """Arc copies (edge, layer, state in, state out) of the state-expanded layered graph.
+
+    A node is (asset, layer, state), the state the set (bit mask) of `tracked` assets
+    visited so far; an arc into a tracked asset already in the state does not exist. So no
+    walk revisits a tracked asset, while every simple path keeps a copy: the LP over these
+    arcs is still a relaxation of the simple-path LP, tighter by the tracked revisits.
+    With nothing tracked every state is 0 and this is the plain layered graph.
+    """
+    if not tracked:
+        return [(i, k, 0, 0) for i, k in arcs]
+    bit = {a: 1 << n for n, a in enumerate(tracked)}
+    states: dict[tuple[str, int], set[int]] = {(source, 0): {0}}
+    out = []
+    for i, k in sorted(arcs, key=lambda a: a[1]):
+        e = edges[i]
+        for m in sorted(states.get((e.src, k), ())):
+            b = bit.get(e.dst, 0)
+            if m & b:
+                continue
+            if e.dst == target:
+                out.append((i, k, m, 0))
+                continue
+            out.append((i, k, m, m | b))
+            states.setdefault((e.dst, k + 1), set()).add(m | b)
+    return out
 
 
 def _replace_restricted(sol: FlowSolution, restricted: bool) -> FlowSolution:
@@ -459,7 +514,7 @@ def _replace_restricted(sol: FlowSolution, restricted: bool) -> FlowSolution:
 
 def _solve_arcs(
     all_edges: Sequence[Edge],
-    arc_list: Sequence[tuple[int, int]],
+    arc_list: Sequence[tuple[int, int, int, int]],
     source: str,
     target: str,
     max_hops: int,
@@ -476,10 +531,11 @@ def _solve_arcs(
     levels (in_e = Σ_k d_k) instead of one per layer plus a capacity row per level. Values
     are fractions of the order's value V (source units; assets at best rates from it).
     """
-    used = sorted({i for i, _ in arc_list})
+    used = sorted({a[0] for a in arc_list})
     edges = [all_edges[i] for i in used]
     local = {g: j for j, g in enumerate(used)}
-    arcs = [(local[i], k) for i, k in arc_list]
+    arcs = [(local[i], k, m0, m1) for i, k, m0, m1 in arc_list]
+    n_states = 1 + max(max(a[2], a[3]) for a in arcs)
     scale = _asset_scales(edges, source)
     exact_in = amount_in is not None
     value = amount_in if exact_in else (amount_out or 0.0) / scale[target]
@@ -492,7 +548,7 @@ def _solve_arcs(
     src_id = np.array([aid[e.src] for e in edges], dtype=np.intp)
     dst_id = np.array([aid[e.dst] for e in edges], dtype=np.intp)
     layers: list[list[int]] = [[] for _ in range(n_edges)]
-    for j, k in arcs:
+    for j, k, _, _ in arcs:
         layers[j].append(k)
     drawn = np.array([dst_id[j] == t and len(layers[j]) > 1 for j in range(n_edges)], dtype=bool)
 
@@ -506,9 +562,12 @@ def _solve_arcs(
     level_edge = np.repeat(np.arange(n_edges, dtype=np.intp), n_levels)
     keep = n_levels
     if exact_in:
-        reach = _best_reach(edges, arcs, source, max_hops)
+        reach = _best_reach(edges, sorted({(j, k) for j, k, _, _ in arcs}), source, max_hops)
         limit = np.array(
-            [sum(value * reach[k].get(e.src, 0.0) for k in layers[j]) for j, e in enumerate(edges)]
+            [
+                sum(value * reach[k].get(e.src, 0.0) for k in set(layers[j]))
+                for j, e in enumerate(edges)
+            ]
         )
         for j, e in enumerate(edges):
             if in_caps and e.key in in_caps:
@@ -520,25 +579,29 @@ def _solve_arcs(
         keep = np.maximum(np.bincount(level_edge[within], minlength=n_edges), 1)
 
     # level columns, one group per arc copy (a drawn edge: one group, layer -1)
-    groups = [(j, k) for j, k in arcs if not drawn[j]] + [
-        (j, -1) for j in range(n_edges) if drawn[j]
+    groups = [a for a in arcs if not drawn[a[0]]] + [
+        (j, -1, 0, 0) for j in range(n_edges) if drawn[j]
     ]
-    g_edge = np.array([j for j, _ in groups], dtype=np.intp)
-    g_layer = np.array([k for _, k in groups], dtype=np.intp)
+    g_edge = np.array([a[0] for a in groups], dtype=np.intp)
+    g_layer = np.array([a[1] for a in groups], dtype=np.intp)
+    g_from = np.array([a[2] for a in groups], dtype=np.intp)
+    g_to = np.array([a[3] for a in groups], dtype=np.intp)
     n_lv = keep[g_edge]
     n_level_cols = int(n_lv.sum())
     col_group = np.repeat(np.arange(len(groups), dtype=np.intp), n_lv)
     col_level = np.arange(n_level_cols) - np.repeat(np.cumsum(n_lv) - n_lv, n_lv)
     col_edge, col_layer = g_edge[col_group], g_layer[col_group]
+    col_from, col_to = g_from[col_group], g_to[col_group]
     flat = offsets[col_edge] + col_level  # position in the concatenated level arrays
     src_scale = np.array([scale[e.src] for e in edges])
     dst_scale = np.array([scale.get(e.dst, 1.0) for e in edges])
     c_in = rate_in[flat] * size[flat] / (src_scale[col_edge] * value)
     c_out = rate_out[flat] * size[flat] / (dst_scale[col_edge] * value)
     # draw columns (edge j, layer k) of the drawn edges
-    draws = [(j, k) for j, k in arcs if drawn[j]]
-    d_edge = np.array([j for j, _ in draws], dtype=np.intp)
-    d_layer = np.array([k for _, k in draws], dtype=np.intp)
+    draws = [(j, k, m0) for j, k, m0, _ in arcs if drawn[j]]
+    d_edge = np.array([d[0] for d in draws], dtype=np.intp)
+    d_layer = np.array([d[1] for d in draws], dtype=np.intp)
+    d_from = np.array([d[2] for d in draws], dtype=np.intp)
     n_cols = n_level_cols + len(draws)
     d_cols = np.arange(n_level_cols, n_cols, dtype=np.intp)
 
@@ -549,9 +612,11 @@ def _solve_arcs(
     produce = dst_id[col_edge] != t
     node_keys = np.concatenate(
         [
-            col_layer[consume] * n_assets + src_id[col_edge[consume]],
-            (col_layer[produce] + 1) * n_assets + dst_id[col_edge[produce]],
-            d_layer * n_assets + src_id[d_edge],
+            (col_layer[consume] * n_states + col_from[consume]) * n_assets
+            + src_id[col_edge[consume]],
+            ((col_layer[produce] + 1) * n_states + col_to[produce]) * n_assets
+            + dst_id[col_edge[produce]],
+            (d_layer * n_states + d_from) * n_assets + src_id[d_edge],
         ]
     )
     nodes, node_pos = np.unique(node_keys, return_inverse=True)
@@ -623,17 +688,24 @@ def _solve_arcs(
     g_in = np.bincount(col_group, rate_in[flat] * base, minlength=len(groups))
     g_out = np.bincount(col_group, rate_out[flat] * base, minlength=len(groups))
     flows = [
-        ArcFlow(int(g_edge[g]), int(g_layer[g]), float(g_in[g]), float(g_out[g]))
+        ArcFlow(
+            int(g_edge[g]),
+            int(g_layer[g]),
+            float(g_in[g]),
+            float(g_out[g]),
+            int(g_from[g]),
+            int(g_to[g]),
+        )
         for g in range(len(groups))
         if g_layer[g] >= 0 and g_frac[g] > 1e-12 and g_in[g] > 0
     ]
     edge_in = dict(zip(g_edge.tolist(), g_in.tolist(), strict=True))
     edge_out = dict(zip(g_edge.tolist(), g_out.tolist(), strict=True))
-    for c, (j, k) in zip(d_cols, draws, strict=True):
+    for c, (j, k, m0) in zip(d_cols, draws, strict=True):
         d = max(float(y[c]), 0.0)
         if d > 1e-12 and edge_in[j] > 0:
             amount = d * src_scale[j] * value
-            flows.append(ArcFlow(j, k, amount, edge_out[j] * amount / edge_in[j]))
+            flows.append(ArcFlow(j, k, amount, edge_out[j] * amount / edge_in[j], m0, 0))
     total_in = sum(float(e.in_rate @ x[e.key]) for e in edges if e.src == source)
     total_out = sum(float(e.out_rate @ x[e.key]) for e in edges if e.dst == target)
     return FlowSolution(
@@ -702,23 +774,23 @@ def _walks(sol: FlowSolution, source: str, target: str) -> list[tuple[list[ArcFl
     at least one arc, so there are at most as many walks as arc copies.
     """
     rem = {id(a): a.amount_in for a in sol.arcs}
-    out_of: dict[tuple[str, int], list[ArcFlow]] = {}
+    out_of: dict[tuple[str, int, int], list[ArcFlow]] = {}
     for a in sol.arcs:
-        out_of.setdefault((sol.edges[a.edge].src, a.layer), []).append(a)
+        out_of.setdefault((sol.edges[a.edge].src, a.layer, a.state_in), []).append(a)
     total = sum(a.amount_in for a in sol.arcs if a.layer == 0)
     left = total  # what the source still emits, undecomposed
     walks: list[tuple[list[ArcFlow], float]] = []
     for _ in range(2 * len(sol.arcs) + 1):
         if left <= 1e-12 * total:
             break
-        node, walk = (source, 0), []
+        node, walk = (source, 0, 0), []
         while node[0] != target:
             live = [a for a in out_of.get(node, []) if rem[id(a)] > 1e-12 * a.amount_in]
             if not live:
                 break
             arc = max(live, key=lambda a: rem[id(a)] / a.amount_in)
             walk.append(arc)
-            node = (sol.edges[arc.edge].dst, node[1] + 1)
+            node = (sol.edges[arc.edge].dst, node[1] + 1, arc.state_out)
         if not walk:
             break
         if node[0] != target:  # rounding residue: the arc leads nowhere any more
