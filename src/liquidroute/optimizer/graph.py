@@ -356,10 +356,11 @@ def _solve_lp(lp: _Lp, group: IntArray, rank: IntArray, tol: float = 1e-12) -> F
     group's margin (its last full and first empty level) is kept free as well, so that the
     restricted duals price every group where its reduced costs change sign. Otherwise
     the violators are freed and the restricted LP re-solved (still feasible, never worse);
-    after 10 rounds, or if anything fails, the full LP is solved.
+    after 10 rounds, or if anything fails, the full LP is solved. Small LPs, and LPs with
+    about as many rows as columns (shared-level rows at H >= 4), go to HiGHS whole.
     """
     n = len(lp.cost)
-    if n <= 400:
+    if n <= 400 or n < 4 * len(lp.row_lo):  # small, or rows (shared levels) dominate
         out = _run(lp)
         return None if out is None else out[0]
     col = _columns(lp)
