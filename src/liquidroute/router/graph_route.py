@@ -218,7 +218,7 @@ def route_graph(
         )
     direct = solve_direct(edges, source, target, **kwargs)
     notes = [
-        f"profitable cycle in the books, not routed around: {c.describe()}"
+        f"profitable cycle in the books (the route never loops it): {c.describe()}"
         for c in profitable_cycles(edges)
     ]
     if joint.restricted:
@@ -248,7 +248,9 @@ def route_graph(
         paths=_paths_report(chosen, source, target, amount_in is not None),
         direct_in=None if direct is None else direct.amount_in,
         direct_out=None if direct is None else direct.amount_out,
-        solver=f"HiGHS layered LP ({chosen.status})",
+        solver="exact merge"
+        if chosen.status == "exact merge"
+        else f"HiGHS layered LP ({chosen.status})",
         lp_variables=joint.variables,
         lp_constraints=joint.constraints,
         compute_ms=(time.perf_counter() - started) * 1e3,
