@@ -48,12 +48,14 @@ def all_simple_paths(book_sides, source, target, max_hops):
     return paths
 
 
-def path_lp(book_sides, paths, amount, exact_in):
+def path_lp(book_sides, paths, amount, exact_in, caps=None, at_most=False):
     """Path-flow LP: variable z[p, i, l] = base traded on level l of path p's i-th book.
 
     Along a path, what hop i delivers is what hop i+1 consumes; a book's level is shared by
     every (path, position) using it; spend exactly `amount` (exact_in, maximise output) or
-    deliver exactly `amount` (minimise input). Returns (input, output) or None.
+    deliver exactly `amount` (minimise input). `caps` {side index: most input}; with
+    `at_most` the amount is a ceiling and the output is maximised. Returns (input, output)
+    or None.
     """
     cols = []  # (path, position, side index, level)
     for p, path in enumerate(paths):
@@ -77,22 +79,30 @@ def path_lp(book_sides, paths, amount, exact_in):
                     row[c] -= a_in[c]
             eq.append(row)
             rhs.append(0.0)
-    eq.append(np.where(first, a_in, 0.0) if exact_in else np.where(last, a_out, 0.0))
-    rhs.append(amount)
-    caps = {}
+    end = np.where(first, a_in, 0.0) if exact_in else np.where(last, a_out, 0.0)
+    if not at_most:
+        eq.append(end)
+        rhs.append(amount)
+    levels = {}
     for c, (_, _, sd, lv) in enumerate(cols):
-        caps.setdefault((sd, lv), []).append(c)
+        levels.setdefault((sd, lv), []).append(c)
     ub_rows, ub = [], []
-    for (sd, lv), members in caps.items():
+    for (sd, lv), members in levels.items():
         row = np.zeros(n)
         row[members] = 1.0
         ub_rows.append(row)
         ub.append(book_sides[sd][4][lv])
-    cost = -np.where(last, a_out, 0.0) if exact_in else np.where(first, a_in, 0.0)
+    for sd, cap in (caps or {}).items():
+        ub_rows.append(np.array([a_in[c] if col[2] == sd else 0.0 for c, col in enumerate(cols)]))
+        ub.append(cap)
+    if at_most:
+        ub_rows.append(end)
+        ub.append(amount)
+    cost = -np.where(last, a_out, 0.0) if exact_in or at_most else np.where(first, a_in, 0.0)
     res = linprog(
         cost,
-        A_eq=np.array(eq),
-        b_eq=rhs,
+        A_eq=np.array(eq) if eq else None,
+        b_eq=rhs if eq else None,
         A_ub=np.array(ub_rows),
         b_ub=ub,
         bounds=(0, None),
@@ -466,3 +476,44 @@ def test_direct_books_of_both_orientations():
         assert q.amount_out == pytest.approx(expected[1], rel=1e-9)
         assert {leg.side for h in q.hops for leg in h.legs} == {"buy", "sell"}
         assert q.direct_out == pytest.approx(q.amount_out, rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    exact_in=st.booleans(),
+    at_most=st.booleans(),
+    cap_share=st.floats(0.05, 1.0),
+)
+def test_solve_flow_with_caps_and_ceilings(seed, exact_in, at_most, cap_share):
+    """`solve_flow` (the service's entry point): balances cap what a book may consume, and
+    with `at_most` the amount is a ceiling (the partial fill); equal to the path oracle."""
+    from liquidroute.optimizer.graph import solve_flow
+
+    rng = np.random.default_rng(seed)
+    snaps, fees, markets = random_graph(rng, 0.0)
+    book_sides = sides(snaps, fees)
+    paths = all_simple_paths(book_sides, "S", "T", 3)
+    if not paths:
+        return
+    edges = book_edges(snaps, markets)
+    by_label = {(f"{e.venue}:{e.side}", e.src, e.dst): e for e in edges}
+    path_edges = [[by_label[(book_sides[i][5], *book_sides[i][:2])] for i in p] for p in paths]
+    first = paths[0][0]  # cap the first book of the first path
+    cap = cap_share * float(book_sides[first][2] @ book_sides[first][4])
+    caps = {by_label[(book_sides[first][5], *book_sides[first][:2])].key: cap}
+    amount = 1.5
+    kwargs = {"amount_in": amount} if exact_in else {"amount_out": amount}
+    got = solve_flow(path_edges, "S", "T", in_caps=caps, at_most=at_most, **kwargs)
+    expected = path_lp(book_sides, paths, amount, exact_in, caps={first: cap}, at_most=at_most)
+    if expected is None or expected[1] <= 1e-12:
+        assert got is None or got.amount_out <= 1e-9
+        return
+    assert got is not None
+    assert got.amount_out == pytest.approx(expected[1], rel=1e-7)
+    if not at_most:
+        assert got.amount_in == pytest.approx(expected[0], rel=1e-7)
+    key = next(iter(caps))
+    edge = next(e for e in got.edges if e.key == key) if key in got.x else None
+    if edge is not None:
+        assert float(edge.in_rate @ got.x[key]) <= cap * (1 + 1e-9)

@@ -447,7 +447,7 @@ def solve_layered(
         closing = _repeat_closing_arcs(sol, source, target)
         if not closing:
             return _replace_restricted(sol, restricted)
-        repeated = sorted({sol.edges[position_in(sol, key)].dst for key, _ in closing})
+        repeated = sorted({sol.edges[_position_in(sol, key)].dst for key, _ in closing})
         if len(tracked) + len(repeated) <= MAX_TRACKED:
             tracked += [a for a in repeated if a not in tracked]
             continue
@@ -459,7 +459,7 @@ def solve_layered(
 MAX_TRACKED = 5  # assets whose revisits the state expansion forbids exactly (2^5 states)
 
 
-def position_in(sol: FlowSolution, key: EdgeKey) -> int:
+def _position_in(sol: FlowSolution, key: EdgeKey) -> int:
     return next(j for j, e in enumerate(sol.edges) if e.key == key)
 
 
