@@ -423,12 +423,15 @@ def solve_layered(
     bridges: Sequence[str] | None = None,
     in_caps: Mapping[EdgeKey, float] | None = None,
     at_most: bool = False,
+    spend_bound: float | None = None,
 ) -> FlowSolution | None:
     """The layered LP of the module doc; None when no usable arc exists or it is infeasible.
 
     Give one of `amount_in` / `amount_out`. `in_caps` bounds what an edge may consume (in
     its source asset: a balance on that venue). With `at_most` the amount is a ceiling and
     the most that can be delivered is found (the partial fill when the books run out).
+    `spend_bound`, for exact output, is what some simple-path route spends (the direct
+    one): the optimum spends no more, so levels past it are dropped as for exact input.
     """
     forbidden: set[tuple[int, int]] = set()
     position = {e.key: i for i, e in enumerate(edges)}
@@ -440,7 +443,16 @@ def solve_layered(
             return None
         expanded = _track(edges, arcs, source, target, tracked)
         sol = _solve_arcs(
-            edges, expanded, source, target, max_hops, amount_in, amount_out, in_caps, at_most
+            edges,
+            expanded,
+            source,
+            target,
+            max_hops,
+            amount_in,
+            amount_out,
+            in_caps,
+            at_most,
+            spend_bound,
         )
         if sol is None or max_hops <= 3:
             return sol
@@ -523,6 +535,7 @@ def _solve_arcs(
     amount_out: float | None,
     in_caps: Mapping[EdgeKey, float] | None,
     at_most: bool,
+    spend_bound: float | None = None,
 ) -> FlowSolution | None:
     """Build and solve the layered LP over the arc copies `arc_list` (see the module doc).
 
@@ -553,7 +566,8 @@ def _solve_arcs(
         layers[j].append(k)
     drawn = np.array([dst_id[j] == t and len(layers[j]) > 1 for j in range(n_edges)], dtype=bool)
 
-    # levels kept per edge: for exact input, those reachable within Σ_k A·R_k(src)
+    # levels kept per edge: those reachable within Σ_k B·R_k(src), B the most the source can
+    # spend (the amount for exact input; a known route's spend for exact output)
     n_levels = np.array([len(e.price) for e in edges], dtype=np.intp)
     offsets = np.zeros(n_edges + 1, dtype=np.intp)
     np.cumsum(n_levels, out=offsets[1:])
@@ -562,11 +576,12 @@ def _solve_arcs(
     rate_out = np.concatenate([e.out_rate for e in edges])
     level_edge = np.repeat(np.arange(n_edges, dtype=np.intp), n_levels)
     keep = n_levels
-    if exact_in:
+    spend = value if exact_in else spend_bound
+    if spend is not None and not (at_most and not exact_in):
         reach = _best_reach(edges, sorted({(j, k) for j, k, _, _ in arcs}), source, max_hops)
         limit = np.array(
             [
-                sum(value * reach[k].get(e.src, 0.0) for k in set(layers[j]))
+                sum(spend * reach[k].get(e.src, 0.0) for k in set(layers[j]))
                 for j, e in enumerate(edges)
             ]
         )

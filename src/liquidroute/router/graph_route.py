@@ -204,7 +204,11 @@ def route_graph(
             raise InvalidInputError(f"unknown bridge asset {b}; the books hold {sorted(assets)}")
     hops_ = int(max_hops)
     kwargs: dict[str, Any] = {"amount_in": amount_in, "amount_out": amount_out}
-    joint = solve_layered(edges, source, target, hops_, bridges=bridge_list, **kwargs)
+    direct = solve_direct(edges, source, target, **kwargs)
+    bound = None if amount_out is None or direct is None else direct.amount_in * (1 + 1e-9)
+    joint = solve_layered(
+        edges, source, target, hops_, bridges=bridge_list, spend_bound=bound, **kwargs
+    )
     if joint is None and not usable_arcs(edges, source, target, hops_, bridge_list):
         raise InsufficientLiquidityError(
             f"no path from {source} to {target} within {max_hops} hop(s)"
@@ -216,7 +220,6 @@ def route_graph(
             f"the books cannot {'deliver' if amount_out else 'absorb'} {amount:g} "
             f"{target if amount_out else source} on any path within {max_hops} hop(s)"
         )
-    direct = solve_direct(edges, source, target, **kwargs)
     notes = [
         f"profitable cycle in the books (the route never loops it): {c.describe()}"
         for c in profitable_cycles(edges)
