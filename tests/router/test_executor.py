@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from liquidroute import DepthSnapshot, Market, Router
-from liquidroute.errors import OrderStateError, RiskLimitError
-from liquidroute.model import ChildOrder
+from liquidroute.errors import RiskLimitError
+from liquidroute.model import ChildOrder, OrderEvent
 from liquidroute.optimizer.rules import round_amount, round_limit_price
 from liquidroute.router.executor import ExecutionPolicy, Executor
 from liquidroute.router.journal import Journal
@@ -110,17 +110,6 @@ def test_kill_switch_refuses(tmp_path):
     assert all(not s.orders for s in sims)
 
 
-def test_state_machine_refuses_illegal_transitions():
-    c = ChildOrder("p", "cid", "a", "BTC/USDT", "buy", 1.0, 100.0)
-    with pytest.raises(OrderStateError):
-        c.transition("filled")  # planned -> filled skips submission
-    c.transition("submitted")
-    c.transition("unknown")
-    c.transition("filled", filled=1.0)
-    with pytest.raises(OrderStateError):
-        c.transition("cancelled")
-
-
 def test_simulated_venue_recognises_a_retry():
     sim = venues()[0]
     c = ChildOrder("p", "same-id", "a", "BTC/USDT", "buy", 0.5, 100.0)
@@ -181,16 +170,18 @@ def test_apply_update_partial_then_cancel():
     from liquidroute.router.executor import apply_update
 
     c = ChildOrder("p", "cid", "a", "BTC/USDT", "buy", 1.0, 100.0)
-    c.transition("submitted")
+    c.apply(OrderEvent.SUBMIT)
     apply_update(c, OrderUpdate("cid", "cancelled", 0.4, 100.0, 0.04))
     assert c.state == "cancelled" and c.filled == 0.4
+    assert c.fees == {"USDT": 0.04} and c.cost == pytest.approx(40.04)
 
 
-def test_router_execute_is_a_dry_run_by_default(tmp_path):
+def test_library_execute_is_a_dry_run_by_default(tmp_path):
+    from liquidroute.router.executor import execute_sync
     from liquidroute.venues.sample import sample_venues
 
-    report = Router(sample_venues()).execute_sync(
-        "BTC/USDT", "buy", 2.0, journal=Journal(tmp_path / "j")
+    report = execute_sync(
+        Router(sample_venues()), "BTC/USDT", "buy", 2.0, journal=Journal(tmp_path / "j")
     )
     assert report.complete and not report.live
     assert all(c.venue_order_id.startswith("sim-") for c in report.children)

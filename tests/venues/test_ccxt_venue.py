@@ -7,6 +7,7 @@ import json
 
 import ccxt
 import pytest
+from ccxt.base.decimal_to_precision import DECIMAL_PLACES, SIGNIFICANT_DIGITS, TICK_SIZE
 
 from liquidroute.errors import (
     MalformedBookError,
@@ -17,13 +18,7 @@ from liquidroute.errors import (
     VenueUnavailableError,
 )
 from liquidroute.model import ChildOrder
-from liquidroute.venues.ccxt_venue import (
-    DECIMAL_PLACES,
-    SIGNIFICANT_DIGITS,
-    TICK_SIZE,
-    CcxtVenue,
-    market_from_ccxt,
-)
+from liquidroute.venues.ccxt_venue import CcxtVenue, market_from_ccxt
 from tests.conftest import SHARED_DATA, binance_client
 
 
