@@ -19,6 +19,13 @@ fee. Faults are queued per path and consumed one per request:
     ex.fail("/api/v3/order", "insufficient_balance" | "filter_failure")
     ex.fail("/api/v3/order", "partial:0.5")       # fill at most half
     ex.fail("/api/v3/depth", "crossed" | "garbage" | "hang")
+    ex.fail("/api/v3/order", "echo500")  # 500 whose body echoes the signed request + key
+    ex.fail("POST /api/v3/order", "500")  # this method only (lookups unaffected)
+
+Commissions are charged as Binance does: a buy pays its commission in the base asset
+(BTC), a sell in the quote asset (USDT); `commission="quote"` charges every fill in quote,
+`commission="bnb"` in BNB at `bnb_price` USDT. Balances move accordingly, so a test can
+check that the executor's per-asset totals equal what the exchange booked.
 
 Every request is logged (`requests`), every order kept (`orders`, by client id),
 `posted_ids` lists the client id of every order POST (faulted or not), and
@@ -62,6 +69,8 @@ class BinanceLoopback:
         min_qty: float = 0.00001,
         min_notional: float = 5.0,
         hang_s: float = 3.0,
+        commission: str = "base",
+        bnb_price: float = 600.0,
     ) -> None:
         self.bids = [list(map(float, b)) for b in (bids or [[60000.0, 1.0], [59990.0, 5.0]])]
         self.asks = [list(map(float, a)) for a in (asks or [[60010.0, 1.0], [60020.0, 5.0]])]
@@ -69,6 +78,8 @@ class BinanceLoopback:
         self.fee, self.tick, self.step = fee, tick, step
         self.min_qty, self.min_notional = min_qty, min_notional
         self.hang_s = hang_s
+        self.commission, self.bnb_price = commission, bnb_price
+        self.signatures: list[str] = []  # every signature the server was sent
         self.faults: dict[str, deque[str]] = defaultdict(deque)
         self.requests: list[tuple[str, str]] = []
         self.orders: dict[str, dict[str, Any]] = {}
@@ -147,7 +158,9 @@ class BinanceLoopback:
             self.requests.append((request.method, path))
             if request.method == "POST" and path == "/api/v3/order":
                 self.posted_ids.append(params.get("newClientOrderId", ""))
-            fault = self.faults[path].popleft() if self.faults[path] else None
+            keyed = f"{request.method} {path}"  # "POST /api/v3/order": that method only
+            queue = self.faults[keyed] if self.faults[keyed] else self.faults[path]
+            fault = queue.popleft() if queue else None
         if fault == "429":
             return web.json_response(
                 {"code": -1003, "msg": "Too many requests."},
@@ -163,6 +176,11 @@ class BinanceLoopback:
             return web.Response(status=500)
         if fault == "hang":
             await asyncio.sleep(self.hang_s)
+        if fault == "echo500":  # a careless gateway: the signed request comes back in the error
+            echoed = f"{request.method} {request.url} body={body} X-MBX-APIKEY=" + str(
+                request.headers.get("X-MBX-APIKEY")
+            )
+            return web.Response(status=500, text=f"internal error handling {echoed}")
         route = {
             ("GET", "/api/v3/ping"): self._ping,
             ("GET", "/api/v3/time"): self._time,
@@ -194,6 +212,7 @@ class BinanceLoopback:
             return "API-key format invalid."
         payload = "&".join(part for part in (request.query_string, body) if part)
         unsigned, _, signature = payload.rpartition("&signature=")
+        self.signatures.append(signature)
         expected = hmac.new(SECRET.encode(), unsigned.encode(), hashlib.sha256).hexdigest()
         if signature != expected:
             return "Signature for this request is not valid."
@@ -324,8 +343,12 @@ class BinanceLoopback:
             filled = sum(q for _, q in fills)
             quote = sum(p * q for p, q in fills)
             base_ccy, quote_ccy = "BTC", "USDT"
+            asset = {"bnb": "BNB", "quote": quote_ccy}.get(self.commission)
+            asset = asset or (base_ccy if side == "buy" else quote_ccy)
+            price_of = {base_ccy: None, quote_ccy: 1.0, "BNB": self.bnb_price}
             short = (
-                self.balances.get(quote_ccy, 0) < quote * (1 + self.fee)
+                self.balances.get(quote_ccy, 0)
+                < quote * (1 + (self.fee if asset == quote_ccy else 0.0))
                 if side == "buy"
                 else self.balances.get(base_ccy, 0) < filled
             )
@@ -334,13 +357,18 @@ class BinanceLoopback:
             for level, (_, take) in zip(book, fills, strict=False):
                 level[1] -= take
             book[:] = [lv for lv in book if lv[1] > 1e-12]
-            fee = quote * self.fee
+            # per fill: commission = fee rate x what the fill is worth, in `asset`
+            commissions = [
+                q * self.fee if asset == base_ccy else p * q * self.fee / (price_of[asset] or 1.0)
+                for p, q in fills
+            ]
             if side == "buy":
-                self.balances[quote_ccy] -= quote + fee
+                self.balances[quote_ccy] -= quote
                 self.balances[base_ccy] = self.balances.get(base_ccy, 0) + filled
             else:
                 self.balances[base_ccy] -= filled
-                self.balances[quote_ccy] = self.balances.get(quote_ccy, 0) + quote - fee
+                self.balances[quote_ccy] = self.balances.get(quote_ccy, 0) + quote
+            self.balances[asset] = self.balances.get(asset, 0) - sum(commissions)
             self._next_id += 1
             status = "FILLED" if filled >= qty - 1e-12 else ("EXPIRED" if tif == "IOC" else "NEW")
             if status == "NEW" and filled > 0:
@@ -355,7 +383,8 @@ class BinanceLoopback:
                 "cummulativeQuoteQty": quote,
                 "status": status,
                 "timeInForce": tif,
-                "fills": [(p, q, p * q * self.fee) for p, q in fills],
+                "fills": [(p, q, c) for (p, q), c in zip(fills, commissions, strict=True)],
+                "commissionAsset": asset,
                 "time": int(time.time() * 1000),
             }
             self.orders[cid] = order
@@ -386,8 +415,8 @@ class BinanceLoopback:
                 {
                     "price": _fmt(p),
                     "qty": _fmt(q),
-                    "commission": _fmt(c),
-                    "commissionAsset": "USDT",
+                    "commission": f"{c:.12f}",
+                    "commissionAsset": order["commissionAsset"],
                     "tradeId": 1,
                 }
                 for p, q, c in order["fills"]
