@@ -74,7 +74,7 @@ def spent_on_servers(pair):
 
 
 def test_cap_holds_when_a_rejection_reroutes_to_deeper_levels(pair, tmp_path):
-    a, b = pair
+    a, _ = pair
     cap = 90_300.0
     # without the cap, the fallback round spends more than it: the scenario
     a.fail("/api/v3/order", "insufficient_balance")
@@ -122,12 +122,11 @@ def test_cap_holds_in_resume(pair, tmp_path):
     assert "spent 60,060.00" in resumed.stop_detail
     assert spent_on_servers(pair) <= 90_100.0
     assert resumed.filled == pytest.approx(1.0)
-    assert b.posted_ids and all(not cid.endswith("r2l0") for cid in b.posted_ids)
+    assert len(b.posted_ids) == 1  # the refused remainder never reached B
 
 
 @pytest.mark.parametrize("pair", [{"commission": "base"}], indirect=True)
 def test_base_asset_commission_on_buys_adds_up(pair, tmp_path):
-    a, b = pair
     start = [dict(ex.balances) for ex in pair]
     report = run(make_executor(pair, Journal(tmp_path / "j")), "execute", "BTC/USDT", "buy", 1.4)
     assert report.complete
@@ -186,7 +185,7 @@ def test_429_backs_off_for_retry_after_and_retries_the_venue(pair, tmp_path):
 
 
 def test_retries_are_bounded(pair, tmp_path):
-    a, b = pair
+    a, _ = pair
     a.fail("POST /api/v3/order", "500", times=10)  # never placed; lookups say so
     report = run(
         make_executor(pair, Journal(tmp_path / "j"), max_retries=1, backoff_s=0.01),
@@ -201,14 +200,14 @@ def test_retries_are_bounded(pair, tmp_path):
 
 
 def test_permanent_reject_excludes_the_venue(pair, tmp_path):
-    a, b = pair
+    a, _ = pair
     a.fail("/api/v3/order", "filter_failure")
     report = run(make_executor(pair, Journal(tmp_path / "j")), "execute", "BTC/USDT", "buy", 1.5)
     assert report.complete and len(a.posted_ids) == 1  # never asked again
 
 
 def test_lookup_retried_on_a_transient_fault(pair, tmp_path):
-    a, b = pair
+    a, _ = pair
     a.fail("/api/v3/order", "accept_then_hang")
     a.fail("/api/v3/order", "500")  # the first lookup fails; the second finds the fill
     journal = Journal(tmp_path / "j")
@@ -246,7 +245,7 @@ def test_continue_routes_a_stopped_parents_remainder_as_a_linked_parent(pair, tm
 def test_continue_counts_what_the_stopped_parent_spent(pair, tmp_path):
     from liquidroute.errors import RiskLimitError
 
-    a, b = pair
+    _, b = pair
     b.fail("/api/v3/order", "insufficient_balance")
     journal = Journal(tmp_path / "j")
     first = run(make_executor(pair, journal, max_rounds=1), "execute", "BTC/USDT", "buy", 1.5)

@@ -20,17 +20,26 @@ from liquidroute.model import (
 # state, the columns the events, "-" = refused. (DESIGN: planned -> submitted ->
 # (partially_filled) -> filled | cancelled | rejected | failed | unknown; unknown is
 # resolved by asking the venue, never by sending again.)
-EVENTS = "submit not_sent recover accept partial_fill fill cancel reject lose not_found".split()
+EVENTS = [
+    "submit", "not_sent", "recover", "accept", "partial_fill",
+    "fill", "cancel", "reject", "lose", "not_found",
+]  # fmt: skip
+_ = "-"
 SPEC = {
-    #                 submit       not_sent  recover  accept       partial_fill      fill      cancel       reject      lose       not_found
-    "planned":          ["submitted", "failed", "unknown", "-", "-", "-", "-", "-", "-", "-"],
-    "submitted":        ["-", "-", "-", "submitted", "partially_filled", "filled", "cancelled", "rejected", "unknown", "failed"],
-    "partially_filled": ["-", "-", "-", "-", "partially_filled", "filled", "cancelled", "-", "unknown", "-"],
-    "unknown":          ["-", "-", "-", "submitted", "partially_filled", "filled", "cancelled", "rejected", "-", "failed"],
-    "filled":           ["-"] * 10,
-    "cancelled":        ["-"] * 10,
-    "rejected":         ["-"] * 10,
-    "failed":           ["-"] * 10,
+    #          submit       not_sent  recover    accept       partial_fill
+    #          fill      cancel       reject      lose       not_found
+    "planned": ["submitted", "failed", "unknown", _, _,
+                _, _, _, _, _],
+    "submitted": [_, _, _, "submitted", "partially_filled",
+                  "filled", "cancelled", "rejected", "unknown", "failed"],
+    "partially_filled": [_, _, _, _, "partially_filled",
+                         "filled", "cancelled", _, "unknown", _],
+    "unknown": [_, _, _, "submitted", "partially_filled",
+                "filled", "cancelled", "rejected", _, "failed"],
+    "filled": [_] * 10,
+    "cancelled": [_] * 10,
+    "rejected": [_] * 10,
+    "failed": [_] * 10,
 }  # fmt: skip
 
 FILL_EVENTS = {"accept", "partial_fill", "fill", "cancel"}
@@ -81,7 +90,7 @@ def test_the_table_is_exactly_the_spec():
         if nxt != "-"
     }
     assert dict(TRANSITIONS) == spec
-    assert TERMINAL_STATES == {"filled", "cancelled", "rejected", "failed"}
+    assert {"filled", "cancelled", "rejected", "failed"} == TERMINAL_STATES
 
 
 def test_safety_invariants_of_the_table():
