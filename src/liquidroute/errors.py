@@ -28,6 +28,7 @@ configured key and secret (`register_secret`).
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -70,6 +71,43 @@ def redact(text: Any) -> str:
     if "://" in out:
         out = _URL_QUERY.sub(r"\1?" + MASK, out)
     return _NAMED.sub(lambda m: f"{m['name']}{m['sep']}{MASK}", out)
+
+
+def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):  # a malformed call: logging reports it when emitting
+        return record
+    clean = redact(message)
+    if clean != message:
+        record.msg, record.args = clean, None
+    return record
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that passes every record's message through `redact` (for
+    handlers that may see records made before liquidroute was imported)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        _redact_record(record)
+        return True
+
+
+def _install_log_redaction() -> None:
+    """Every log record made in this process (liquidroute's, ccxt's, aiohttp's, the
+    server's) is redacted when it is created, whatever handler emits it."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_liquidroute_redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return _redact_record(previous(*args, **kwargs))
+
+    factory._liquidroute_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+_install_log_redaction()
 
 
 class LiquidrouteError(Exception):

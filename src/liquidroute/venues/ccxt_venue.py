@@ -41,6 +41,7 @@ from liquidroute.errors import (
     VenueError,
     VenueUnavailableError,
     redact,
+    register_secret,
 )
 from liquidroute.model import ChildOrder, DepthSnapshot, Market, Side
 from liquidroute.venues.base import OrderUpdate
@@ -229,6 +230,10 @@ class CcxtVenue:
             if credentials is not None:
                 config.update(credentials.ccxt_config())
             exchange = getattr(ccxt_async, exchange_id)(config)
+        for attr in ("apiKey", "secret", "password", "uid", "privateKey"):
+            value = getattr(exchange, attr, None)
+            if isinstance(value, str):
+                register_secret(value)  # however the client got its keys, redact masks them
         if base_url:
             exchange.urls["api"] = rewrite_urls(exchange.urls["api"], base_url)
         self.name = name or exchange_id
