@@ -101,22 +101,14 @@ def to_precision(value: float, precision: float | None, mode: int | None, *, up:
     if precision is None or not value:
         return value
     mode = TICK_SIZE if mode is None else int(mode)
+    digits: str | int = repr(float(precision)) if mode == TICK_SIZE else int(precision)
     exact = Decimal(repr(float(value)))
     unit = _unit(exact, precision, mode)
     nudged = exact - unit * Decimal("1e-9") if up else exact + unit * Decimal("1e-9")
-    grid = Decimal(
-        decimal_to_precision(
-            str(nudged), TRUNCATE, precision if mode != TICK_SIZE else repr(float(precision)),
-            mode, NO_PADDING,
-        )
-    )  # fmt: skip
+    grid = Decimal(decimal_to_precision(str(nudged), TRUNCATE, digits, mode, NO_PADDING))
     if up and grid < nudged:
-        grid = Decimal(
-            decimal_to_precision(
-                str(grid + _unit(grid, precision, mode)), TRUNCATE,
-                precision if mode != TICK_SIZE else repr(float(precision)), mode, NO_PADDING,
-            )
-        )  # fmt: skip
+        above = grid + _unit(grid, precision, mode)
+        grid = Decimal(decimal_to_precision(str(above), TRUNCATE, digits, mode, NO_PADDING))
     return float(grid)
 
 
