@@ -243,7 +243,7 @@ def test_to_precision_up_is_the_smallest_grid_value_above(mode_name):
 
 
 def test_child_orders_on_a_significant_digits_market():
-    from liquidroute.model import Leg, Market, Quote
+    from liquidroute.model import Leg, Quote
     from liquidroute.router.executor import plan_children
 
     market = market_from_ccxt(
