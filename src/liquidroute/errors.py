@@ -42,10 +42,12 @@ SECRET_NAMES = (
 MASK = "***"
 _URL_QUERY = re.compile(r"(https?://[^\s?#\"']*)\?[^\s#\"']*", re.IGNORECASE)
 _NAMED = re.compile(
-    r"(?P<name>[\"']?\b(?:" + SECRET_NAMES + r")\b[\"']?)(?P<sep>\s*[:=]\s*[\"']?)"
+    r"\b(?P<name>" + SECRET_NAMES + r")\b(?P<sep>[\"']?\s*[:=]\s*[\"']?)"
     r"(?:bearer\s+)?(?P<value>[^\s\"'&,;}\]]+)",
     re.IGNORECASE,
 )
+#: Every name in SECRET_NAMES contains one of these: a text without any needs no regex.
+_STEMS = ("key", "sign", "secret", "pass", "auth", "bearer", "token", "access", "bapi")
 _SECRETS: set[str] = set()
 
 
@@ -70,6 +72,11 @@ def redact(text: Any) -> str:
             out = out.replace(secret, MASK)
     if "://" in out:
         out = _URL_QUERY.sub(r"\1?" + MASK, out)
+    if "=" not in out and ":" not in out:
+        return out
+    lowered = out.lower()
+    if not any(stem in lowered for stem in _STEMS):  # the cheap test first (hot path)
+        return out
     return _NAMED.sub(lambda m: f"{m['name']}{m['sep']}{MASK}", out)
 
 

@@ -604,8 +604,15 @@ class ChildOrder:
         """The commission in quote: quote as is, base at the fill price, any other asset at
         `fee_prices[asset]` (quote per unit); assets without a price count 0 here and
         are listed by `unvalued_fees`."""
-        prices = {self.quote: 1.0, self.base: self._avg_price or 0.0} | dict(fee_prices or {})
-        return sum(amount * prices.get(asset, 0.0) for asset, amount in self._fees.items())
+        total = 0.0
+        for asset, amount in self._fees.items():
+            if asset == self.quote:
+                total += amount
+            elif asset == self.base:
+                total += amount * (self._avg_price or 0.0)
+            elif fee_prices and asset in fee_prices:
+                total += amount * fee_prices[asset]
+        return total
 
     def unvalued_fees(self, fee_prices: Mapping[str, float] | None = None) -> dict[str, float]:
         known = {self.quote, self.base} | set(fee_prices or {})

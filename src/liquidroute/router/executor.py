@@ -465,14 +465,14 @@ class Executor:
         cap = self.policy.max_notional
         if cap is None:
             return None
-        spent = self._spent_before + sum(
-            self._spent_value(c) for c in self._children if c.done and c is not child
-        )
-        in_flight = sum(
-            max(self._worst_case(c), self._spent_value(c))
-            for c in self._children
-            if c.state in PENDING_STATES and c is not child
-        )
+        spent, in_flight = self._spent_before, 0.0
+        for c in self._children:
+            if c is child or c.state is OrderState.PLANNED:
+                continue
+            if c.state in PENDING_STATES:
+                in_flight += max(self._worst_case(c), self._spent_value(c))
+            elif c.filled:
+                spent += self._spent_value(c)
         this = self._worst_case(child)
         if spent + in_flight + this <= cap * (1 + 1e-12):
             return None

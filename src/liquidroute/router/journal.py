@@ -70,11 +70,11 @@ def _private_file(path: Path) -> None:
 
 
 def _scrub(value: Any) -> Any:
-    """`value` with `redact` applied to every string in it (keys included)."""
+    """`value` with `redact` applied to every string value in it (the keys are ours)."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, Mapping):
-        return {redact(str(k)): _scrub(v) for k, v in value.items()}
+        return {str(k): _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
     if isinstance(value, bool | int | float) or value is None:
