@@ -177,7 +177,7 @@ def test_apply_update_partial_then_cancel():
 
 
 def test_library_execute_is_a_dry_run_by_default(tmp_path):
-    from liquidroute.router.executor import execute_sync
+    from liquidroute import execute_sync
     from liquidroute.venues.sample import sample_venues
 
     report = execute_sync(
@@ -185,3 +185,40 @@ def test_library_execute_is_a_dry_run_by_default(tmp_path):
     )
     assert report.complete and not report.live
     assert all(c.venue_order_id.startswith("sim-") for c in report.children)
+
+
+def test_router_does_not_know_the_executor():
+    """The arrow points one way: executor -> Router (through the Quoter protocol)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, liquidroute.router.router as r; "
+        "print('liquidroute.router.executor' in sys.modules, hasattr(r.Router, 'execute'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_executor_takes_any_quoter(tmp_path):
+    """Not only a Router: anything with venues, quote() and close()."""
+    sims = venues()
+    inner = Router(sims)
+
+    class Quoter:
+        def __init__(self):
+            self.venues = sims
+            self.calls = []
+
+        async def quote(self, symbol, side, amount, *, baselines=True, exclude=None, fees=None):
+            self.calls.append((amount, dict(exclude or {})))
+            return await inner.quote(symbol, side, amount, baselines=baselines, exclude=exclude)
+
+        async def close(self):
+            pass
+
+    quoter = Quoter()
+    report = run(
+        Executor(quoter, Journal(tmp_path / "j"), live=False).execute("BTC/USDT", "buy", 2)
+    )
+    assert report.complete and quoter.calls[0][0] == 2.0
