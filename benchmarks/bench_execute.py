@@ -133,7 +133,7 @@ class SafetyOff:
     def __enter__(self) -> None:
         self.saved = (executor_module.Executor._cap_refusal, executor_module.redact,
                       journal_module.redact)  # fmt: skip
-        executor_module.Executor._cap_refusal = lambda self, child: None  # type: ignore[method-assign]
+        executor_module.Executor._cap_refusal = lambda self, child, parent: None  # type: ignore[method-assign]
         executor_module.redact = journal_module.redact = str  # type: ignore[assignment]
 
     def __exit__(self, *exc: object) -> None:
@@ -157,7 +157,7 @@ def direct_cost(n: int = 2000) -> tuple[float, float]:
         c.apply(OrderEvent.SUBMIT)
         if i % 2:
             c.apply(OrderEvent.FILL, filled=1.0, avg_price=60000.0, fees={"BTC": 0.001})
-    executor._children = children
+    parent = executor_module._Parent(children)
     child = ChildOrder("p", "new", "v0", "BTC/USDT", "buy", 1.0, 60000.0)
     error = (
         "binance POST http://127.0.0.1:9/api/v3/order 500 Internal Server Error "
@@ -165,7 +165,7 @@ def direct_cost(n: int = 2000) -> tuple[float, float]:
     )
     t0 = time.perf_counter()
     for _ in range(n):
-        executor._cap_refusal(child)
+        executor._cap_refusal(child, parent)
         journal_module._dumps({"amount": 1.0, "price": 60000.0})
         journal_module._dumps({"status": "filled", "filled": 1.0})
     per_child = (time.perf_counter() - t0) / n * 1e6

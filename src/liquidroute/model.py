@@ -587,7 +587,9 @@ class ChildOrder:
         if venue_order_id:
             self._venue_order_id = venue_order_id
         if reason:
-            self._error = reason
+            from liquidroute.errors import redact
+
+            self._error = redact(reason)
         self._state = new
         return new
 

@@ -113,9 +113,7 @@ def test_live_refusals_before_anything_is_sent(two, monkeypatch, tmp_path):
     assert readable.exit_code == 2 and "chmod 600" in readable.stderr
     assert SECRET not in readable.output
 
-    for name, ex in (("A", a), ("B", b)):
-        for k, v in venue_env(name, ex).items():
-            monkeypatch.setenv(k, v)
+    use_venues(monkeypatch, two)
     switch = tmp_path / "KILL"
     switch.touch()
     killed = runner.invoke(app, live_args(tmp_path, "--kill-switch", str(switch)))
@@ -183,6 +181,13 @@ def test_crash_after_first_submission_then_resume(two, tmp_path):
     assert json.loads(listing.stdout)[0]["state"] == "filled"
 
 
+def use_venues(monkeypatch, two, keys: bool = True) -> None:
+    """Point venues A and B at the two loopback exchanges (with keys by default)."""
+    for name, ex in zip("AB", two, strict=True):
+        for k, v in venue_env(name, ex, keys).items():
+            monkeypatch.setenv(k, v)
+
+
 def journal_dump(path: Path) -> str:
     """Every row of every table of the journal, as SQL text."""
     import sqlite3
@@ -195,10 +200,8 @@ def journal_dump(path: Path) -> str:
 
 
 def test_secrets_never_reach_output_journal_or_orders(two, monkeypatch, tmp_path):
-    a, b = two
-    for name, ex in (("A", a), ("B", b)):
-        for k, v in venue_env(name, ex).items():
-            monkeypatch.setenv(k, v)
+    a, _ = two
+    use_venues(monkeypatch, two)
     # A's gateway echoes the signed request (query string, body, key header) in its errors:
     # on the order itself (fate unknown) and on every lookup (it stays unknown)
     a.fail("POST /api/v3/order", "echo500")
@@ -256,10 +259,8 @@ def test_journal_is_private_even_for_a_dry_run(tmp_path, monkeypatch):
 
 
 def test_cap_refusal_in_a_fallback_round_exits_2_saying_what_was_spent(two, monkeypatch, tmp_path):
-    a, b = two
-    for name, ex in (("A", a), ("B", b)):
-        for k, v in venue_env(name, ex).items():
-            monkeypatch.setenv(k, v)
+    a, _ = two
+    use_venues(monkeypatch, two)
     a.fail("/api/v3/order", "insufficient_balance")
     # 2 BTC: A 1 @ 60000 + B 1 @ 60005 = 120,125 with fees; after A refuses, B's
     # next level (60040) would take it to 120,205: over the cap
@@ -273,10 +274,8 @@ def test_cap_refusal_in_a_fallback_round_exits_2_saying_what_was_spent(two, monk
 
 
 def test_resume_continue_fills_a_stopped_parents_remainder(two, monkeypatch, tmp_path):
-    a, b = two
-    for name, ex in (("A", a), ("B", b)):
-        for k, v in venue_env(name, ex).items():
-            monkeypatch.setenv(k, v)
+    _, b = two
+    use_venues(monkeypatch, two)
     b.fail("/api/v3/order", "insufficient_balance")
     first = runner.invoke(app, live_args(tmp_path, "--max-rounds", "1", "--json"))
     assert first.exit_code == 3

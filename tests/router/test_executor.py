@@ -222,3 +222,17 @@ def test_the_executor_takes_any_quoter(tmp_path):
         Executor(quoter, Journal(tmp_path / "j"), live=False).execute("BTC/USDT", "buy", 2)
     )
     assert report.complete and quoter.calls[0][0] == 2.0
+
+
+def test_two_parents_at_once_on_one_executor(tmp_path):
+    ex = Executor(Router(venues()), Journal(tmp_path / "j"), live=False)
+
+    async def both():
+        return await asyncio.gather(
+            ex.execute("BTC/USDT", "buy", 1.0), ex.execute("BTC/USDT", "buy", 1.5)
+        )
+
+    first, second = run(both())
+    assert first.complete and second.complete
+    assert {c.parent_id for c in first.children} == {first.parent_id}
+    assert {c.parent_id for c in second.children} == {second.parent_id}

@@ -242,6 +242,15 @@ class _Stop:
     detail: str
 
 
+@dataclass(slots=True)
+class _Parent:
+    """One running parent's state (an Executor may run several parents concurrently)."""
+
+    children: list[ChildOrder]
+    spent_before: float = 0.0
+    risk_stop: str | None = None
+
+
 #: Faults after which the venue is worth another try within the parent (not placed).
 TRANSIENT = (RateLimitedError, VenueUnavailableError, TimeoutError)
 
@@ -281,9 +290,6 @@ class Executor:
         self._fee_rate: dict[str, float] = {}
         self._sell_bound: dict[str, float] = {}
         self._transient: dict[str, LiquidrouteError | TimeoutError] = {}
-        self._children: list[ChildOrder] = []
-        self._spent_before = 0.0
-        self._risk_stop: str | None = None
 
     @property
     def router(self) -> Quoter:
@@ -460,13 +466,13 @@ class Executor:
         bound = max(child.limit_price, self._sell_bound.get(child.client_id, 0.0))
         return child.amount * bound
 
-    def _cap_refusal(self, child: ChildOrder) -> str | None:
+    def _cap_refusal(self, child: ChildOrder, parent: _Parent) -> str | None:
         """Why `child` may not be sent under --max-notional (None: it fits)."""
         cap = self.policy.max_notional
         if cap is None:
             return None
-        spent, in_flight = self._spent_before, 0.0
-        for c in self._children:
+        spent, in_flight = parent.spent_before, 0.0
+        for c in parent.children:
             if c is child or c.state is OrderState.PLANNED:
                 continue
             if c.state in PENDING_STATES:
@@ -483,17 +489,17 @@ class Executor:
         )
 
     # ------------------------------------------------------------------ sending
-    async def _send(self, child: ChildOrder) -> None:
+    async def _send(self, child: ChildOrder, parent: _Parent) -> None:
         venue = self.venues[child.venue]
         async with self._limits[child.venue]:
-            if self._kill_switch_on() or self._risk_stop:
-                reason = "kill switch: not sent" if self._kill_switch_on() else self._risk_stop
+            if self._kill_switch_on() or parent.risk_stop:
+                reason = "kill switch: not sent" if self._kill_switch_on() else parent.risk_stop
                 child.apply(OrderEvent.NOT_SENT, reason=reason)
                 self.journal.record(child, "not_sent", {"reason": reason})
                 return
-            refusal = self._cap_refusal(child)
+            refusal = self._cap_refusal(child, parent)
             if refusal:  # no await between this check and SUBMIT: the cap cannot race
-                self._risk_stop = refusal
+                parent.risk_stop = refusal
                 child.apply(OrderEvent.NOT_SENT, reason=refusal)
                 self.journal.record(child, "not_sent", {"reason": refusal})
                 return
@@ -541,7 +547,7 @@ class Executor:
         timings: dict[str, float] = {}
         notes: list[str] = []
         bad: dict[str, str] = {}
-        self._children, self._spent_before, self._risk_stop = children, spent_before, None
+        parent = _Parent(children, spent_before)
         rounds = max((c.round for c in children), default=0)
         first_round = rounds + 1
         retries = 0
@@ -593,12 +599,12 @@ class Executor:
                 self._sell_bound[child.client_id] = quote.mid or 0.0
             children.extend(planned)
             t1 = time.perf_counter()
-            await asyncio.gather(*(self._send(c) for c in planned))
+            await asyncio.gather(*(self._send(c, parent) for c in planned))
             await self._resolve_unknown(planned)
             if rounds == first_round:
                 timings["first_round_acks_ms"] = (time.perf_counter() - t1) * 1e3
-            if self._risk_stop:
-                stop = _Stop(StopReason.RISK_LIMIT, self._risk_stop)
+            if parent.risk_stop:
+                stop = _Stop(StopReason.RISK_LIMIT, parent.risk_stop)
                 break
             retries += await self._after_round(planned, bad, retries)
         timings["total_ms"] = (time.monotonic() - started) * 1e3
