@@ -7,8 +7,9 @@ tests and subprocesses can all talk to it with the real `ccxt.binance` client:
         client = ccxt.async_support.binance({...}); client.urls["api"] = ex.api_urls(client)
 
 Endpoints: ping, time, exchangeInfo, depth (public); order POST/GET (IOC limit orders
-with newClientOrderId, lookup by origClientOrderId), openOrders, account (signed with
-HMAC-SHA256 as Binance does), the margin pair lists ccxt asks for at load time.
+with newClientOrderId, lookup by origClientOrderId), openOrders, allOrders, myTrades,
+account (signed with HMAC-SHA256 as Binance does), the margin pair lists ccxt asks for at
+load time.
 Matching walks the loopback's own book (fills remove liquidity) and charges the taker
 fee. Faults are queued per path and consumed one per request:
 
@@ -191,13 +192,20 @@ class BinanceLoopback:
             ("DELETE", "/api/v3/order"): self._cancel_order,
             ("GET", "/api/v3/openOrders"): self._open_orders,
             ("GET", "/api/v3/allOrders"): self._all_orders,
+            ("GET", "/api/v3/myTrades"): self._my_trades,
             ("GET", "/api/v3/account"): self._account,
             ("GET", "/sapi/v1/margin/allPairs"): self._empty_list,
             ("GET", "/sapi/v1/margin/isolated/allPairs"): self._empty_list,
         }.get((request.method, path))
         if route is None:
             return web.json_response({"code": -1000, "msg": f"unknown path {path}"}, status=404)
-        signed = ("/api/v3/order", "/api/v3/openOrders", "/api/v3/allOrders", "/api/v3/account")
+        signed = (
+            "/api/v3/order",
+            "/api/v3/openOrders",
+            "/api/v3/allOrders",
+            "/api/v3/account",
+            "/api/v3/myTrades",
+        )
         if path.startswith((*signed, "/sapi")):
             problem = self._check_signature(request, body)
             if problem:
@@ -443,6 +451,33 @@ class BinanceLoopback:
 
     async def _all_orders(self, params: dict[str, str], fault: str | None) -> Any:
         return [self._order_json(o) for o in self.orders.values()]
+
+    async def _my_trades(self, params: dict[str, str], fault: str | None) -> Any:
+        """The account's trades (one per fill), of one order when `orderId` is given."""
+        wanted = params.get("orderId")
+        out = []
+        for o in self.orders.values():
+            if wanted and str(o["orderId"]) != wanted:
+                continue
+            for i, (p, q, c) in enumerate(o["fills"]):
+                out.append(
+                    {
+                        "symbol": SYMBOL,
+                        "id": o["orderId"] * 100 + i,
+                        "orderId": o["orderId"],
+                        "orderListId": -1,
+                        "price": _fmt(p),
+                        "qty": _fmt(q),
+                        "quoteQty": _fmt(p * q),
+                        "commission": f"{c:.12f}",
+                        "commissionAsset": o["commissionAsset"],
+                        "time": o["time"],
+                        "isBuyer": o["side"] == "BUY",
+                        "isMaker": False,
+                        "isBestMatch": True,
+                    }
+                )
+        return out
 
     async def _account(self, params: dict[str, str], fault: str | None) -> Any:
         return {

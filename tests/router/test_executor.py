@@ -236,3 +236,19 @@ def test_two_parents_at_once_on_one_executor(tmp_path):
     assert first.complete and second.complete
     assert {c.parent_id for c in first.children} == {first.parent_id}
     assert {c.parent_id for c in second.children} == {second.parent_id}
+
+
+def test_a_child_beyond_the_limit_price_is_never_sent(tmp_path):
+    from liquidroute.router.executor import _Parent
+
+    sims = venues()
+    policy = ExecutionPolicy(limit_price=100.0)
+    ex = Executor(Router(sims), Journal(tmp_path / "j"), live=False, policy=policy)
+    child = ChildOrder("p", "c-over", "a", "BTC/USDT", "buy", 0.5, 100.1)
+    parent = _Parent([child])
+    run(ex._send(child, parent))
+    assert child.state == "failed" and "limit-price" in child.error
+    assert parent.risk_stop and not sims[0].orders
+    inside = ChildOrder("p", "c-in", "a", "BTC/USDT", "buy", 0.5, 100.0)
+    run(ex._send(inside, _Parent([inside])))
+    assert inside.state == "filled"

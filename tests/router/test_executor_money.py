@@ -253,3 +253,20 @@ def test_continue_counts_what_the_stopped_parent_spent(pair, tmp_path):
     with pytest.raises(RiskLimitError, match="already spent"):
         run(make_executor(pair, journal, max_notional=cap), "continue_parent", first.parent_id)
     assert len(b.posted_ids) == 1
+
+
+@pytest.mark.parametrize("pair", [{"commission": "base"}], indirect=True)
+def test_fees_of_a_fill_found_by_lookup_come_from_its_trades(pair, tmp_path):
+    a, _ = pair
+    a.fail("POST /api/v3/order", "accept_then_hang")  # A's fill is known only by lookup
+    start = [dict(ex.balances) for ex in pair]
+    journal = Journal(tmp_path / "j")
+    report = run(make_executor(pair, journal), "execute", "BTC/USDT", "buy", 1.5)
+    assert report.complete
+    lost = next(c for c in report.children if c.venue == "a")
+    kinds = [k for _, cid, k, _ in journal.events(report.parent_id) if cid == lost.client_id]
+    assert "unknown" in kinds and "resolved" in kinds
+    assert lost.fees == pytest.approx({"BTC": 1.0 * FEE})  # from myTrades, not a guess
+    got_btc = sum(ex.balances["BTC"] - s["BTC"] for ex, s in zip(pair, start, strict=True))
+    assert report.net_base == pytest.approx(got_btc)
+    assert a.count("/api/v3/myTrades") == 1

@@ -488,6 +488,17 @@ class Executor:
             "not sent"
         )
 
+    def _limit_refusal(self, child: ChildOrder) -> str | None:
+        """A child priced beyond --limit-price is never sent (planning clips it; this is
+        the check at the door)."""
+        limit = self.policy.limit_price
+        if limit is None:
+            return None
+        beyond = child.limit_price > limit if child.side == "buy" else child.limit_price < limit
+        if not beyond:
+            return None
+        return f"{child.client_id} priced {child.limit_price:.8g} beyond --limit-price {limit:g}"
+
     # ------------------------------------------------------------------ sending
     async def _send(self, child: ChildOrder, parent: _Parent) -> None:
         venue = self.venues[child.venue]
@@ -497,7 +508,7 @@ class Executor:
                 child.apply(OrderEvent.NOT_SENT, reason=reason)
                 self.journal.record(child, "not_sent", {"reason": reason})
                 return
-            refusal = self._cap_refusal(child, parent)
+            refusal = self._cap_refusal(child, parent) or self._limit_refusal(child)
             if refusal:  # no await between this check and SUBMIT: the cap cannot race
                 parent.risk_stop = refusal
                 child.apply(OrderEvent.NOT_SENT, reason=refusal)
@@ -606,7 +617,8 @@ class Executor:
             if parent.risk_stop:
                 stop = _Stop(StopReason.RISK_LIMIT, parent.risk_stop)
                 break
-            retries += await self._after_round(planned, bad, retries)
+            left_s = policy.deadline_s - (time.monotonic() - started)
+            retries += await self._after_round(planned, bad, retries, max(left_s, 0.0))
         timings["total_ms"] = (time.monotonic() - started) * 1e3
         report = self._report(
             parent_id, symbol, side, amount, children, rounds, stop, quoted_avg, timings, notes
@@ -636,9 +648,10 @@ class Executor:
         return None
 
     async def _after_round(
-        self, planned: list[ChildOrder], bad: dict[str, str], retries: int
+        self, planned: list[ChildOrder], bad: dict[str, str], retries: int, left_s: float
     ) -> int:
-        """Exclude venues that refused for good; back off after transient faults.
+        """Exclude venues that refused for good; back off after transient faults (never
+        past the deadline, `left_s` away).
 
         Returns 1 when the next round is a retry (bounded by `max_retries`), else 0.
         """
@@ -654,7 +667,7 @@ class Executor:
                 bad[child.venue] = "partly filled: the book moved"
         if not transient:
             return 0
-        wait = max(self._backoff(retries, exc) for exc in transient)
+        wait = min(max(self._backoff(retries, exc) for exc in transient), left_s)
         for child in planned:
             if child.client_id in self._transient and child.done:
                 self.journal.record(child, "retry_scheduled", {"after_s": wait})

@@ -330,6 +330,25 @@ class CcxtVenue:
             fees={k: v for k, v in fees.items() if v},
         )
 
+    async def _with_trade_fees(self, order: ChildOrder, raw: dict[str, Any]) -> dict[str, Any]:
+        """`raw` with its commissions taken from the order's trades when the lookup gave
+        none (Binance's order lookup has no commission; its trades say which asset paid)."""
+        import ccxt
+
+        charged = any(f and f.get("cost") is not None for f in raw.get("fees") or [raw.get("fee")])
+        if (
+            charged
+            or not raw.get("filled")
+            or not (self.exchange.has or {}).get("fetchOrderTrades")
+        ):
+            return raw
+        try:
+            trades = await self.exchange.fetch_order_trades(str(raw.get("id")), order.symbol)
+        except ccxt.BaseError:
+            return raw  # the lookup's answer stands; the fee is estimated from the taker rate
+        fees = [t["fee"] for t in trades if t.get("fee") and t["fee"].get("cost") is not None]
+        return raw | {"fees": fees} if fees else raw
+
     def supports_ioc(self) -> bool:
         """ccxt's `features` say whether spot orders take timeInForce=IOC (assume yes)."""
         features = getattr(self.exchange, "features", None) or {}
@@ -403,7 +422,7 @@ class CcxtVenue:
                 raw = await self.exchange.fetch_order(
                     order.venue_order_id or "", order.symbol, {"clientOrderId": order.client_id}
                 )
-                return self._update(order, raw)
+                return self._update(order, await self._with_trade_fees(order, raw))
             listed = list(await self.exchange.fetch_open_orders(order.symbol))
             sees_closed = bool(has.get("fetchClosedOrders") or has.get("fetchOrders"))
             if has.get("fetchClosedOrders"):
@@ -416,7 +435,7 @@ class CcxtVenue:
             raise translate(self.name, exc, self._retry_after()) from None
         for raw in listed:
             if raw.get("clientOrderId") == order.client_id:
-                return self._update(order, raw)
+                return self._update(order, await self._with_trade_fees(order, raw))
         if not sees_closed:
             raise VenueError(self.name, f"cannot look up {order.client_id}: check it by hand")
         return None
