@@ -252,3 +252,17 @@ def test_a_child_beyond_the_limit_price_is_never_sent(tmp_path):
     inside = ChildOrder("p", "c-in", "a", "BTC/USDT", "buy", 0.5, 100.0)
     run(ex._send(inside, _Parent([inside])))
     assert inside.state == "filled"
+
+
+def test_cap_on_a_sell_counts_each_child_at_the_better_of_its_limit_and_the_mid(tmp_path):
+    from liquidroute.model import StopReason
+
+    sims = venues()
+    # proceeds quoted 199.5 (99.9 + 99.8 less fees) fit 199.8; but a child could sell as
+    # high as the mid (99.95) before its IOC is matched: two of them would not fit
+    policy = ExecutionPolicy(max_notional=199.8)
+    ex = Executor(Router(sims), Journal(tmp_path / "j"), live=False, policy=policy)
+    report = run(ex.execute("BTC/USDT", "sell", 2.0))
+    assert report.stop_reason is StopReason.RISK_LIMIT and "spent" in report.stop_detail
+    sold = sum(u.filled * (u.avg_price or 0) for s in sims for u in s.orders.values())
+    assert 0 < sold <= 199.8 and len([u for s in sims for u in s.orders.values()]) == 1
