@@ -290,6 +290,12 @@ def test_resume_continue_fills_a_stopped_parents_remainder(two, monkeypatch, tmp
     server = sum(o["executedQty"] for ex in two for o in ex.orders.values())
     assert server == pytest.approx(2.0)
     rows = json.loads(runner.invoke(app, ["orders", "--journal", journal, "--json"]).stdout)
-    assert rows[0]["continues"] == parent and rows[1]["state"] == "stopped"
+    assert rows[0]["continues"] == parent and rows[1]["state"] == "continued"
     again = runner.invoke(app, ["resume", "--continue", report["parent_id"], "--journal", journal])
     assert again.exit_code == 2 and "only a stopped parent" in again.stderr
+    # the stopped parent was continued once: neither continued nor resumed again
+    twice = runner.invoke(app, ["resume", "--continue", parent, "--journal", journal])
+    assert twice.exit_code == 2 and "continued already" in twice.stderr
+    resumed = runner.invoke(app, ["resume", parent, "--journal", journal])
+    assert resumed.exit_code == 2 and "resume that one instead" in resumed.stderr
+    assert sum(o["executedQty"] for ex in two for o in ex.orders.values()) == pytest.approx(2.0)

@@ -235,6 +235,9 @@ def test_continue_routes_a_stopped_parents_remainder_as_a_linked_parent(pair, tm
     )
     assert journal.parent(second.parent_id).request["continues"] == first.parent_id
     assert any(k == "parent_continued" for _, _, k, _ in journal.events(first.parent_id))
+    assert journal.parent(first.parent_id).state == "continued"
+    with pytest.raises(InvalidInputError, match="continued already"):
+        run(make_executor(pair, journal), "continue_parent", first.parent_id)
     posted = a.posted_ids + b.posted_ids
     assert len(posted) == len(set(posted))
     # a filled parent cannot be continued

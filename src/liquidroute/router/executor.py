@@ -335,9 +335,9 @@ class Executor:
             "spent_before": spent_before,
             "fee_prices": self.fee_prices,
         }
+        if continues:  # first claim the stopped parent: it can be continued only once
+            self.journal.continued(continues, by=parent_id)
         self.journal.start_parent(parent_id, symbol, side, amount, self.live, request)
-        if continues:
-            self.journal.note(continues, "parent_continued", {"by": parent_id})
         return await self._run(
             parent_id,
             symbol,
@@ -354,6 +354,11 @@ class Executor:
         parent = self.journal.parent(parent_id)
         if parent is None:
             raise InvalidInputError(f"no parent order {parent_id!r} in {self.journal.path}")
+        if parent.state == "continued":
+            raise InvalidInputError(
+                f"parent {parent_id} was continued by another parent (see `liquidroute "
+                "orders`); resume that one instead"
+            )
         children = self.journal.children(parent_id)
         for child in children:
             if child.state is OrderState.PLANNED:
@@ -381,11 +386,11 @@ class Executor:
         if parent is None:
             raise InvalidInputError(f"no parent order {parent_id!r} in {self.journal.path}")
         if parent.state != "stopped":
-            hint = (
-                "run `liquidroute resume` on it first"
-                if parent.state in ("running", "unknown")
-                else "nothing is left to fill"
-            )
+            hint = {
+                "running": "run `liquidroute resume` on it first",
+                "unknown": "run `liquidroute resume` on it first",
+                "continued": "it was continued already (see `liquidroute orders`)",
+            }.get(parent.state, "nothing is left to fill")
             raise InvalidInputError(
                 f"parent {parent_id} is {parent.state}: only a stopped parent with a "
                 f"remainder can be continued; {hint}"

@@ -12,6 +12,7 @@ details, request and report) passes through `liquidroute.errors.redact`.
 
 Tables:
     parents(parent_id PK, created, symbol, side, amount, live, state, request JSON, report JSON)
+        state: running | filled | stopped | unknown | continued (by a linked parent)
     children(client_id PK, parent_id, round, leg, venue, symbol, side, amount, limit_price,
              state, filled, avg_price, fee, venue_order_id, error, updated, fees JSON)
     events(id PK, parent_id, client_id, ts, kind, detail JSON)
@@ -158,6 +159,18 @@ class Journal:
                 (state, _dumps(report), parent_id),
             )
             self._event(db, parent_id, None, "parent_" + state, {"stop": report.get("stop_reason")})
+
+    def continued(self, parent_id: str, by: str) -> None:
+        """Mark a stopped parent as continued by the parent `by` (atomically: a parent is
+        continued once). Raises DataFileError when it is no longer `stopped`."""
+        with self._tx() as db:
+            changed = db.execute(
+                "UPDATE parents SET state = 'continued' WHERE parent_id = ? AND state = 'stopped'",
+                (parent_id,),
+            ).rowcount
+            if changed != 1:
+                raise DataFileError(f"parent {parent_id} is no longer stopped; not continued")
+            self._event(db, parent_id, None, "parent_continued", {"by": by})
 
     def note(self, parent_id: str, kind: str, detail: Mapping[str, Any] | None = None) -> None:
         """Append a parent-level event (e.g. `parent_continued`)."""
