@@ -515,7 +515,7 @@ class ChildOrder:
         child = cls(**order)
         child._state = OrderState(state)
         child._filled, child._avg_price = float(filled), avg_price
-        child._fees = {k: float(v) for k, v in fees.items()}
+        child._fees = {k: float(v) for k, v in fees.items() if v}
         child._venue_order_id, child._error = venue_order_id, error
         return child
 

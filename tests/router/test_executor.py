@@ -266,3 +266,33 @@ def test_cap_on_a_sell_counts_each_child_at_the_better_of_its_limit_and_the_mid(
     assert report.stop_reason is StopReason.RISK_LIMIT and "spent" in report.stop_detail
     sold = sum(u.filled * (u.avg_price or 0) for s in sims for u in s.orders.values())
     assert 0 < sold <= 199.8 and len([u for s in sims for u in s.orders.values()]) == 1
+
+
+def test_a_journal_from_before_per_asset_fees_still_opens(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE parents (parent_id TEXT PRIMARY KEY, created REAL NOT NULL, symbol TEXT
+            NOT NULL, side TEXT NOT NULL, amount REAL NOT NULL, live INTEGER NOT NULL,
+            state TEXT NOT NULL, request TEXT NOT NULL, report TEXT);
+        CREATE TABLE children (client_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL, round
+            INTEGER NOT NULL, leg INTEGER NOT NULL, venue TEXT NOT NULL, symbol TEXT NOT NULL,
+            side TEXT NOT NULL, amount REAL NOT NULL, limit_price REAL NOT NULL, state TEXT NOT
+            NULL, filled REAL NOT NULL, avg_price REAL, fee REAL NOT NULL, venue_order_id TEXT,
+            error TEXT, updated REAL NOT NULL);
+        INSERT INTO parents VALUES ('p1', 0, 'BTC/USDT', 'buy', 1.0, 1, 'running', '{}', NULL);
+        INSERT INTO children VALUES ('c1', 'p1', 1, 0, 'a', 'BTC/USDT', 'buy', 1.0, 100.0,
+            'filled', 1.0, 100.0, 0.1, 'v1', NULL, 0);
+        INSERT INTO children VALUES ('c2', 'p1', 1, 1, 'b', 'BTC/USDT', 'buy', 1.0, 100.0,
+            'planned', 0.0, NULL, 0.0, NULL, NULL, 0);
+        """
+    )
+    db.close()
+    (c1, c2) = Journal(path).children("p1")
+    assert c1.state == "filled" and c1.fees == {"USDT": 0.1} and c1.cost == pytest.approx(100.1)
+    assert c2.state == "planned"
+    c2.apply(OrderEvent.RECOVER)  # what resume does with an intent of unknown fate
+    assert c2.state == "unknown"
