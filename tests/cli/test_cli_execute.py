@@ -299,3 +299,42 @@ def test_resume_continue_fills_a_stopped_parents_remainder(two, monkeypatch, tmp
     resumed = runner.invoke(app, ["resume", parent, "--journal", journal])
     assert resumed.exit_code == 2 and "resume that one instead" in resumed.stderr
     assert sum(o["executedQty"] for ex in two for o in ex.orders.values()) == pytest.approx(2.0)
+
+
+def test_htx_query_string_signatures_never_leak(monkeypatch, tmp_path):
+    """HTX signs in the query string: the key and signature are in every private URL."""
+    from urllib.parse import quote
+
+    from tests.loopback.htx_server import HTX_KEY, HTX_SECRET, OPTIONS, HtxLoopback
+
+    monkeypatch.setenv("LIQUIDROUTE_HOME", str(tmp_path / "home"))
+    with HtxLoopback(bids=[[59990.0, 1.0]], asks=[[60000.0, 1.0], [60010.0, 2.0]]) as ex:
+        env = {
+            "LIQUIDROUTE_H_URL": ex.base_url,
+            "LIQUIDROUTE_H_OPTIONS": json.dumps(OPTIONS),
+            "LIQUIDROUTE_H_API_KEY": HTX_KEY,
+            "LIQUIDROUTE_H_SECRET": HTX_SECRET,
+        }
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        journal = tmp_path / "j"
+        args = ["execute", "BTC/USDT", "buy", "0.5", "--venues", "h=htx", "--live"]
+        runs = [
+            runner.invoke(app, [*args, "--journal", str(journal), "--json"]),
+            runner.invoke(app, [*args, "--journal", str(journal)]),
+            runner.invoke(app, ["orders", "--journal", str(journal), "--json"]),
+            runner.invoke(app, ["orders", "--journal", str(journal)]),
+        ]
+    assert runs[0].exit_code == 3 and "fate is unknown" in runs[0].stderr, runs[0].output
+    assert ex.access_keys and set(ex.access_keys) == {HTX_KEY}  # signed in the URL, echoed
+    assert len(ex.signatures) >= 4
+    texts = {
+        f"run {i} {s}": getattr(r, s) for i, r in enumerate(runs) for s in ("stdout", "stderr")
+    }
+    texts["journal"] = journal_dump(journal)
+    assert "internal error handling" in texts["journal"]  # the errors were journalled...
+    for where, text in texts.items():  # ...without a key, a secret or a signature
+        assert HTX_KEY not in text and HTX_SECRET not in text, where
+        assert "AccessKeyId=AKID" not in text, where
+        for signature in ex.signatures:  # as sent (URL-encoded) and decoded
+            assert signature not in text and quote(signature, safe="") not in text, where
