@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         VenueError,
     )
     from liquidroute.model import DepthSnapshot, GraphQuote, Leg, Market, Quote
+    from liquidroute.router.executor import ExecutionPolicy, Executor, execute, execute_sync
     from liquidroute.router.graph_route import route_graph
     from liquidroute.router.route import route
     from liquidroute.router.router import Router
@@ -42,11 +43,17 @@ _EXPORTS = {
     "route_graph": "liquidroute.router.graph_route",
     "route": "liquidroute.router.route",
     "Router": "liquidroute.router.router",
+    "ExecutionPolicy": "liquidroute.router.executor",
+    "Executor": "liquidroute.router.executor",
+    "execute": "liquidroute.router.executor",
+    "execute_sync": "liquidroute.router.executor",
 }
 
 __all__ = [
     "DataError",
     "DepthSnapshot",
+    "ExecutionPolicy",
+    "Executor",
     "GraphQuote",
     "InsufficientLiquidityError",
     "InvalidInputError",
@@ -58,6 +65,8 @@ __all__ = [
     "RoutingError",
     "VenueError",
     "__version__",
+    "execute",
+    "execute_sync",
     "route",
     "route_graph",
 ]

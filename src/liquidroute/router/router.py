@@ -15,7 +15,7 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from liquidroute.errors import (
     DataError,
@@ -23,14 +23,10 @@ from liquidroute.errors import (
     LiquidrouteError,
     VenueUnavailableError,
 )
-from liquidroute.model import AmountUnit, DepthSnapshot, ExecutionReport, Market, Quote
+from liquidroute.model import AmountUnit, DepthSnapshot, Market, Quote
 from liquidroute.router.guard import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_DEVIATION_BPS, screen
 from liquidroute.router.route import route
 from liquidroute.venues.base import Venue
-
-if TYPE_CHECKING:
-    from liquidroute.router.executor import ExecutionPolicy
-    from liquidroute.router.journal import Journal
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,52 +218,6 @@ class Router:
                     baselines=baselines,
                     **rules,
                 )
-            finally:
-                await self.close()
-
-        return asyncio.run(run())
-
-    async def execute(
-        self,
-        symbol: str,
-        side: str,
-        amount: float,
-        *,
-        live: bool = False,
-        journal: Journal | None = None,
-        policy: ExecutionPolicy | None = None,
-        fees: Mapping[str, float] | None = None,
-        latency_ms: float = 0.0,
-    ) -> ExecutionReport:
-        """Fill `amount` of `symbol`: dry run (simulated fills, nothing sent) unless `live`.
-
-        Live trading needs venues that take orders (`CcxtVenue` with credentials). The
-        journal defaults to ~/.liquidroute/journal.sqlite3.
-        """
-        from liquidroute.router.executor import Executor
-        from liquidroute.router.journal import Journal
-        from liquidroute.venues.simulated import SimulatedVenue
-
-        router = self
-        if not live:
-            router = Router(
-                [SimulatedVenue(v, latency_ms=latency_ms) for v in self.venues],
-                guard=self.guard,
-                max_age_ms=self.max_age_ms,
-                max_deviation_bps=self.max_deviation_bps,
-                timeout_s=self.timeout_s,
-                depth=self.depth,
-                source=self.source,
-            )
-        executor = Executor(router, journal or Journal(), live=live, policy=policy, fees=fees)
-        return await executor.execute(symbol, side, amount)
-
-    def execute_sync(self, symbol: str, side: str, amount: float, **kwargs: Any) -> ExecutionReport:
-        """`execute` for synchronous callers (closes the venues when done)."""
-
-        async def run() -> ExecutionReport:
-            try:
-                return await self.execute(symbol, side, amount, **kwargs)
             finally:
                 await self.close()
 
