@@ -285,8 +285,9 @@ class Quote:
       `lower_bound` is the exact rule-free cost of the same amount: no rule-respecting
       split can beat it.
       `fixed_costs` are the per-venue fixed costs charged (included in `total_cost`).
-      Under lot rules the amount is rounded down to what the lots can add up to; a
-      residue smaller than the coarsest lot is said in `warnings`, not counted unfilled.
+      When the venues' lots cannot add up to the amount asked, the route fills the nearest
+      reachable amount below it, counts the rest `unfilled` (so `complete` is False) and
+      `reachable` holds the nearest reachable base amounts (below, above); None otherwise.
     """
 
     symbol: str
@@ -313,6 +314,7 @@ class Quote:
     fixed_costs: Mapping[str, float] = field(default_factory=dict)
     gap: float | None = None
     lower_bound: float | None = None
+    reachable: tuple[float | None, float | None] | None = None
 
     @property
     def complete(self) -> bool:
