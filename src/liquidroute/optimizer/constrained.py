@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
+import numpy.typing as npt
 
 from liquidroute.errors import InfeasibleConstraintsError, InvalidInputError
 from liquidroute.model import FloatArray, Market, Side
@@ -41,6 +42,7 @@ from liquidroute.optimizer.rules import (
     lattice_split,
     round_to_rules,
 )
+from liquidroute.optimizer.venue_sets import relax_venue_sets
 
 
 def _finite_nonneg(name: str, venue: str, value: float) -> float:
@@ -178,20 +180,51 @@ class _Lots:
         """The optimum with continuous lots (binary switches): amounts and a lower bound.
 
         Without fixed costs, and when the exact split of the goal already meets every
-        used venue's minimum, cap and the venue count, that split is this optimum (no
-        solver); otherwise HiGHS solves it (`solve_rules(relaxed=True)`).
+        used venue's minimum, cap and the venue count, and its venues' lots can add up to
+        the goal (gcd), that split is this optimum (no solver); otherwise
+        `venue_sets.relax_venue_sets` solves it by branch and bound over the venues used,
+        and HiGHS (`solve_rules(relaxed=True)`) if that gives up.
         """
         lat, rules = self.lat, self.rules
         exact = solve_exact(self.ladder, lat.base(goal))
         q, used = exact.amount, exact.amount > 0
         lot = np.asarray(lat.k, dtype=float) * lat.unit_float
         fits = (q >= lat.min_n * lot * (1 - 1e-12)) & (q <= lat.max_n * lot * (1 + 1e-12))
+        lot_n = np.where(lat.usable, lot, 0.0)
+        k = lat.k
+
+        def admits(inside: npt.NDArray[np.bool_]) -> bool:
+            """gcd of the set's lots divides the goal (a venue without a lot takes any)."""
+            ids = np.flatnonzero(inside).tolist()
+            if not lat.all_integer and any(not lat.integer[v] for v in ids):
+                return True
+            return float(goal).is_integer() and int(goal) % math.gcd(*(k[v] for v in ids)) == 0
+
         if (
             not rules.fixed.any()
             and (rules.max_venues is None or int(used.sum()) <= rules.max_venues)
             and bool(np.all(fits[used]))
+            and admits(used)
         ):
             return q, self.objective(exact)
+        seeds = [used, self.rounded.amount > 0]
+        if rules.max_venues is not None and int(used.sum()) > rules.max_venues:
+            top = np.argsort(-q)[: rules.max_venues]
+            seeds[0] = np.isin(np.arange(len(q)), top)
+        sets = relax_venue_sets(
+            self.ladder,
+            lat.base(goal),
+            lat.min_n * lot_n,
+            lat.max_n * lot_n,
+            rules.fixed,
+            lat.usable,
+            rules.max_venues,
+            gap=self.mip_gap / 4,
+            admits=admits,
+            seeds=tuple(seeds),
+        )
+        if sets is not None:
+            return sets.amounts, sets.bound
         res = solve_rules(
             self.ladder,
             rules,
@@ -247,15 +280,15 @@ class _Lots:
         alloc = allocate(ladder, result.amounts)
         if best is not None and self.objective(best) < self.objective(alloc):
             alloc = best
-        bounds = [b for b in (result.bound, relax and relax[1]) if b is not None]
-        gap = _gap(self.objective(alloc), max(bounds)) if bounds else None
+        bounds = [b for b in (result.bound, None if relax is None else relax[1]) if b is not None]
+        proven = _gap(self.objective(alloc), max(bounds)) if bounds else None
         warnings = []
         if result.status != "optimal":
             warnings.append(
                 f"the MILP stopped at its time limit ({self.time_limit:g} s): proven within "
-                f"{'an unknown gap' if gap is None else f'a gap of {gap:.1e}'} of the optimum"
+                f"{'an unknown gap' if proven is None else f'a gap of {proven:.1e}'} of the optimum"
             )
-        return alloc, gap, warnings
+        return alloc, proven, warnings
 
 
 def _gap(objective: float, bound: float) -> float:
@@ -285,7 +318,7 @@ def apply_rules(
     """
     target = exact.filled
     lat = lattice(ladder, rules, target)
-    rounded = allocate(ladder, round_to_rules(ladder, exact.amount, rules, target))
+    rounded = allocate(ladder, lat.snap(round_to_rules(ladder, exact.amount, rules, target)))
     done = partial(_finish, ladder, exact, rules, venues, balance_capped)
     free = exact.value if ladder.side == "buy" else -exact.value  # rule-free, no fixed costs
     if _fills(rounded, target, lat) and _objective(ladder, rounded, rules) <= (
@@ -379,6 +412,7 @@ def _within_budget(
         if solved is None:
             return done(lots.rounded, "rounded-fallback", None, [_FALLBACK])
     alloc, gap, warnings = solved
+    assert goal is not None  # solved
     achieved = abs(lots.objective(alloc))
     reach = None
     if abs(achieved - budget) > 1e-12 * budget:

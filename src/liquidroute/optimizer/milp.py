@@ -93,7 +93,7 @@ def _highs(time_limit: float, mip_gap: float, magnitude: float = 1.0) -> Any:
     import highspy
 
     with quiet_stdout():  # the banner is printed from C++ when a solver is created
-        h = highspy.Highs()
+        h = highspy.Highs()  # type: ignore[no-untyped-call]
     dual = min(max(mip_gap, 1e-10), 1e-7)
     primal = max(1e-7, 1e-15 * magnitude)
     for name, value in (
@@ -196,6 +196,8 @@ def nearest_reachable(
     rows = _switch_rows(lat, rules, 0, V)
     k = [float(x) for x in lat.k]
     out: list[float | None] = []
+    low: float
+    high: float
     if lat.all_integer:  # whole sums: the nearest whole numbers on each side
         low, high = math.floor(target_units + 1e-9), max(math.ceil(target_units - 1e-9), 1)
     else:
@@ -226,8 +228,14 @@ def solve_rules(
     start: FloatArray | None = None,
     budget: float | None = None,
     relaxed: bool = False,
+    fix: dict[int, bool] | None = None,
 ) -> MilpResult | None:
     """The rule-respecting optimum for exactly `target_units` grid units (see module doc).
+
+    `fix` forces venues in (True: z_v = 1) or out (False). A solution in which a venue
+    trades with its switch off, or under its minimum, by the solver's integrality
+    tolerance (z_v ≈ 1e-9 times a big cap), is never returned: it is re-solved with those
+    venues forced out and, apart, in, and the better valid one is kept.
 
     `relaxed=True` keeps the switches z_v binary but the lot counts n_v continuous: its
     `bound` is then a lower bound for the lot problem and `amounts` (not on the lots) the
@@ -247,6 +255,7 @@ def solve_rules(
     target = target_units * u
     sign = 1.0 if ladder.side == "buy" else -1.0
     keep = np.zeros(V, dtype=np.intp)
+    windows = [(0.0, math.inf, False)] * V
     for v in range(V):
         lo, hi = int(ladder.offsets[v]), int(ladder.offsets[v + 1])
         if not lat.usable[v] or hi == lo:
@@ -255,10 +264,8 @@ def solve_rules(
         need = min(target, float(lat.max_n[v]) * lat.k[v] * u)  # no venue needs more
         keep[v] = min(int(np.searchsorted(cum, need * (1 - 1e-12), side="left")) + 1, hi - lo)
         if prune is not None:
-            lam, slack = prune
-            excess = np.maximum(sign * (ladder.eff[lo:hi] - lam), 0.0) * ladder.size[lo:hi]
-            before = np.concatenate(([0.0], np.cumsum(excess)[:-1]))
-            reach = int(np.searchsorted(before, slack * (1 + 1e-9) + 1e-12, side="right"))
+            windows[v] = _window(ladder, v, *prune)
+            reach = int(np.searchsorted(cum, windows[v][1] * (1 - 1e-12), side="left")) + 1
             keep[v] = max(1, min(int(keep[v]), reach))
     mid = float(np.median(ladder.price)) if len(ladder.price) else 1.0
     idx = np.concatenate(
@@ -274,6 +281,25 @@ def solve_rules(
     upper = np.concatenate(
         (ladder.size[idx] / u, np.where(usable, lat.max_n, 0.0), usable.astype(float))
     )
+    first = 0
+    for v, (a, b, forced) in enumerate(windows):  # the windows the bound proves
+        k = int(keep[v])
+        if forced and usable[v]:
+            lot = lat.k[v] * u
+            low = a / lot if not lat.integer[v] else math.ceil(a / lot * (1 - 1e-12) - 1e-9)
+            lower[n_col + v] = min(max(low, float(lat.min_n[v])), upper[n_col + v])
+            lower[z_col + v] = 1.0
+            full = np.cumsum(ladder.size[idx[first : first + k]]) <= a * (1 - 1e-12)
+            lower[first : first + k][full] = upper[first : first + k][full]
+        if math.isfinite(b) and usable[v]:
+            top = b / (lat.k[v] * u)
+            top = math.floor(top * (1 + 1e-12) + 1e-9) if lat.integer[v] else top
+            upper[n_col + v] = max(min(upper[n_col + v], top), lower[n_col + v])
+        first += k
+    for v, on in (fix or {}).items():
+        lower[z_col + v] = upper[z_col + v] = float(on)
+        if not on:
+            lower[n_col + v] = upper[n_col + v] = 0.0
     lot_int = np.zeros(V) if relaxed else np.asarray(lat.integer, dtype=float)
     integer = np.concatenate((np.zeros(n_x), lot_int, np.ones(V)))
     rows: list[tuple[list[int], list[float], float, float]] = []
@@ -324,8 +350,75 @@ def solve_rules(
         sum(n * k for n, k in zip(lots, lat.k, strict=True)), target_units, rel_tol=1e-12
     ):
         return None
+    wrong = [
+        v
+        for v, n in enumerate(lots)
+        if n > 0 and (values[z_col + v] < 0.5 or n < lat.min_n[v] * (1 - 1e-12))
+    ]
+    if wrong:
+        if fix is not None:
+            return None
+        again = [
+            solve_rules(
+                ladder,
+                rules,
+                lat,
+                target_units,
+                time_limit=time_limit,
+                mip_gap=mip_gap,
+                prune=prune,
+                budget=budget,
+                fix=dict.fromkeys(wrong, on),
+            )
+            for on in (False, True)
+        ]
+        valid = [r for r in again if r is not None]
+        if not valid:
+            return None
+        ladder_cost = [_cost(ladder, rules, r.amounts) for r in valid]
+        best = valid[int(np.argmin(ladder_cost))]
+        return MilpResult(best.amounts, best.lots, bound, best.gap, best.status, elapsed)
     int_lots = tuple(int(n) if lat.integer[v] else 0 for v, n in enumerate(lots))
     return MilpResult(amounts, int_lots, bound, gap, status[1:].lower(), elapsed)
+
+
+def _cost(ladder: Ladder, rules: VenueRules, amounts: FloatArray) -> float:
+    """The objective of a split: book cost (±) plus the fixed costs of the venues used."""
+    from liquidroute.optimizer.exact import allocate
+
+    alloc = allocate(ladder, amounts)
+    sign = 1.0 if ladder.side == "buy" else -1.0
+    return sign * alloc.value + float(rules.fixed[amounts > 0].sum())
+
+
+def _window(ladder: Ladder, v: int, lam: float, slack: float) -> tuple[float, float, bool]:
+    """[a, b] ∋ q_v for every split within `slack` of D(λ), and whether q_v = 0 is excluded.
+
+    With c = ±e and h_v(q) = Σ_l (c_l − λ) x_l(q) for venue v's prefix fill x(q) (convex,
+    piecewise linear), cost − D(λ) = Σ_v (h_v(q_v) − min h_v) ≥ 0 term by term, so each
+    venue's term is at most the slack: q_v lies where h_v ≤ min h_v + slack, an interval.
+    When h_v(0) exceeds it (the venue holds much liquidity better than λ) q_v = 0 is out.
+    """
+    lo, hi = int(ladder.offsets[v]), int(ladder.offsets[v + 1])
+    sign = 1.0 if ladder.side == "buy" else -1.0
+    q = np.concatenate(([0.0], np.cumsum(ladder.size[lo:hi])))
+    h = np.concatenate(
+        ([0.0], np.cumsum((sign * ladder.eff[lo:hi] - sign * lam) * ladder.size[lo:hi]))
+    )
+    j = int(np.argmin(h))
+    level = h[j] + slack * (1 + 1e-9) + 1e-12 * max(abs(h[j]), 1.0)
+    if h[0] <= level:
+        a = 0.0
+    else:  # h decreases from q_0 to q_j: the last breakpoint above the level, then interpolate
+        i = int(np.flatnonzero(h[: j + 1] > level)[-1])
+        a = float(np.interp(level, [h[i + 1], h[i]], [q[i + 1], q[i]]))
+    above = np.flatnonzero(h[j:] > level)
+    if not len(above):
+        b = math.inf
+    else:
+        i = j + int(above[0])
+        b = float(np.interp(level, [h[i - 1], h[i]], [q[i - 1], q[i]]))
+    return a, b, h[0] > level
 
 
 def _seed(h: Any, ladder: Ladder, lat: Lattice, idx: Any, keep: Any, start: FloatArray) -> None:

@@ -228,6 +228,16 @@ class Lattice:
             return float(round(n) * self.k[v] * self.unit)
         return float(n) * self.unit_float
 
+    def snap(self, amounts: FloatArray) -> FloatArray:
+        """Amounts on their lots as exact decimals (7.41535, not 7.415349999999999)."""
+        out = np.asarray(amounts, dtype=np.float64).copy()
+        for v, q in enumerate(out.tolist()):
+            if q > 0 and self.integer[v]:
+                n = q / (self.k[v] * self.unit_float)
+                if abs(n - round(n)) <= 1e-6:
+                    out[v] = self.amount(v, n)
+        return out
+
     def base(self, units: float) -> float:
         """Grid units back to base units (exact decimal when whole)."""
         if float(units).is_integer():

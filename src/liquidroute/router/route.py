@@ -19,9 +19,9 @@ from liquidroute.model import (
     snapshot_map,
 )
 from liquidroute.optimizer.baselines import all_baselines
+from liquidroute.optimizer.constrained import apply_rules, balance_caps, venue_rules
 from liquidroute.optimizer.curves import build_ladder
 from liquidroute.optimizer.exact import Allocation, solve_exact
-from liquidroute.optimizer.constrained import apply_rules, balance_caps, venue_rules
 
 
 def consolidated_mid(snapshots: Sequence[DepthSnapshot]) -> float | None:
