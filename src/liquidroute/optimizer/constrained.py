@@ -190,7 +190,6 @@ class _Lots:
         q, used = exact.amount, exact.amount > 0
         lot = np.asarray(lat.k, dtype=float) * lat.unit_float
         fits = (q >= lat.min_n * lot * (1 - 1e-12)) & (q <= lat.max_n * lot * (1 + 1e-12))
-        lot_n = np.where(lat.usable, lot, 0.0)
         k = lat.k
 
         def admits(inside: npt.NDArray[np.bool_]) -> bool:
@@ -214,8 +213,8 @@ class _Lots:
         sets = relax_venue_sets(
             self.ladder,
             lat.base(goal),
-            lat.min_n * lot_n,
-            lat.max_n * lot_n,
+            np.where(lat.usable, lat.min_n * lot, 0.0),
+            np.where(lat.usable, lat.max_n * lot, 0.0),
             rules.fixed,
             lat.usable,
             rules.max_venues,
