@@ -470,7 +470,8 @@ def _finish(
     for i, venue in enumerate(venues):
         q, e = float(alloc.amount[i]), float(exact.amount[i])
         marks = []
-        if q > 0 and balance_capped[i] and abs(q - rules.cap[i]) <= max(rules.step[i], 1e-12):
+        at_cap = e >= float(ladder.depth()[i]) * (1 - 1e-12)  # the balance held it back
+        if q > 0 and balance_capped[i] and at_cap:
             marks.append("cut by balance")
         elif 0 < e < q and _below_minimum(ladder, rules, i, e):
             marks.append("raised to minimum")

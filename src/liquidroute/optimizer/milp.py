@@ -104,7 +104,6 @@ def _highs(time_limit: float, mip_gap: float, magnitude: float = 1.0) -> Any:
         ("mip_feasibility_tolerance", 10 * primal),
         ("primal_feasibility_tolerance", primal),
         ("dual_feasibility_tolerance", dual),
-        ("threads", 1),
     ):
         h.setOptionValue(name, value)
     return h
