@@ -42,7 +42,7 @@ from liquidroute.optimizer.rules import (
     lattice_split,
     round_to_rules,
 )
-from liquidroute.optimizer.venue_sets import relax_venue_sets
+from liquidroute.optimizer.venue_sets import lagrange_bound, relax_venue_sets
 
 
 def _finite_nonneg(name: str, venue: str, value: float) -> float:
@@ -176,6 +176,62 @@ class _Lots:
     def objective(self, alloc: Allocation) -> float:
         return _objective(self.ladder, alloc, self.rules)
 
+    def admits(self, goal: float, inside: npt.NDArray[np.bool_]) -> bool:
+        """The gcd of the set's lots divides the goal (a venue without a lot takes any)."""
+        lat = self.lat
+        ids = np.flatnonzero(inside).tolist()
+        if not lat.all_integer and any(not lat.integer[v] for v in ids):
+            return True
+        return float(goal).is_integer() and int(goal) % math.gcd(*(lat.k[v] for v in ids)) == 0
+
+    def ranges(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(least, most, lot) per venue in base units; lot 0 where the venue has none."""
+        lat = self.lat
+        lot = np.asarray(lat.k, dtype=float) * lat.unit_float
+        low = np.where(lat.usable, lat.min_n * lot, 0.0)
+        high = np.where(lat.usable, lat.max_n * lot, 0.0)
+        return low, high, np.where(np.asarray(lat.integer), lot, 0.0)
+
+    def prove(self, best: Allocation, goal: float) -> float | None:
+        """The gap of `best` (a split on the lots) against a bound that sees the lots.
+
+        Every other set of venues is bounded by the branch and bound over sets, cut off at
+        best's cost; best's own set by the Lagrangian over its venues' lattice points
+        (`venue_sets.lagrange_bound`) at the venues' marginal prices around best.
+        """
+        ladder, rules = self.ladder, self.rules
+        cost = self.objective(best)
+        members = np.flatnonzero(best.amount > 0).tolist()
+        low, high, lot = self.ranges()
+        others = relax_venue_sets(
+            ladder,
+            best.filled,
+            low,
+            high,
+            rules.fixed,
+            self.lat.usable,
+            rules.max_venues,
+            gap=self.mip_gap / 4,
+            admits=partial(self.admits, goal),
+            cutoff=cost,
+            skip=best.amount > 0,
+        )
+        if others is None or math.isfinite(others.objective):
+            return None
+        sign = 1.0 if ladder.side == "buy" else -1.0
+        prices = set()
+        for v in members:
+            lo, hi = int(ladder.offsets[v]), int(ladder.offsets[v + 1])
+            cum = np.cumsum(ladder.size[lo:hi])
+            i = int(np.searchsorted(cum, best.amount[v] * (1 - 1e-12), side="left"))
+            for j in (i, i + 1):
+                if j < hi - lo:
+                    prices.add(sign * float(ladder.eff[lo + j]))
+        own = lagrange_bound(
+            ladder, members, low, high, lot, rules.fixed, best.filled, sorted(prices)
+        )
+        return _gap(cost, min(others.bound, own))
+
     def relaxation(self, goal: float) -> tuple[FloatArray, float] | None:
         """The optimum with continuous lots (binary switches): amounts and a lower bound.
 
@@ -190,15 +246,7 @@ class _Lots:
         q, used = exact.amount, exact.amount > 0
         lot = np.asarray(lat.k, dtype=float) * lat.unit_float
         fits = (q >= lat.min_n * lot * (1 - 1e-12)) & (q <= lat.max_n * lot * (1 + 1e-12))
-        k = lat.k
-
-        def admits(inside: npt.NDArray[np.bool_]) -> bool:
-            """gcd of the set's lots divides the goal (a venue without a lot takes any)."""
-            ids = np.flatnonzero(inside).tolist()
-            if not lat.all_integer and any(not lat.integer[v] for v in ids):
-                return True
-            return float(goal).is_integer() and int(goal) % math.gcd(*(k[v] for v in ids)) == 0
-
+        admits = partial(self.admits, goal)
         if (
             not rules.fixed.any()
             and (rules.max_venues is None or int(used.sum()) <= rules.max_venues)
@@ -259,6 +307,9 @@ class _Lots:
             gap = _gap(self.objective(best), relax[1])
             if gap <= self.mip_gap:
                 return best, gap, []
+            lots_gap = self.prove(best, goal)  # a bound that sees the lots
+            if lots_gap is not None and lots_gap <= self.mip_gap:
+                return best, lots_gap, []
         prune = None
         amount = lat.base(goal)
         lam = solve_exact(ladder, amount).marginal

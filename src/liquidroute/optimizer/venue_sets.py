@@ -70,12 +70,19 @@ def relax_venue_sets(
     max_nodes: int = 4096,
     admits: Callable[[np.typing.NDArray[np.bool_]], bool] | None = None,
     seeds: tuple[np.typing.NDArray[np.bool_], ...] = (),
+    cutoff: float = math.inf,
+    skip: np.typing.NDArray[np.bool_] | None = None,
 ) -> Relaxed | None:
     """The relaxation's optimum (see module doc), or None when infeasible or too large.
 
     `admits(S)` is a necessary condition for a set to be usable on the lots (for
     instance: the gcd of its lots divides T); leaves failing it are infeasible, which
     keeps the bound valid and tighter. `seeds` are sets evaluated first, as incumbents.
+
+    With a `cutoff` (the cost of a known split on the lots), nodes are pruned against it
+    and the set `skip` (that split's, bounded by the caller) is left out: the result's
+    `bound` then covers every other set, and its `objective` is inf unless some other set's
+    relaxation beats the cutoff.
     """
     nv = ladder.n_venues
     forced = np.zeros(nv)
@@ -138,7 +145,7 @@ def relax_venue_sets(
     first = np.full(nv, math.inf)  # each venue's cheapest level: likely venues branch first
     np.minimum.at(first, venue[tag == 0], c[tag == 0])
     ranking = [v for v in np.argsort(first, kind="stable").tolist() if usable[v]]
-    best_value, best_set = math.inf, None
+    best_value, best_set = cutoff, None
     for seed in seeds:
         value = leaf(seed)
         if value < best_value:
@@ -159,6 +166,8 @@ def relax_venue_sets(
             pruned = min(pruned, bound)
             continue
         if not free.any():
+            if skip is not None and np.array_equal(inside, skip):
+                continue
             if inside.any() and (admits is None or admits(inside)):
                 best_value, best_set = bound, inside
             continue
@@ -169,5 +178,60 @@ def relax_venue_sets(
         stack.append((out, depth + 1))  # explored second
         stack.append((with_v, depth + 1))  # the cheap side first: the bound tightens early
     if best_set is None:
+        if math.isfinite(cutoff):  # nothing beats the cutoff: `bound` covers the rest
+            return Relaxed(np.zeros(nv), math.inf, pruned, nodes)
         return None
     return Relaxed(amounts(best_set), best_value, min(best_value, pruned), nodes)
+
+
+def lagrange_bound(
+    ladder: Ladder,
+    members: list[int],
+    low: FloatArray,
+    high: FloatArray,
+    lot: FloatArray,
+    fixed: FloatArray,
+    target: float,
+    prices: list[float],
+) -> float:
+    """A lower bound on every split of `target` that uses exactly the venues `members` on
+    their lots (q_v in lot_v·Z within [low_v, high_v]; lot 0 = continuous): the Lagrangian
+
+        L(λ) = λT + Σ_{v∈S} (f_v + min_q (C_v(q) − λq)),
+
+    each venue's minimum taken over its lattice points — the two lattice neighbours of the
+    continuous minimiser of the convex C_v(q) − λq — maximised over the candidate `prices`.
+    Each range is first narrowed to what the others' ranges leave of T.
+    It sees the lots, which the continuous relaxation cannot.
+    """
+    sign = 1.0 if ladder.side == "buy" else -1.0
+    curves = [ladder.venue_curve(v) for v in members]
+    high = np.minimum(high, ladder.depth())
+    least, most = float(low[members].sum()), float(high[members].sum())
+    # with all of S used, venue v holds at most T − Σ_{w≠v} low_w, at least T − Σ_{w≠v} high_w
+    top = {v: min(float(high[v]), target - (least - float(low[v]))) for v in members}
+    bottom = {v: max(float(low[v]), target - (most - float(high[v]))) for v in members}
+    if any(bottom[v] > top[v] * (1 + 1e-12) for v in members):
+        return math.inf  # S cannot hold the target at all
+    best = -math.inf
+    for lam in prices:
+        total = lam * target
+        for v, (q, c) in zip(members, curves, strict=True):
+            lo, hi = bottom[v], top[v]
+            inside = (q >= lo) & (q <= hi)
+            grid = np.concatenate(([lo, hi], q[inside]))
+            h = sign * np.interp(grid, q, c) - lam * grid
+            star = float(grid[int(np.argmin(h))])
+            if lot[v] > 0:
+                ns = (math.floor(star / lot[v] + 1e-9), math.ceil(star / lot[v] - 1e-9))
+                points = [
+                    n * lot[v] for n in ns if lo * (1 - 1e-12) <= n * lot[v] <= hi * (1 + 1e-12)
+                ]
+                points = points or [lo, hi]
+            else:
+                points = [star]
+            total += float(fixed[v]) + min(
+                sign * float(np.interp(p, q, c)) - lam * p for p in points
+            )
+        best = max(best, total)
+    return best
