@@ -280,8 +280,10 @@ class Quote:
       optimum is than each, in bps of the baseline's cost.
     - `solver` is "exact" (the rule-free optimum, which obeys every rule), "rounded-optimal"
       (the exact split rounded to the rules, proven optimal because it costs the rule-free
-      bound), "milp" (the rules' optimum, proven within `gap`) or "rounded-fallback" (the
-      rounded split, when the solver failed, ran out of time or found nothing better).
+      bound), "milp" (the rules' optimum on integer lots, proven within `gap`, a relative
+      gap in cost: by the structured bounds of `optimizer.constrained`, or by HiGHS's
+      MILP when those do not close) or "rounded-fallback" (the rounded split, only when
+      the solver failed; a warning says so).
       `lower_bound` is the exact rule-free cost of the same amount: no rule-respecting
       split can beat it.
       `fixed_costs` are the per-venue fixed costs charged (included in `total_cost`).

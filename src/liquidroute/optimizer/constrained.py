@@ -1,20 +1,26 @@
 """The rules pipeline: from markets, balances and user limits to `VenueRules`, and the
-optimal rule-respecting split (exact -> MILP -> polish).
+optimal rule-respecting split on integer lots (exact -> lattice -> MILP -> polish).
 
 `route()` calls `apply_rules` after the exact split when a rule could bind:
 
-1. the exact split rounded to the rules (`rules.round_to_rules`); when it fills the whole
-   amount at the rule-free optimum's cost it is optimal ("exact" / "rounded-optimal");
-2. otherwise the amount is checked against the venues' lot lattice
-   (`milp.nearest_reachable`): an amount the lots cannot add up to is never relabelled
-   complete; the route fills the nearest reachable amount below it, and a warning gives
-   the nearest reachable amounts below and above, with their unit;
-3. the MILP (`milp.solve_rules`) solves exactly that amount, pruned only with a bound
-   proven by a split that fills all of it, seeded with that split;
-4. the polish: lot counts are turned into amounts in exact decimal arithmetic and every
-   venue's levels are walked again (`exact.allocate`); the cheaper of the MILP's split and
-   the seed wins, and the gap is reported in cost terms against HiGHS's proven bound.
+1. exact: the exact split rounded to the rules (`rules.round_to_rules`); when it fills the
+   whole amount at the rule-free optimum's cost it is optimal ("exact" / "rounded-optimal").
+2. lattice: the amount in grid units (`rules.Lattice`). The continuous-lot relaxation
+   (switches kept: minimums, fixed costs, max venues) is solved exactly — by the exact
+   split when no switch binds, else by branch and bound over the venue sets
+   (`venue_sets.relax_venue_sets`) — and put on the lots (`rules.lattice_split`). Its
+   cost is proven against the relaxation's bound, or, where the lots themselves cost
+   something, against a bound that sees them (`_Lots.prove`: the other venue sets cut
+   off at the split's cost, its own set by a Lagrangian over lattice points).
+3. MILP: when no proof closes within `mip_gap`, HiGHS solves the integer program
+   (`milp.solve_rules`), seeded with the best split and pruned with the windows that
+   split's cost proves (a full fill of the same amount, so a bound).
+4. polish: lot counts become amounts in exact decimal arithmetic and each venue's book is
+   walked again (`exact.allocate`); the gap is reported in cost terms.
 
+An amount the lots cannot add up to is never relabelled complete: `milp.nearest_reachable`
+gives the nearest reachable amounts; the route fills the one below and a warning names
+both, with their unit. Orders in quote units spend at most / receive at least the budget.
 The rounded split is the answer only when the solver fails ("rounded-fallback"), and a
 warning says so.
 """
