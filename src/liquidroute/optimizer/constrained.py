@@ -277,7 +277,7 @@ class _Lots:
             seeds=tuple(seeds),
         )
         if sets is not None:
-            return sets.amounts, sets.bound
+            return sets.amounts, sets.bound  # bound inf: no split of the goal exists
         res = solve_rules(
             self.ladder,
             rules,
@@ -301,6 +301,8 @@ class _Lots:
         """
         ladder, lat = self.ladder, self.lat
         relax = self.relaxation(goal)
+        if relax is not None and relax[1] == math.inf:
+            return None  # even with continuous lots no split holds the goal
         best: Allocation | None = None
         if relax is not None:
             split = lattice_split(ladder, lat, relax[0], goal)

@@ -342,7 +342,8 @@ def lattice_split(
     Only the venues `amounts` uses are used, each within [m_v, M_v] lots. The lot counts
     start at ⌊a_v/k_v⌋ (clipped to the venue's range); the residue R = goal − Σ k_v n_v is
     then filled (R > 0) with the cheapest marginal lot that fits R, or given back (R < 0)
-    from the dearest, in bulk up to the end of the current level, and pairs of venues whose
+    from the dearest, in bulk up to the end of the current level (when no lot fits, one
+    lot goes past R and the other side corrects it), and pairs of venues whose
     lots divide each other exchange lots while that lowers the cost. A heuristic: the
     caller proves it against a lower bound. None when the lots cannot reach the goal so.
     """
@@ -369,26 +370,24 @@ def lattice_split(
             n[v] = new
         if abs(r) <= 1e-9 * max(goal, 1.0):
             break
-        if r > 0:
-            options = [
-                (books[v].up(n[v] * lat.k[v] * u), v)
-                for v in ints
-                if n[v] < lat.max_n[v] and lat.k[v] <= r + 1e-9
-            ]
-            if not options:
+        if r > 0:  # add: the cheapest lot that fits r, else one lot past it (then give back)
+            up = [(books[v].up(n[v] * lat.k[v] * u), v) for v in ints if n[v] < lat.max_n[v]]
+            fits = [o for o in up if lat.k[o[1]] <= r + 1e-9]
+            if not (fits or up):
                 return None
-            (slope, room), v = min(options)
+            (slope, room), v = min(fits or up)
             if not math.isfinite(slope):
                 return None
             t = min(r // lat.k[v], lat.max_n[v] - n[v], max(1.0, room // (lat.k[v] * u)))
-            n[v] += t
-        else:
-            options = [(books[v].down(n[v] * lat.k[v] * u), v) for v in ints if n[v] > lat.min_n[v]]
-            if not options:
+            n[v] += max(t, 1.0)
+        else:  # give back: the dearest lot that fits −r, else one lot past it (then add)
+            down = [(books[v].down(n[v] * lat.k[v] * u), v) for v in ints if n[v] > lat.min_n[v]]
+            fits = [o for o in down if lat.k[o[1]] <= -r + 1e-9]
+            if not (fits or down):
                 return None
-            (slope, back), v = max(options)
-            t = min(-r // lat.k[v] + (1 if -r % lat.k[v] else 0), n[v] - lat.min_n[v])
-            n[v] -= max(1.0, min(t, max(1.0, back // (lat.k[v] * u))))
+            (slope, back), v = max(fits or down)
+            t = min(-r // lat.k[v], n[v] - lat.min_n[v], max(1.0, back // (lat.k[v] * u)))
+            n[v] -= max(t, 1.0)
     else:
         return None
     _exchange(books, lat, ints, n, u)

@@ -73,7 +73,9 @@ def relax_venue_sets(
     cutoff: float = math.inf,
     skip: np.typing.NDArray[np.bool_] | None = None,
 ) -> Relaxed | None:
-    """The relaxation's optimum (see module doc), or None when infeasible or too large.
+    """The relaxation's optimum (see module doc); None when it needs over `max_nodes`.
+
+    An infeasible relaxation (no set of venues can hold the target) has objective inf.
 
     `admits(S)` is a necessary condition for a set to be usable on the lots (for
     instance: the gcd of its lots divides T); leaves failing it are infeasible, which
@@ -177,10 +179,8 @@ def relax_venue_sets(
         with_v[v] = True
         stack.append((out, depth + 1))  # explored second
         stack.append((with_v, depth + 1))  # the cheap side first: the bound tightens early
-    if best_set is None:
-        if math.isfinite(cutoff):  # nothing beats the cutoff: `bound` covers the rest
-            return Relaxed(np.zeros(nv), math.inf, pruned, nodes)
-        return None
+    if best_set is None:  # nothing beats the cutoff (`bound` covers the rest), or infeasible
+        return Relaxed(np.zeros(nv), math.inf, pruned, nodes)
     return Relaxed(amounts(best_set), best_value, min(best_value, pruned), nodes)
 
 
