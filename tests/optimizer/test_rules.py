@@ -163,6 +163,11 @@ def test_rules_hold_and_never_beat_the_bound(seed, n, side, frac, max_venues, wi
         baselines=False,
     )
     check_rules(q, markets, max_venues=max_venues)
+    assert q.solver != "rounded-fallback", q.warnings
+    assert q.gap is not None and q.gap <= 1e-9
+    if not q.complete:  # only the lots can fall short here: the books hold twice the order
+        assert q.reachable is not None and q.reachable[0] == pytest.approx(q.filled)
+        assert any("cannot add up to exactly" in w for w in q.warnings)
     fixed_total = sum(q.fixed_costs.values())
     book_cost = q.total_cost - fixed_total if side == "buy" else q.total_cost + fixed_total
     if side == "buy":
