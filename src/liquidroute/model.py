@@ -287,13 +287,16 @@ class Quote:
       optimum is than each, in bps of the baseline's cost.
     - `solver` is "exact" (the rule-free optimum, which obeys every rule), "rounded-optimal"
       (the exact split rounded to the rules, proven optimal because it costs the rule-free
-      bound), "milp" (the rules' optimum, proven within `gap`) or "rounded-fallback" (the
-      rounded split, when the solver failed, ran out of time or found nothing better).
+      bound), "milp" (the rules' optimum on integer lots, proven within `gap`, a relative
+      gap in cost: by the structured bounds of `optimizer.constrained`, or by HiGHS's
+      MILP when those do not close) or "rounded-fallback" (the rounded split, only when
+      the solver failed; a warning says so).
       `lower_bound` is the exact rule-free cost of the same amount: no rule-respecting
       split can beat it.
       `fixed_costs` are the per-venue fixed costs charged (included in `total_cost`).
-      Under lot rules the amount is rounded down to what the lots can add up to; a
-      residue smaller than the coarsest lot is said in `warnings`, not counted unfilled.
+      When the venues' lots cannot add up to the amount asked, the route fills the nearest
+      reachable amount below it, counts the rest `unfilled` (so `complete` is False) and
+      `reachable` holds the nearest reachable base amounts (below, above); None otherwise.
     """
 
     symbol: str
@@ -320,6 +323,7 @@ class Quote:
     fixed_costs: Mapping[str, float] = field(default_factory=dict)
     gap: float | None = None
     lower_bound: float | None = None
+    reachable: tuple[float | None, float | None] | None = None
 
     @property
     def complete(self) -> bool:

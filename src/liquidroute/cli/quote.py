@@ -171,7 +171,8 @@ def quote(
     else:
         render_quote(result, console())
     render_diagnostics(result, console(stderr=True))
-    if not result.complete:
+    lots_only = result.reachable is not None and result.reachable[1] is not None
+    if not result.complete and not lots_only:  # a lot-lattice shortfall is a note, not an error
         unit = "quote" if spend else "base"
         raise fail(
             f"insufficient liquidity: the books (within your caps and balances) fill "

@@ -19,9 +19,9 @@ from liquidroute.model import (
     snapshot_map,
 )
 from liquidroute.optimizer.baselines import all_baselines
+from liquidroute.optimizer.constrained import apply_rules, balance_caps, venue_rules
 from liquidroute.optimizer.curves import build_ladder
 from liquidroute.optimizer.exact import Allocation, solve_exact
-from liquidroute.router.constraints import apply_rules, balance_caps, venue_rules
 
 
 def consolidated_mid(snapshots: Sequence[DepthSnapshot]) -> float | None:
@@ -151,7 +151,8 @@ def route(
         cap_list = balance_caps(levels, fees, side_, venues, cap_list, balances)
     ladder = build_ladder(levels, fees, side_, cap_list)
     alloc = solve_exact(ladder, amount, amount_in)
-    solver, gap, lower_bound, lot_residue = "exact", None, None, 0.0
+    solver, gap, lower_bound = "exact", None, None
+    reachable: tuple[float | None, float | None] | None = None
     fixed: dict[str, float] = {}
     leg_notes: dict[str, tuple[str, ...]] = {}
     wants_rules = rules is not False and (
@@ -167,11 +168,16 @@ def route(
             venues, markets, ladder, alloc.filled, fixed_costs, max_venues, max_share
         )
         if rules or venue_rule.can_bind() or max_share is not None:
-            ruled = apply_rules(ladder, alloc, venue_rule, venues, balance_capped, time_limit)
+            base_ccy, _, quote_ccy = snapshots[0].symbol.partition("/")
+            ruled = apply_rules(
+                ladder, alloc, venue_rule, venues, balance_capped, time_limit, unit=base_ccy,
+                budget=amount if amount_in == "quote" else None,
+                budget_unit=quote_ccy.split(":")[0],
+            )  # fmt: skip
             alloc, solver, gap = ruled.alloc, ruled.solver, ruled.gap
-            fixed, leg_notes = ruled.fixed, ruled.notes
+            fixed, leg_notes, reachable = ruled.fixed, ruled.notes, ruled.reachable
+            notes.extend(ruled.warnings)
             lower_bound = solve_exact(ladder, alloc.filled).value  # no rule can beat it
-            lot_residue = float(venue_rule.step.max(initial=0.0)) * (1 + 1e-9)
     fixed_total = sum(fixed.values())
     total = alloc.value + fixed_total if side_ == "buy" else alloc.value - fixed_total
 
@@ -184,11 +190,6 @@ def route(
     achieved = total if amount_in == "quote" else alloc.filled
     unfilled = max(amount - achieved, 0.0)
     if unfilled <= amount * 1e-12:
-        unfilled = 0.0
-    elif solver != "exact" and unfilled < lot_residue * (
-        1.0 if amount_in == "base" else 1.01 * (alloc.marginal or 0.0)
-    ):
-        notes.append(f"{unfilled:.8g} is below the venues' lot sizes: rounded down, not routed")
         unfilled = 0.0
     mid = consolidated_mid(list(books.values()))
     avg = total / alloc.filled if alloc.filled > 0 else None
@@ -221,4 +222,5 @@ def route(
         fixed_costs=fixed,
         gap=gap,
         lower_bound=lower_bound,
+        reachable=reachable,
     )
