@@ -15,17 +15,28 @@ sell, maximise proceeds: take levels in *decreasing* e.
 The quote-denominated form (spend exactly X quote on a buy; receive exactly X quote on a
 sell) is the same merge with the running total measured in e·x instead of x.
 
-Complexity: one argsort of the L levels, O(L log L); the rest is vectorised numpy.
+Complexity: one stable argsort of the L levels (each venue's levels are already a sorted
+run, so it is a k-way merge of runs), then work on the prefix that is taken only: the
+running total is cumulated over a guessed prefix (doubled when short), not all L levels.
+
+Repeated orders on unchanged books reuse the merge: `MergedLadder` keeps the merged order
+and its running totals, so an order is a binary search plus O(levels taken) bookkeeping;
+`LadderCache` keeps one per book version (the level arrays' identity), fees and caps.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
-from liquidroute.model import AmountUnit, FloatArray
-from liquidroute.optimizer.curves import IntArray, Ladder
+from liquidroute.model import AmountUnit, FloatArray, Side
+from liquidroute.optimizer.curves import IntArray, Ladder, build_ladder
+
+_MIN_PREFIX = 256  # below this many levels the whole ladder is cumulated at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,53 +60,192 @@ class Allocation:
     value: float
 
 
-def _sum_by_venue(venue: IntArray, values: FloatArray, n_venues: int) -> FloatArray:
-    out: FloatArray = np.bincount(venue, values, minlength=n_venues).astype(np.float64, copy=False)
-    return out
+def merge_order(ladder: Ladder) -> IntArray:
+    """Level indices in the order the optimum takes them: best effective price first.
+
+    Stable, so ties go to the lower venue index (then the better level of that venue).
+    """
+    key = ladder.eff if ladder.side == "buy" else -ladder.eff
+    order: IntArray = np.argsort(key, kind="stable")
+    return order
+
+
+def _take(
+    ladder: Ladder,
+    order: IntArray,
+    size: FloatArray,
+    cum: FloatArray,
+    amount: float,
+    amount_in: AmountUnit,
+    venue: IntArray | None = None,
+    price: FloatArray | None = None,
+) -> Allocation:
+    """The allocation that takes merged levels `order` (sizes `size`, running total `cum`
+    in base or quote units) until `amount`; every level when `cum` ends short of it.
+
+    `order`, `size` and `cum` (and `venue`, `price`: the levels' venues and book prices
+    in merged order, gathered here when not given) may be a prefix of the merge, as long
+    as `cum` reaches `amount` or the prefix is the whole ladder. Each venue's levels taken
+    are a prefix of its own levels, so its worst price is its level number `levels_v`.
+    """
+    n_venues = ladder.n_venues
+    k = int(np.searchsorted(cum, amount, side="left"))
+    n_take = min(k + 1, len(cum))
+    idx = order[:n_take]
+    take = size[:n_take]
+    if k < len(cum):  # the last level taken is partial; otherwise the books run out
+        take = take.copy()
+        rest = amount - (float(cum[k - 1]) if k > 0 else 0.0)
+        take[k] = rest / float(ladder.eff[idx[k]]) if amount_in == "quote" else rest
+    v = ladder.venue[idx] if venue is None else venue[:n_take]
+    p = ladder.price[idx] if price is None else price[:n_take]
+    amounts = cast(FloatArray, np.bincount(v, take, n_venues))  # float64 with weights
+    notional = cast(FloatArray, np.bincount(v, take * p, n_venues))
+    levels = np.bincount(v, minlength=n_venues)
+    fees = ladder.fees
+    cost = notional * (1.0 + fees if ladder.side == "buy" else 1.0 - fees)  # e = p·factor_v
+    if n_take:
+        worst = ladder.price[np.maximum(ladder.offsets[:-1] + levels - 1, 0)]
+        worst[levels == 0] = np.nan
+        marginal: float | None = float(ladder.eff[idx[-1]])
+    else:
+        worst, marginal = np.full(n_venues, np.nan), None
+    return Allocation(
+        amount=amounts,
+        notional=notional,
+        fee=notional * fees,
+        cost=cost,
+        levels=levels,
+        worst_price=worst,
+        marginal=marginal,
+        filled=float(amounts.sum()),
+        value=float(cost.sum()),
+    )
+
+
+def _check_unit(amount_in: str) -> None:
+    if amount_in not in ("base", "quote"):
+        raise ValueError(f"amount_in must be 'base' or 'quote', got {amount_in!r}")
 
 
 def solve_exact(ladder: Ladder, amount: float, amount_in: AmountUnit = "base") -> Allocation:
     """The optimal split of `amount` (base units, or quote units when amount_in="quote").
 
     When the ladder cannot supply `amount`, every level is taken and `filled`/`value`
-    say how much that is.
+    say how much that is. Only a prefix of the merged levels is cumulated: its length is
+    guessed from amount / total (in the same units) and doubled until it reaches `amount`.
     """
-    n_venues = ladder.n_venues
-    eff = ladder.eff
-    order = np.argsort(eff if ladder.side == "buy" else -eff, kind="stable")
-    s = ladder.size[order]
-    if amount_in == "quote":
-        e = eff[order]
-        cum = np.cumsum(s * e)
+    _check_unit(amount_in)
+    order = merge_order(ladder)
+    n = len(order)
+    quote = amount_in == "quote"
+    if n <= _MIN_PREFIX:
+        m = n
     else:
-        cum = np.cumsum(s)
-    k = int(np.searchsorted(cum, amount, side="left"))
-    n_take = min(k + 1, len(s))
-    idx = order[:n_take]
-    take = s[:n_take].copy()
-    e = eff[idx]
-    if k < len(s):  # the last level taken is partial; otherwise the books run out
-        rest = amount - (cum[k - 1] if k > 0 else 0.0)
-        take[k] = rest / e[k] if amount_in == "quote" else rest
-    v = ladder.venue[idx]
-    amounts = _sum_by_venue(v, take, n_venues)
-    notional = _sum_by_venue(v, take * ladder.price[idx], n_venues)
-    cost = _sum_by_venue(v, take * e, n_venues)
-    levels = np.bincount(v, minlength=n_venues).astype(np.intp)
-    worst = np.full(n_venues, np.nan)
-    used = levels > 0
-    worst[used] = ladder.price[ladder.offsets[:-1][used] + levels[used] - 1]
-    return Allocation(
-        amount=amounts,
-        notional=notional,
-        fee=notional * ladder.fees,
-        cost=cost,
-        levels=levels,
-        worst_price=worst,
-        marginal=float(e[-1]) if n_take else None,
-        filled=float(amounts.sum()),
-        value=float(cost.sum()),
-    )
+        total = float(ladder.size @ ladder.eff) if quote else float(ladder.size.sum())
+        frac = amount / total if total > 0 else 1.0
+        m = min(n, int(n * frac * 1.25) + _MIN_PREFIX)
+    while True:
+        head = order[:m]
+        size = ladder.size[head]
+        cum = np.cumsum(size * ladder.eff[head] if quote else size)
+        if m == n or cum[-1] >= amount:
+            return _take(ladder, head, size, cum, amount, amount_in)
+        m = min(n, 2 * m)
+
+
+class MergedLadder:
+    """A ladder with its merge done once: repeated orders skip the sort.
+
+    Holds the merged order, the sizes in that order and their running totals (base, and
+    quote lazily). `solve(amount)` equals `solve_exact(ladder, amount)` exactly (the same
+    levels, the same running totals) in O(log L + levels taken).
+    """
+
+    __slots__ = ("_cum_quote", "cum", "ladder", "order", "price", "size", "venue")
+
+    def __init__(self, ladder: Ladder) -> None:
+        self.ladder = ladder
+        self.order = merge_order(ladder)
+        self.size: FloatArray = ladder.size[self.order]
+        self.venue: IntArray = ladder.venue[self.order]
+        self.price: FloatArray = ladder.price[self.order]
+        self.cum: FloatArray = np.cumsum(self.size)
+        self._cum_quote: FloatArray | None = None
+
+    def solve(self, amount: float, amount_in: AmountUnit = "base") -> Allocation:
+        """The optimal split of `amount`, as `solve_exact` (see there)."""
+        if amount_in == "base":
+            cum = self.cum
+        else:
+            _check_unit(amount_in)
+            if self._cum_quote is None:
+                self._cum_quote = np.cumsum(self.size * self.ladder.eff[self.order])
+            cum = self._cum_quote
+        return _take(
+            self.ladder, self.order, self.size, cum, amount, amount_in, self.venue, self.price
+        )
+
+
+CacheKey = tuple[object, ...]
+
+
+class LadderCache:
+    """Merged ladders per book version, for repeated orders on unchanged books.
+
+    The key is the side, each venue's fee and cap, and the identity of each venue's level
+    array (`DepthSnapshot.asks`/`bids`, read-only arrays: a changed book is a new array).
+    The cache holds the arrays it was built from and serves an entry only when every one
+    *is* the array given now, so a recycled id can never return a stale ladder. At most
+    `maxsize` entries are kept, least recently used dropped first.
+
+        cache = LadderCache()
+        route(snaps, "buy", 2.5, markets=mk, cache=cache)  # builds and merges
+        route(snaps, "buy", 4.0, markets=mk, cache=cache)  # same books: no build, no sort
+    """
+
+    def __init__(self, maxsize: int = 64) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be >= 1, got {maxsize!r}")
+        self.maxsize = maxsize
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[CacheKey, tuple[tuple[FloatArray, ...], MergedLadder]] = (
+            OrderedDict()
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def merged(
+        self,
+        levels: Sequence[FloatArray],
+        fees: Sequence[float],
+        side: Side,
+        caps: Sequence[float | None] | None = None,
+    ) -> MergedLadder:
+        """The merged ladder of `build_ladder(levels, fees, side, caps)`, built once."""
+        key: CacheKey = (
+            side,
+            tuple(fees),
+            None if caps is None else tuple(caps),
+            *map(id, levels),
+        )
+        entry = self._entries.get(key)
+        if entry is not None and all(a is b for a, b in zip(entry[0], levels, strict=True)):
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[1]
+        self.misses += 1
+        merged = MergedLadder(build_ladder(levels, fees, side, caps))
+        self._entries[key] = (tuple(levels), merged)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+        return merged
 
 
 def allocate(ladder: Ladder, amounts: FloatArray) -> Allocation:
