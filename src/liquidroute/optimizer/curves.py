@@ -48,6 +48,12 @@ class Ladder:
     def n_venues(self) -> int:
         return len(self.offsets) - 1
 
+    @property
+    def factor(self) -> FloatArray:
+        """Per venue e/p: 1 + f_v for a buy, 1 − f_v for a sell."""
+        factor: FloatArray = 1.0 + self.fees if self.side == "buy" else 1.0 - self.fees
+        return factor
+
     def depth(self) -> FloatArray:
         """Total base size available per venue (after caps)."""
         depth: FloatArray = np.bincount(self.venue, self.size, minlength=self.n_venues).astype(
@@ -101,14 +107,14 @@ def build_ladder(
     counts = [len(lv) for lv in levels]
     offsets = np.array([0, *accumulate(counts)], dtype=np.intp)
     fee_arr = np.asarray(fees, dtype=np.float64)
-    if n_venues:  # one copy into a (2, L) block: contiguous price and size rows
-        flat = np.concatenate(levels).T.copy()
-        price, size = flat[0], flat[1]
+    if n_venues:  # one copy into an (L, 2) block; price and size are its columns
+        flat = np.concatenate(levels)
+        price, size = flat[:, 0], flat[:, 1]
     else:
         price = size = np.empty(0)
     factor = 1.0 + fee_arr if side == "buy" else 1.0 - fee_arr
-    eff = price * np.repeat(factor, counts)
-    venue = np.repeat(np.arange(n_venues, dtype=np.intp), counts)
+    eff = price * factor.repeat(counts)
+    venue = np.arange(n_venues, dtype=np.intp).repeat(counts)
     return Ladder(side, price, eff, size, venue, offsets, fee_arr)
 
 

@@ -66,7 +66,7 @@ def merge_order(ladder: Ladder) -> IntArray:
     Stable, so ties go to the lower venue index (then the better level of that venue).
     """
     key = ladder.eff if ladder.side == "buy" else -ladder.eff
-    order: IntArray = np.argsort(key, kind="stable")
+    order: IntArray = key.argsort(kind="stable")
     return order
 
 
@@ -89,7 +89,7 @@ def _take(
     are a prefix of its own levels, so its worst price is its level number `levels_v`.
     """
     n_venues = ladder.n_venues
-    k = int(np.searchsorted(cum, amount, side="left"))
+    k = int(cum.searchsorted(amount))  # first level whose running total reaches amount
     n_take = min(k + 1, len(cum))
     idx = order[:n_take]
     take = size[:n_take]
@@ -103,7 +103,7 @@ def _take(
     notional = cast(FloatArray, np.bincount(v, take * p, n_venues))
     levels = np.bincount(v, minlength=n_venues)
     fees = ladder.fees
-    cost = notional * (1.0 + fees if ladder.side == "buy" else 1.0 - fees)  # e = p·factor_v
+    cost = notional * ladder.factor  # Σ e·x = factor_v · Σ p·x within venue v
     if n_take:
         worst = ladder.price[np.maximum(ladder.offsets[:-1] + levels - 1, 0)]
         worst[levels == 0] = np.nan
@@ -118,8 +118,8 @@ def _take(
         levels=levels,
         worst_price=worst,
         marginal=marginal,
-        filled=float(amounts.sum()),
-        value=float(cost.sum()),
+        filled=float(np.add.reduce(amounts)),
+        value=float(np.add.reduce(cost)),
     )
 
 
@@ -139,19 +139,25 @@ def solve_exact(ladder: Ladder, amount: float, amount_in: AmountUnit = "base") -
     order = merge_order(ladder)
     n = len(order)
     quote = amount_in == "quote"
+    eff, all_size = ladder.eff, ladder.size
     if n <= _MIN_PREFIX:
         m = n
     else:
-        total = float(ladder.size @ ladder.eff) if quote else float(ladder.size.sum())
-        frac = amount / total if total > 0 else 1.0
-        m = min(n, int(n * frac * 1.25) + _MIN_PREFIX)
-    while True:
+        total = float(all_size @ eff) if quote else float(np.add.reduce(all_size))
+        m = min(n, int(n * amount / total * 1.1) + 64) if total > 0 else n
+    head = order[:m]
+    size = all_size[head]
+    cum = np.cumsum(size * eff[head] if quote else size)
+    while m < n and not cum[-1] >= amount:  # short: cumulate further, continuing the sum
+        more = order[m : min(n, 2 * m)]
+        extra = all_size[more]
+        cum = np.concatenate(
+            (cum, np.cumsum(np.concatenate((cum[-1:], extra * eff[more] if quote else extra)))[1:])
+        )
+        size = np.concatenate((size, extra))
+        m += len(more)
         head = order[:m]
-        size = ladder.size[head]
-        cum = np.cumsum(size * ladder.eff[head] if quote else size)
-        if m == n or cum[-1] >= amount:
-            return _take(ladder, head, size, cum, amount, amount_in)
-        m = min(n, 2 * m)
+    return _take(ladder, head, size, cum, amount, amount_in)
 
 
 class MergedLadder:

@@ -162,6 +162,7 @@ class RouteOptions:
 
 
 DEFAULT_OPTIONS = RouteOptions()
+_NO_BASELINES = RouteOptions(baselines=False)
 
 
 def resolve_options(options: RouteOptions | None = None, **given: Any) -> RouteOptions:
@@ -176,6 +177,9 @@ def resolve_options(options: RouteOptions | None = None, **given: Any) -> RouteO
     changes = {k: v for k, v in given.items() if v is not None}
     if not changes:
         return base
+    if options is None and len(changes) == 1 and isinstance(changes.get("baselines"), bool):
+        # the hot path's only keyword: two validated instances, made once
+        return base if changes["baselines"] else _NO_BASELINES
     unknown = set(changes) - set(OPTION_NAMES)
     if unknown:
         raise InvalidInputError(

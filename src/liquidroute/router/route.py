@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from liquidroute.errors import InvalidInputError
 from liquidroute.model import (
     AmountUnit,
     DepthSnapshot,
+    FloatArray,
     Leg,
     Market,
     Quote,
@@ -21,13 +24,13 @@ from liquidroute.optimizer.baselines import all_baselines
 from liquidroute.optimizer.curves import build_ladder
 from liquidroute.optimizer.exact import Allocation, LadderCache, solve_exact
 from liquidroute.router.constraints import apply_rules, balance_caps, venue_rules
-from liquidroute.router.options import DEFAULT_OPTIONS, RouteOptions, resolve_options
+from liquidroute.router.options import RouteOptions, resolve_options
 
 
 def consolidated_mid(snapshots: Sequence[DepthSnapshot]) -> float | None:
     """(best bid across venues + best ask across venues) / 2, or None if a side is empty."""
-    bids = [float(s.bids[0, 0]) for s in snapshots if len(s.bids)]
-    asks = [float(s.asks[0, 0]) for s in snapshots if len(s.asks)]
+    bids = [s.bids.item(0) for s in snapshots if len(s.bids)]  # item(0): level 0's price
+    asks = [s.asks.item(0) for s in snapshots if len(s.asks)]
     if not bids or not asks:
         return None
     return (max(bids) + min(asks)) / 2.0
@@ -146,13 +149,15 @@ def route(
         raise InvalidInputError("no snapshots to route on: give at least one venue's book")
     books = snapshot_map(snapshots)
     venues = list(books)
-    if opts is not DEFAULT_OPTIONS:
+    if opts.caps or opts.balances or opts.fixed_costs or opts.fees:
         opts.check_venues(books)
     markets = markets or {}
     notes = list(warnings)
-    fee_list = []
+    fee_list: list[float] = []
+    levels: list[FloatArray] = []
     any_rules = False
-    for v in venues:
+    for v, snap in books.items():
+        levels.append(snap.asks if side_ == "buy" else snap.bids)
         market = markets.get(v)
         rate = opts.fees.get(v)
         if market is not None:
@@ -162,11 +167,9 @@ def route(
             if rate is None:
                 notes.append(f"{v}: no market metadata, taker fee assumed 0")
             fee_list.append(rate or 0.0)
-    levels = [books[v].levels(side_) for v in venues]
     cap_list: list[float | None] | None = None
     if opts.caps:
         cap_list = [opts.caps.get(v) for v in venues]
-    balance_capped = [v in opts.balances for v in venues]
     if opts.balances:
         cap_list = balance_caps(
             levels, fee_list, side_, venues, cap_list or [None] * len(venues), opts.balances
@@ -196,6 +199,7 @@ def route(
             venues, markets, ladder, alloc.filled, opts.fixed_costs, max_venues, max_share
         )
         if rules or venue_rule.can_bind() or max_share is not None:
+            balance_capped = [v in opts.balances for v in venues]
             ruled = apply_rules(ladder, alloc, venue_rule, venues, balance_capped, time_limit)
             alloc, solver, gap = ruled.alloc, ruled.solver, ruled.gap
             fixed, leg_notes = ruled.fixed, ruled.notes
@@ -220,7 +224,7 @@ def route(
     ):
         notes.append(f"{unfilled:.8g} is below the venues' lot sizes: rounded down, not routed")
         unfilled = 0.0
-    mid = consolidated_mid(list(books.values()))
+    mid = consolidated_mid(snapshots)
     avg = total / alloc.filled if alloc.filled > 0 else None
     slip = None
     if avg is not None and mid:
@@ -235,7 +239,7 @@ def route(
         filled=alloc.filled,
         unfilled=unfilled,
         total_cost=total,
-        total_fees=float(alloc.fee.sum()),
+        total_fees=float(np.add.reduce(alloc.fee)),
         avg_price=avg,
         marginal_price=alloc.marginal,
         mid=mid,
@@ -246,7 +250,7 @@ def route(
         warnings=tuple(notes),
         solver=solver,
         compute_ms=(time.perf_counter() - started) * 1e3,
-        timestamps={v: books[v].timestamp for v in venues},
+        timestamps={s.venue: s.timestamp for s in snapshots},
         source=source,
         fixed_costs=fixed,
         gap=gap,
