@@ -128,15 +128,22 @@ def _check_unit(amount_in: str) -> None:
         raise ValueError(f"amount_in must be 'base' or 'quote', got {amount_in!r}")
 
 
-def solve_exact(ladder: Ladder, amount: float, amount_in: AmountUnit = "base") -> Allocation:
+def solve_exact(
+    ladder: Ladder,
+    amount: float,
+    amount_in: AmountUnit = "base",
+    order: IntArray | None = None,
+) -> Allocation:
     """The optimal split of `amount` (base units, or quote units when amount_in="quote").
 
     When the ladder cannot supply `amount`, every level is taken and `filled`/`value`
     say how much that is. Only a prefix of the merged levels is cumulated: its length is
     guessed from amount / total (in the same units) and doubled until it reaches `amount`.
+    `order` is the ladder's `merge_order`, when the caller has it already.
     """
     _check_unit(amount_in)
-    order = merge_order(ladder)
+    if order is None:
+        order = merge_order(ladder)
     n = len(order)
     quote = amount_in == "quote"
     eff, all_size = ladder.eff, ladder.size
@@ -160,36 +167,119 @@ def solve_exact(ladder: Ladder, amount: float, amount_in: AmountUnit = "base") -
     return _take(ladder, head, size, cum, amount, amount_in)
 
 
-class MergedLadder:
-    """A ladder with its merge done once: repeated orders skip the sort.
+_BLOCK = 64  # merged positions per stored row of per-venue level counts
 
-    Holds the merged order, the sizes in that order and their running totals (base, and
-    quote lazily). `solve(amount)` equals `solve_exact(ladder, amount)` exactly (the same
-    levels, the same running totals) in O(log L + levels taken).
+
+class MergedLadder:
+    """A ladder with its merge done once: repeated orders skip the build and the sort.
+
+    The first `solve` is `solve_exact` with the stored merge order. The second prepares,
+    once, the running totals in merge order (base; quote lazily), each venue's own running
+    totals of size and notional, and each venue's level count at every 64th merged
+    position. From then on an order costs a binary search for the stop level k, the
+    per-venue counts n_v(k) (a stored row plus < 64 levels), and
+    q_v = S_v[n_v] (+ the partial level), N_v likewise — O(log L + V + 64), and bit for bit
+    `solve_exact`'s answer: S_v adds venue v's sizes in level order, exactly as the
+    merge's per-venue sums do.
     """
 
-    __slots__ = ("_cum_quote", "cum", "ladder", "order", "price", "size", "venue")
+    __slots__ = (
+        "_counts",
+        "_cum",
+        "_cum_quote",
+        "_factor",
+        "_notional_sums",
+        "_price",
+        "_size",
+        "_size_sums",
+        "_solves",
+        "_starts",
+        "_venue",
+        "_worst",
+        "ladder",
+        "order",
+    )
 
-    def __init__(self, ladder: Ladder) -> None:
+    def __init__(self, ladder: Ladder, order: IntArray | None = None) -> None:
         self.ladder = ladder
-        self.order = merge_order(ladder)
-        self.size: FloatArray = ladder.size[self.order]
-        self.venue: IntArray = ladder.venue[self.order]
-        self.price: FloatArray = ladder.price[self.order]
-        self.cum: FloatArray = np.cumsum(self.size)
+        self.order = merge_order(ladder) if order is None else order
+        self._solves = 0
         self._cum_quote: FloatArray | None = None
 
+    def _prepare(self) -> None:
+        ladder, order = self.ladder, self.order
+        n_venues, n = ladder.n_venues, len(order)
+        self._size: FloatArray = ladder.size[order]
+        self._venue: IntArray = ladder.venue[order]
+        self._price: FloatArray = ladder.price[order]
+        self._cum: FloatArray = np.cumsum(self._size)
+        # venue v's running totals live at starts[v] .. starts[v] + n_v, from a leading 0
+        self._starts: IntArray = ladder.offsets[:-1] + np.arange(n_venues, dtype=np.intp)
+        # and venue v's worst price after n levels at starts[v] + n (nan for none)
+        self._size_sums: FloatArray = np.zeros(n + n_venues)
+        self._notional_sums: FloatArray = np.zeros(n + n_venues)
+        self._worst: FloatArray = np.full(n + n_venues, np.nan)
+        notional = ladder.size * ladder.price
+        for v in range(n_venues):
+            lo, hi, at = int(ladder.offsets[v]), int(ladder.offsets[v + 1]), int(self._starts[v])
+            np.cumsum(ladder.size[lo:hi], out=self._size_sums[at + 1 : at + 1 + hi - lo])
+            np.cumsum(notional[lo:hi], out=self._notional_sums[at + 1 : at + 1 + hi - lo])
+            self._worst[at + 1 : at + 1 + hi - lo] = ladder.price[lo:hi]
+        self._factor = ladder.factor
+        n_blocks = -(-n // _BLOCK)
+        block = np.arange(n, dtype=np.intp) // _BLOCK
+        per_block = np.bincount(block * n_venues + self._venue, minlength=n_blocks * n_venues)
+        self._counts: IntArray = np.zeros((n_blocks + 1, n_venues), dtype=np.intp)
+        np.cumsum(per_block.reshape(n_blocks, n_venues), axis=0, out=self._counts[1:])
+
     def solve(self, amount: float, amount_in: AmountUnit = "base") -> Allocation:
-        """The optimal split of `amount`, as `solve_exact` (see there)."""
+        """The optimal split of `amount`, as `solve_exact` (see there), bit for bit."""
+        self._solves += 1
+        if self._solves == 1:  # one order on these books so far: no preparation yet
+            return solve_exact(self.ladder, amount, amount_in, self.order)
+        if self._solves == 2:
+            self._prepare()
+        ladder = self.ladder
         if amount_in == "base":
-            cum = self.cum
+            cum = self._cum
         else:
             _check_unit(amount_in)
             if self._cum_quote is None:
-                self._cum_quote = np.cumsum(self.size * self.ladder.eff[self.order])
+                self._cum_quote = np.cumsum(self._size * ladder.eff[self.order])
             cum = self._cum_quote
-        return _take(
-            self.ladder, self.order, self.size, cum, amount, amount_in, self.venue, self.price
+        n = len(cum)
+        k = int(cum.searchsorted(amount))  # the stop level: running total reaches amount
+        full = min(k, n)  # merged levels taken whole
+        b = full // _BLOCK
+        levels = self._counts[b] + np.bincount(
+            self._venue[b * _BLOCK : full], minlength=ladder.n_venues
+        )
+        at = self._starts + levels
+        amounts = self._size_sums[at]
+        notional = self._notional_sums[at]
+        marginal: float | None = None
+        if k < n:  # the stop level, partly
+            u = int(self._venue[k])
+            rest = amount - (float(cum[k - 1]) if k > 0 else 0.0)
+            take = rest / float(ladder.eff[self.order[k]]) if amount_in == "quote" else rest
+            amounts[u] += take
+            notional[u] += take * float(self._price[k])
+            levels[u] += 1
+            at[u] += 1
+            marginal = float(ladder.eff[self.order[k]])
+        elif n:
+            marginal = float(ladder.eff[self.order[n - 1]])
+        cost = notional * self._factor
+        return Allocation(
+            amount=amounts,
+            notional=notional,
+            fee=notional * ladder.fees,
+            cost=cost,
+            levels=levels,
+            worst_price=self._worst[at],
+            marginal=marginal,
+            filled=float(np.add.reduce(amounts)),
+            value=float(np.add.reduce(cost)),
         )
 
 
@@ -246,7 +336,7 @@ class LadderCache:
             self.hits += 1
             return entry[1]
         self.misses += 1
-        merged = MergedLadder(build_ladder(levels, fees, side, caps))
+        merged = MergedLadder(build_ladder(levels, fees, side, caps))  # prepared on reuse
         self._entries[key] = (tuple(levels), merged)
         self._entries.move_to_end(key)
         while len(self._entries) > self.maxsize:
