@@ -104,22 +104,28 @@ def _take(
     levels = np.bincount(v, minlength=n_venues)
     fees = ladder.fees
     cost = notional * ladder.factor  # Σ e·x = factor_v · Σ p·x within venue v
-    if n_take:
-        worst = ladder.price[np.maximum(ladder.offsets[:-1] + levels - 1, 0)]
-        worst[levels == 0] = np.nan
-        marginal: float | None = float(ladder.eff[idx[-1]])
-    else:
-        worst, marginal = np.full(n_venues, np.nan), None
+    marginal = float(ladder.eff[idx[-1]]) if n_take else None
     return Allocation(
         amount=amounts,
         notional=notional,
         fee=notional * fees,
         cost=cost,
         levels=levels,
-        worst_price=worst,
+        worst_price=_worst(ladder, levels),
         marginal=marginal,
         filled=float(np.add.reduce(amounts)),
         value=float(np.add.reduce(cost)),
+    )
+
+
+def _worst(ladder: Ladder, levels: IntArray) -> FloatArray:
+    """Book price of each venue's deepest level taken (its level levels_v − 1); nan if none."""
+    price, nan = ladder.price, np.nan
+    return np.array(
+        [
+            price.item(start + n - 1) if n else nan
+            for start, n in zip(ladder.offsets.tolist(), levels.tolist(), strict=False)
+        ]
     )
 
 
@@ -150,8 +156,9 @@ def solve_exact(
     if n <= _MIN_PREFIX:
         m = n
     else:
-        total = float(all_size @ eff) if quote else float(np.add.reduce(all_size))
-        m = min(n, int(n * amount / total * 1.1) + 64) if total > 0 else n
+        # the share of the ladder's total the order needs, estimated on every 8th level
+        total = float(all_size[::8] @ eff[::8] if quote else np.add.reduce(all_size[::8]))
+        m = min(n, int(n * amount / (8 * total) * 1.1) + 64) if total > 0 else n
     head = order[:m]
     size = all_size[head]
     cum = np.cumsum(size * eff[head] if quote else size)
