@@ -8,7 +8,8 @@ printed as ratios, so the figures hold on whatever machine runs it:
 Timings are CPU time of this thread (time waiting for a core on a shared machine is not
 counted), medians over `rounds` rounds; in each round every contender runs a block of
 `block` calls back to back, and the contenders take turns, so a load change hits them
-alike. Ratios are the median of the per-round ratios.
+alike. Ratios are the median of the per-round ratios; beside it, the ratio of the fastest
+blocks (the least disturbed by other work).
 
 Targets (DESIGN.md, issue 10):
 - route(..., baselines=False) <= 1.5x the bare merge of the same levels;
@@ -88,7 +89,8 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int, block: int) -
 
     Timed with the thread's CPU clock (`time.thread_time`): on a shared machine, time spent
     waiting for a core is not counted, only the work. Also returns, under "ratio:NAME", the
-    median over rounds of NAME's block time over the first fn's block time in that round.
+    median over rounds of NAME's block time over the first fn's block time in that round,
+    and under "best:NAME" the ratio of the two fastest blocks (the least disturbed ones).
     """
     for fn in fns.values():
         fn()
@@ -103,6 +105,7 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int, block: int) -
     first = samples[next(iter(fns))]
     for name, xs in samples.items():
         out[f"ratio:{name}"] = statistics.median(x / f for x, f in zip(xs, first, strict=True))
+        out[f"best:{name}"] = min(xs) / min(first)
     return out
 
 
@@ -175,15 +178,15 @@ def report(
     print(f"  bare numpy merge            {floor:9.1f} us   (the floor)")
     print(
         f"  route(baselines=False)      {t['route']:9.1f} us   ratio route/merge = "
-        f"{t['ratio:route']:.2f}  (target <= 1.5)"
+        f"{t['ratio:route']:.2f}  (fastest blocks {t['best:route']:.2f}; target <= 1.5)"
     )
     print(
         f"  cached ladder (repeat)      {t['cached ladder']:9.1f} us   ratio cached/merge = "
-        f"{t['ratio:cached ladder']:.2f}  (target <= 0.2)"
+        f"{t['ratio:cached ladder']:.2f}  (fastest {t['best:cached ladder']:.2f}; target <= 0.2)"
     )
     print(
         f"  route(cache=...) (repeat)   {t['cached route']:9.1f} us   ratio = "
-        f"{t['ratio:cached route']:.2f}  (the whole Quote, legs included)"
+        f"{t['ratio:cached route']:.2f}  (fastest {t['best:cached route']:.2f}; the whole Quote)"
     )
     print(
         f"  cvxpy + HiGHS LP            {lp_warm:9.1f} us   ratio cvxpy/route = "
