@@ -145,15 +145,19 @@ def route(
         time_limit=time_limit,
         mip_gap=mip_gap,
     )
+    # the resolved options under the names the rest of route() uses
+    amount_in, balances, fixed_costs = opts.amount_in, opts.balances, opts.fixed_costs
+    rules, max_venues, max_share = opts.rules, opts.max_venues, opts.max_share
+    time_limit = opts.time_limit
     if not snapshots:
         raise InvalidInputError("no snapshots to route on: give at least one venue's book")
     books = snapshot_map(snapshots)
     venues = list(books)
-    if opts.caps or opts.balances or opts.fixed_costs or opts.fees:
+    if opts.caps or balances or fixed_costs or opts.fees:
         opts.check_venues(books)
     markets = markets or {}
     notes = list(warnings)
-    fee_list: list[float] = []
+    fee_list: list[float] = []  # each venue's taker fee: the override, else its market's
     levels: list[FloatArray] = []
     any_rules = False
     for v, snap in books.items():
@@ -167,39 +171,35 @@ def route(
             if rate is None:
                 notes.append(f"{v}: no market metadata, taker fee assumed 0")
             fee_list.append(rate or 0.0)
-    cap_list: list[float | None] | None = None
-    if opts.caps:
-        cap_list = [opts.caps.get(v) for v in venues]
-    if opts.balances:
+    cap_list: list[float | None] | None = [opts.caps.get(v) for v in venues] if opts.caps else None
+    balance_capped = [v in balances for v in venues] if balances else [False] * len(venues)
+    if balances:
         cap_list = balance_caps(
-            levels, fee_list, side_, venues, cap_list or [None] * len(venues), opts.balances
+            levels, fee_list, side_, venues, cap_list or [None] * len(venues), balances
         )
-    if cache is not None:
+    if cache is not None:  # a repeated order on the same books skips the build and the sort
         merged = cache.merged(levels, fee_list, side_, cap_list)
         ladder = merged.ladder
-        alloc = merged.solve(amount, opts.amount_in)
+        alloc = merged.solve(amount, amount_in)
     else:
         ladder = build_ladder(levels, fee_list, side_, cap_list)
-        alloc = solve_exact(ladder, amount, opts.amount_in)
+        alloc = solve_exact(ladder, amount, amount_in)
     solver, gap, lower_bound, lot_residue = "exact", None, None, 0.0
     fixed: dict[str, float] = {}
     leg_notes: dict[str, tuple[str, ...]] = {}
-    max_venues, max_share, time_limit = opts.max_venues, opts.max_share, opts.time_limit
-    rules = opts.rules
     wants_rules = rules is not False and (
         rules
-        or opts.balances
-        or opts.fixed_costs
+        or balances
+        or fixed_costs
         or max_venues is not None
         or max_share is not None
         or any_rules
     )
     if wants_rules and alloc.filled > 0:
         venue_rule = venue_rules(
-            venues, markets, ladder, alloc.filled, opts.fixed_costs, max_venues, max_share
+            venues, markets, ladder, alloc.filled, fixed_costs, max_venues, max_share
         )
         if rules or venue_rule.can_bind() or max_share is not None:
-            balance_capped = [v in opts.balances for v in venues]
             ruled = apply_rules(ladder, alloc, venue_rule, venues, balance_capped, time_limit)
             alloc, solver, gap = ruled.alloc, ruled.solver, ruled.gap
             fixed, leg_notes = ruled.fixed, ruled.notes
@@ -214,13 +214,12 @@ def route(
         base_costs = all_baselines(ladder, alloc.filled)
         saved = {k: savings_bps(side_, alloc.value, c) for k, c in base_costs.items()}
 
-    amount_unit = opts.amount_in
-    achieved = total if amount_unit == "quote" else alloc.filled
+    achieved = total if amount_in == "quote" else alloc.filled
     unfilled = max(amount - achieved, 0.0)
     if unfilled <= amount * 1e-12:
         unfilled = 0.0
     elif solver != "exact" and unfilled < lot_residue * (
-        1.0 if amount_unit == "base" else 1.01 * (alloc.marginal or 0.0)
+        1.0 if amount_in == "base" else 1.01 * (alloc.marginal or 0.0)
     ):
         notes.append(f"{unfilled:.8g} is below the venues' lot sizes: rounded down, not routed")
         unfilled = 0.0
@@ -233,7 +232,7 @@ def route(
     return Quote(
         symbol=symbol,
         side=side_,
-        amount_in=amount_unit,
+        amount_in=amount_in,
         requested=amount,
         legs=_legs(alloc, venues, side_, leg_notes),
         filled=alloc.filled,
