@@ -31,6 +31,8 @@ t_import = time.perf_counter()
 import numpy as np  # noqa: E402
 
 from liquidroute import DepthSnapshot, LadderCache, Market, RouteOptions, route  # noqa: E402
+from liquidroute.optimizer.curves import build_ladder  # noqa: E402
+from liquidroute.optimizer.exact import solve_exact  # noqa: E402
 
 IMPORT_MS = (time.perf_counter() - t_import) * 1e3
 
@@ -152,6 +154,7 @@ def report(
                 snaps, side, amount, markets=markets, options=lean, cache=cache
             ),
             "cached ladder": lambda: cache.merged(levels, fees, side).solve(amount),  # type: ignore[arg-type]
+            "exact split": lambda: solve_exact(build_ladder(levels, fees, side), amount),  # type: ignore[arg-type]
         },
         rounds,
         block,
@@ -179,6 +182,11 @@ def report(
     print(
         f"  route(baselines=False)      {t['route']:9.1f} us   ratio route/merge = "
         f"{t['ratio:route']:.2f}  (fastest blocks {t['best:route']:.2f}; target <= 1.5)"
+    )
+    print(
+        f"  build_ladder + solve_exact  {t['exact split']:9.1f} us   ratio = "
+        f"{t['ratio:exact split']:.2f}  (fastest {t['best:exact split']:.2f}; the optimizer alone, "
+        "no Quote)"
     )
     print(
         f"  cached ladder (repeat)      {t['cached ladder']:9.1f} us   ratio cached/merge = "

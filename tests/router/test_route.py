@@ -264,6 +264,7 @@ def test_cached_route_equals_uncached_route_as_books_change(case, data):
         s.venue: Market(s.venue, "BTC/USDT", f) for s, f in zip(snaps, case["fees"], strict=True)
     }
     cache = LadderCache()
+    venues = [s.venue for s in snaps]
     for step in range(data.draw(st.integers(2, 6))):
         if step and data.draw(st.booleans()):
             i = data.draw(st.integers(0, len(snaps) - 1))
@@ -285,3 +286,14 @@ def test_cached_route_equals_uncached_route_as_books_change(case, data):
         again = route(snaps, side, amount, markets=markets, amount_in=unit, cache=cache)
         assert cache.hits == hits + 1  # the same books again: served from the cache
         assert again.legs == cached.legs
+        limits = {  # caps (and balances) are part of the key: a change is a new ladder
+            "caps": {v: data.draw(st.floats(0.0, 5.0)) for v in venues[:2]},
+            "balances": {venues[-1]: data.draw(st.floats(1.0, 1e6))},
+        }
+        capped = route(snaps, side, amount, markets=markets, cache=cache, rules=False, **limits)
+        fresh = route(snaps, side, amount, markets=markets, rules=False, **limits)
+        assert capped.legs == fresh.legs and capped.total_cost == fresh.total_cost
+        hits = cache.hits
+        again = route(snaps, side, amount, markets=markets, cache=cache, rules=False, **limits)
+        assert cache.hits == hits + 1
+        assert again.legs == capped.legs

@@ -72,8 +72,8 @@ class RouteOptions:
     - `rules`: None applies venue rules when one could bind, True forces, False ignores.
     - `max_venues`: at most this many venues; `max_share`: at most this fraction of the
       order on one venue, in (0, 1].
-    - `time_limit` (seconds) and `mip_gap` (relative, None = the solver's default) bound
-      the rules solver.
+    - `time_limit` (seconds) bounds the rules solver; `mip_gap` is the relative gap in
+      cost it must prove (1e-9).
     - `baselines`: also price the comparison strategies (False is the hot path for bots).
     """
 
@@ -86,7 +86,7 @@ class RouteOptions:
     max_venues: int | None = None
     max_share: float | None = None
     time_limit: float = 1.0
-    mip_gap: float | None = None
+    mip_gap: float = 1e-9
     baselines: bool = True
 
     def __post_init__(self) -> None:
@@ -123,9 +123,7 @@ class RouteOptions:
                 f"time_limit must be a positive number of seconds, got {limit!r}"
             )
         gap = self.mip_gap
-        if gap is not None and not (
-            isinstance(gap, int | float) and math.isfinite(gap) and gap >= 0
-        ):
+        if not (isinstance(gap, int | float) and math.isfinite(gap) and gap >= 0):
             raise InvalidInputError(f"mip_gap must be a relative gap >= 0 (1e-9), got {gap!r}")
 
     def replace(self, **changes: Any) -> RouteOptions:
