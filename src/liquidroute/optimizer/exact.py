@@ -19,9 +19,10 @@ Complexity: one stable argsort of the L levels (each venue's levels are already 
 run, so it is a k-way merge of runs), then work on the prefix that is taken only: the
 running total is cumulated over a guessed prefix (doubled when short), not all L levels.
 
-Repeated orders on unchanged books reuse the merge: `MergedLadder` keeps the merged order
-and its running totals, so an order is a binary search plus O(levels taken) bookkeeping;
-`LadderCache` keeps one per book version (the level arrays' identity), fees and caps.
+Repeated orders on unchanged books reuse the merge: `MergedLadder` keeps the merged order,
+its running totals and per-venue sums, so an order is a binary search plus O(V + 64)
+bookkeeping, with the same answer bit for bit; `LadderCache` keeps one per book version
+(the level arrays' identity), fees and caps.
 """
 
 from __future__ import annotations
@@ -77,16 +78,13 @@ def _take(
     cum: FloatArray,
     amount: float,
     amount_in: AmountUnit,
-    venue: IntArray | None = None,
-    price: FloatArray | None = None,
 ) -> Allocation:
     """The allocation that takes merged levels `order` (sizes `size`, running total `cum`
     in base or quote units) until `amount`; every level when `cum` ends short of it.
 
-    `order`, `size` and `cum` (and `venue`, `price`: the levels' venues and book prices
-    in merged order, gathered here when not given) may be a prefix of the merge, as long
-    as `cum` reaches `amount` or the prefix is the whole ladder. Each venue's levels taken
-    are a prefix of its own levels, so its worst price is its level number `levels_v`.
+    `order`, `size` and `cum` may be a prefix of the merge, as long as `cum` reaches
+    `amount` or the prefix is the whole ladder. Per venue, the sums add its levels in
+    level order (the merge keeps each venue's order), the partial level last.
     """
     n_venues = ladder.n_venues
     k = int(cum.searchsorted(amount))  # first level whose running total reaches amount
@@ -97,10 +95,9 @@ def _take(
         take = take.copy()
         rest = amount - (float(cum[k - 1]) if k > 0 else 0.0)
         take[k] = rest / float(ladder.eff[idx[k]]) if amount_in == "quote" else rest
-    v = ladder.venue[idx] if venue is None else venue[:n_take]
-    p = ladder.price[idx] if price is None else price[:n_take]
+    v = ladder.venue[idx]
     amounts = cast(FloatArray, np.bincount(v, take, n_venues))  # float64 with weights
-    notional = cast(FloatArray, np.bincount(v, take * p, n_venues))
+    notional = cast(FloatArray, np.bincount(v, take * ladder.price[idx], n_venues))
     levels = np.bincount(v, minlength=n_venues)
     fees = ladder.fees
     cost = notional * ladder.factor  # Σ e·x = factor_v · Σ p·x within venue v
@@ -119,7 +116,8 @@ def _take(
 
 
 def _worst(ladder: Ladder, levels: IntArray) -> FloatArray:
-    """Book price of each venue's deepest level taken (its level levels_v − 1); nan if none."""
+    """Book price of each venue's deepest level taken (its level levels_v − 1): each venue
+    takes a prefix of its levels. nan where it takes none."""
     price, nan = ladder.price, np.nan
     return np.array(
         [
@@ -300,14 +298,15 @@ class LadderCache:
     array (`DepthSnapshot.asks`/`bids`, read-only arrays: a changed book is a new array).
     The cache holds the arrays it was built from and serves an entry only when every one
     *is* the array given now, so a recycled id can never return a stale ladder. At most
-    `maxsize` entries are kept, least recently used dropped first.
+    `maxsize` entries are kept, least recently used dropped first (a prepared entry of L
+    levels holds about 7·L floats). One cache per thread: it is not locked.
 
         cache = LadderCache()
         route(snaps, "buy", 2.5, markets=mk, cache=cache)  # builds and merges
         route(snaps, "buy", 4.0, markets=mk, cache=cache)  # same books: no build, no sort
     """
 
-    def __init__(self, maxsize: int = 64) -> None:
+    def __init__(self, maxsize: int = 16) -> None:
         if maxsize < 1:
             raise ValueError(f"maxsize must be >= 1, got {maxsize!r}")
         self.maxsize = maxsize
