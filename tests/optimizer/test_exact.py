@@ -313,3 +313,15 @@ def test_ladder_cache_drops_the_least_recently_used():
     assert cache.misses == misses + 1
     with pytest.raises(ValueError, match="maxsize"):
         LadderCache(maxsize=0)
+
+
+def test_merged_ladder_with_empty_books():
+    """Venues with an empty side (and a ladder with no levels at all) merge like the rest."""
+    empty = np.empty((0, 2))
+    full = np.array([[100.0, 1.0], [101.0, 2.0]])
+    for levels in ([empty, full, empty], [empty, empty]):
+        ladder = build_ladder(levels, [0.001] * len(levels), "buy")
+        merged = MergedLadder(ladder)
+        for amount in (0.5, 1.0, 2.5, 10.0, 0.5):  # the third on uses the prepared tables
+            assert_same_allocation(merged.solve(amount), solve_exact(ladder, amount))
+    assert merged.solve(1.0).marginal is None and merged.solve(1.0).filled == 0.0
