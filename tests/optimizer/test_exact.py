@@ -325,3 +325,14 @@ def test_merged_ladder_with_empty_books():
         for amount in (0.5, 1.0, 2.5, 10.0, 0.5):  # the third on uses the prepared tables
             assert_same_allocation(merged.solve(amount), solve_exact(ladder, amount))
     assert merged.solve(1.0).marginal is None and merged.solve(1.0).filled == 0.0
+
+
+@pytest.mark.parametrize("amount_in", ["base", "quote"])
+def test_absurd_amounts_on_deep_books_take_everything(amount_in):
+    """1e308 (finite, so a valid amount) must not overflow the prefix guess."""
+    levels = deep_levels(np.random.default_rng(8), 4, 300)
+    ladder = build_ladder(levels, [0.001] * 4, "buy")
+    for amount in (1e308, 1e-300):
+        alloc = solve_exact(ladder, amount, amount_in)
+        assert_same_allocation(alloc, MergedLadder(ladder).solve(amount, amount_in))
+    assert solve_exact(ladder, 1e308, amount_in).filled == pytest.approx(ladder.size.sum())

@@ -156,7 +156,8 @@ def solve_exact(
     else:
         # the share of the ladder's total the order needs, estimated on every 8th level
         total = float(all_size[::8] @ eff[::8] if quote else np.add.reduce(all_size[::8]))
-        m = min(n, int(n * amount / (8 * total) * 1.1) + 64) if total > 0 else n
+        share = amount / (8 * total) if total > 0 else 1.0
+        m = min(n, int(n * share * 1.1) + 64) if share < 1 else n
     head = order[:m]
     size = all_size[head]
     cum = np.cumsum(size * eff[head] if quote else size)
