@@ -109,7 +109,10 @@ class RouteOptions:
                 raise InvalidInputError(f"{name} must be True or False, got {value!r}")
         k = self.max_venues
         if k is not None and (
-            isinstance(k, bool) or not isinstance(k, int | float) or k != int(k) or k < 1
+            isinstance(k, bool)
+            or not isinstance(k, int | float)
+            or not float(k).is_integer()  # also refuses nan and inf
+            or k < 1
         ):
             raise InvalidInputError(f"max_venues must be a whole number >= 1, got {k!r}")
         if k is not None:
