@@ -24,7 +24,9 @@ from liquidroute.errors import (
     VenueUnavailableError,
 )
 from liquidroute.model import AmountUnit, DepthSnapshot, Market, Quote
+from liquidroute.optimizer.exact import LadderCache
 from liquidroute.router.guard import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_DEVIATION_BPS, screen
+from liquidroute.router.options import RouteOptions, resolve_options
 from liquidroute.router.route import route
 from liquidroute.venues.base import Venue
 
@@ -52,7 +54,11 @@ class Router:
         timeout_s: float = 10.0,
         depth: int | None = None,
         source: str = "",
+        cache: LadderCache | None = None,
     ) -> None:
+        """`cache` (a `LadderCache`) reuses merged ladders across quotes on unchanged books
+        (recorded or sample venues that return the same snapshots); live books change on
+        every fetch, so it is off by default."""
         if not venues:
             raise InvalidInputError("a Router needs at least one venue")
         names = [v.name for v in venues]
@@ -65,6 +71,7 @@ class Router:
         self.timeout_s = timeout_s
         self.depth = depth
         self.source = source
+        self.cache = cache
 
     async def _fetch(self, venue: Venue, symbol: str) -> tuple[DepthSnapshot, Market]:
         async def both() -> tuple[DepthSnapshot, Market]:
@@ -143,50 +150,54 @@ class Router:
         side: str,
         amount: float,
         *,
-        amount_in: AmountUnit = "base",
+        options: RouteOptions | None = None,
+        exclude: Mapping[str, str] | None = None,
+        amount_in: AmountUnit | None = None,
         caps: Mapping[str, float] | None = None,
         fees: Mapping[str, float] | None = None,
-        baselines: bool = True,
-        exclude: Mapping[str, str] | None = None,
+        baselines: bool | None = None,
         rules: bool | None = None,
         balances: Mapping[str, float] | None = None,
         fixed_costs: Mapping[str, float] | None = None,
         max_venues: int | None = None,
         max_share: float | None = None,
-        time_limit: float = 1.0,
+        time_limit: float | None = None,
+        mip_gap: float | None = None,
     ) -> Quote:
         """The optimal split of `amount` of `symbol` over this router's venues.
 
-        `exclude` maps venue names to leave out to the reason (reported in the quote).
-        The rule options are `route()`'s; balances and fixed costs of venues that were
-        left out are ignored.
+        The options are `route()`'s (a `RouteOptions` and/or its keywords; a keyword that
+        is not None wins); `fees` override the venues' taker fees. `exclude` maps venue
+        names to leave out to the reason (reported in the quote). Caps, balances and fixed
+        costs of venues that were left out are ignored.
         """
-        names = {v.name for v in self.venues}
-        for option, given in (("caps", caps), ("balances", balances), ("fixed_costs", fixed_costs)):
-            unknown = set(given or {}) - names
-            if unknown:
-                raise InvalidInputError(
-                    f"{option} name venue(s) not routed to: {sorted(unknown)}; venues: "
-                    f"{sorted(names)}"
-                )
-        books = await self.books(symbol, fees, exclude)
+        opts = resolve_options(
+            options,
+            amount_in=amount_in,
+            caps=caps,
+            fees=fees,
+            baselines=baselines,
+            rules=rules,
+            balances=balances,
+            fixed_costs=fixed_costs,
+            max_venues=max_venues,
+            max_share=max_share,
+            time_limit=time_limit,
+            mip_gap=mip_gap,
+        )
+        names = [v.name for v in self.venues]  # fees: checked by books()
+        opts.check_venues(names, "not routed to", ("caps", "balances", "fixed_costs"))
+        books = await self.books(symbol, opts.fees, exclude)
         return route(
             books.snapshots,
             side,
             amount,
-            markets=books.markets,
-            caps={v: c for v, c in (caps or {}).items() if v in books.markets},
-            amount_in=amount_in,
-            baselines=baselines,
+            markets=books.markets,  # fee overrides already applied
+            options=opts.only(books.markets).replace(fees={}),
+            cache=self.cache,
             excluded=books.excluded,
             warnings=books.notes,
             source=self.source,
-            rules=rules,
-            balances={v: b for v, b in (balances or {}).items() if v in books.markets},
-            fixed_costs={v: c for v, c in (fixed_costs or {}).items() if v in books.markets},
-            max_venues=max_venues,
-            max_share=max_share,
-            time_limit=time_limit,
         )
 
     def quote_sync(
@@ -195,29 +206,17 @@ class Router:
         side: str,
         amount: float,
         *,
-        amount_in: AmountUnit = "base",
-        caps: Mapping[str, float] | None = None,
-        fees: Mapping[str, float] | None = None,
-        baselines: bool = True,
-        **rules: Any,
+        options: RouteOptions | None = None,
+        **kwargs: Any,
     ) -> Quote:
         """`quote` for synchronous callers: runs its own event loop, closes the venues.
 
-        `rules` are `quote`'s rule options (balances, fixed_costs, max_venues, ...).
+        `kwargs` are `quote`'s keywords (exclude, caps, fees, balances, max_venues, ...).
         """
 
         async def run() -> Quote:
             try:
-                return await self.quote(
-                    symbol,
-                    side,
-                    amount,
-                    amount_in=amount_in,
-                    caps=caps,
-                    fees=fees,
-                    baselines=baselines,
-                    **rules,
-                )
+                return await self.quote(symbol, side, amount, options=options, **kwargs)
             finally:
                 await self.close()
 
