@@ -29,6 +29,8 @@ from liquidroute.router.route import route
 from liquidroute.venues.base import Venue
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from liquidroute.router.executor import ExecutionPolicy
     from liquidroute.router.journal import Journal
 
@@ -281,3 +283,55 @@ class Router:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    # ------------------------------------------------------------------ live books
+    async def start(self) -> None:
+        """Start the venues that keep their own books (`venues.live.LiveVenue`): markets
+        loaded, feeds running, first books awaited. Afterwards `quote` answers from memory."""
+        from liquidroute.venues.live import StreamingVenue
+
+        await asyncio.gather(*(v.start() for v in self.venues if isinstance(v, StreamingVenue)))
+
+    async def watch(
+        self, symbol: str, side: str, amount: float, *, recheck_s: float = 1.0, **options: Any
+    ) -> AsyncIterator[Quote]:
+        """Yield a quote now and a new one each time the optimum changes (legs, amounts,
+        total cost or the venues left out), re-quoting on every live book update and at
+        least every `recheck_s` (a book going stale changes the route without an update).
+
+        `options` are `quote`'s. While no venue is routable (every book withdrawn or
+        stale) nothing is yielded; bad input raises. Call `start()` first.
+        """
+        import contextlib
+
+        from liquidroute.errors import InvalidInputError as BadInput
+        from liquidroute.venues.live import StreamingVenue
+
+        changed = asyncio.Event()
+        removers = [
+            v.subscribe(symbol, changed.set) for v in self.venues if isinstance(v, StreamingVenue)
+        ]
+        last: tuple[Any, ...] | None = None
+        try:
+            while True:
+                changed.clear()
+                try:
+                    quote = await self.quote(symbol, side, amount, **options)
+                except BadInput:
+                    raise
+                except LiquidrouteError:
+                    quote = None
+                if quote is not None:
+                    key = (
+                        tuple((leg.venue, leg.amount, leg.cost) for leg in quote.legs),
+                        quote.total_cost,
+                        tuple(sorted(quote.excluded)),
+                    )
+                    if key != last:
+                        last = key
+                        yield quote
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), recheck_s)
+        finally:
+            for remove in removers:
+                remove()

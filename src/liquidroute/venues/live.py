@@ -1,0 +1,342 @@
+"""Live books kept in memory from a venue's websocket stream (ccxt.pro), as a `Venue`.
+
+    venue = LiveVenue(venue_from_spec("binance", websocket=True), ["BTC/USDT"], max_age_s=5)
+    await venue.start()                        # markets loaded, one feed task per symbol
+    book = await venue.snapshot("BTC/USDT")    # from memory: no network on the hot path
+    venue.status("BTC/USDT")                   # mode, state, age, nonce, updates, resyncs
+    await venue.close()
+
+A feed keeps one book with ccxt.pro's `watch_order_book`, which follows the exchange's
+own recipe. For Binance: subscribe to the diff stream and buffer its events, fetch a REST
+snapshot carrying `lastUpdateId`, drop the events with u <= lastUpdateId, apply the rest,
+and from then on require every event's U to be the previous u + 1. Each time the watch
+returns, the book is copied into a validated `DepthSnapshot` (version + 1) and the
+listeners are told (`subscribe`, `add_listener`). What goes wrong, and what is done:
+
+- a sequence gap or checksum failure (ccxt `InvalidNonce`/`ChecksumError`): the book is
+  withdrawn at once (`snapshot` raises, so the router leaves the venue out, saying why)
+  and resubscribed: a new REST snapshot plus the buffered diffs (`resyncs` + 1);
+- the connection drops (ccxt `NetworkError`): withdrawn, reconnected with exponential
+  backoff from `backoff_s[0]` to `backoff_s[1]` (`reconnects` + 1);
+- the stream stalls: after `max_age_s` without an update the status says "stale" and the
+  book keeps its old timestamp, so the router's guard (age check, `--max-age`) leaves it
+  out until an update arrives;
+- a book that arrives crossed or malformed is withdrawn until the next valid one.
+
+The first book after a (re)subscription is flagged `fresh` (rebuilt from a snapshot):
+`record` writes it as a tardis snapshot block. A venue that ccxt.pro cannot stream
+(no `watchOrderBook`) is polled with `fetch_order_book` every `poll_interval_s`; its
+status says mode "polling".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from liquidroute.errors import InvalidInputError, LiquidrouteError, VenueUnavailableError
+from liquidroute.model import DepthSnapshot, Market
+from liquidroute.venues.ccxt_venue import CcxtVenue, translate
+
+Mode = Literal["websocket", "polling"]
+State = Literal["connecting", "live", "stale", "resyncing", "reconnecting", "failed", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class BookEvent:
+    """A new version of one venue's book. `fresh`: rebuilt from a snapshot (first book
+    after start, a resync or a reconnect), not an increment of the previous version."""
+
+    venue: str
+    symbol: str
+    version: int
+    snapshot: DepthSnapshot
+    fresh: bool
+    nonce: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BookStatus:
+    """What a feed says about its book: how it is kept and how current it is."""
+
+    venue: str
+    symbol: str
+    mode: Mode
+    state: State
+    age_s: float | None
+    nonce: int | None
+    updates: int
+    resyncs: int
+    reconnects: int
+    error: str | None
+
+    @property
+    def usable(self) -> bool:
+        return self.state == "live"
+
+
+Listener = Callable[[BookEvent], None]
+
+
+@runtime_checkable
+class StreamingVenue(Protocol):
+    """A venue that keeps books itself and says when they change (Router.start/watch)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    def subscribe(self, symbol: str, callback: Callable[[], None]) -> Callable[[], None]: ...
+
+
+def _levels(side: Any, depth: int | None) -> np.ndarray:
+    rows = side[:depth] if depth else side
+    if not len(rows):
+        return np.empty((0, 2))
+    return np.array([row[:2] for row in rows], dtype=np.float64)
+
+
+class _Feed:
+    """One symbol's book on one venue, kept by a background task."""
+
+    def __init__(self, owner: LiveVenue, symbol: str) -> None:
+        self.owner = owner
+        self.symbol = symbol
+        self.book: DepthSnapshot | None = None
+        self.version = 0
+        self.updates = 0
+        self.resyncs = 0
+        self.reconnects = 0
+        self.nonce: int | None = None
+        self.received: float | None = None  # time.time() of the last book
+        self.state: State = "connecting"
+        self.error: str | None = None
+        self.fresh = True  # the next book is rebuilt from a snapshot
+        self.first = asyncio.Event()
+        self.callbacks: list[Callable[[], None]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def withdraw(self, state: State, reason: str) -> None:
+        self.state, self.error, self.fresh = state, reason, True
+        self._notify()
+
+    def _notify(self) -> None:
+        for callback in list(self.callbacks):
+            callback()
+
+    def accept(self, raw: Any) -> None:
+        """Copy ccxt's book into a validated snapshot and tell the listeners."""
+        now = time.time() * 1e3
+        owner = self.owner
+        try:
+            snap = DepthSnapshot(
+                owner.name,
+                self.symbol,
+                _levels(raw["bids"], owner.depth),
+                _levels(raw["asks"], owner.depth),
+                timestamp=raw.get("timestamp") or now,
+                local_timestamp=now,
+            )
+        except LiquidrouteError as exc:
+            self.withdraw("resyncing", str(exc))
+            return
+        self.book, self.received = snap, now / 1e3
+        self.nonce = raw.get("nonce")
+        self.version += 1
+        self.updates += 1
+        self.state, self.error = "live", None
+        event = BookEvent(owner.name, self.symbol, self.version, snap, self.fresh, self.nonce)
+        self.fresh = False
+        self.first.set()
+        for listener in list(owner.listeners):
+            listener(event)
+        self._notify()
+
+    async def run(self) -> None:
+        import ccxt
+
+        owner = self.owner
+        exchange = owner.venue.exchange
+        delay = owner.backoff_s[0]
+        while True:
+            try:
+                if owner.mode == "websocket":
+                    raw = await exchange.watch_order_book(self.symbol, owner.limit)
+                else:
+                    raw = await exchange.fetch_order_book(self.symbol, owner.limit)
+                self.accept(raw)
+                delay = owner.backoff_s[0]
+                if owner.mode == "polling":
+                    await asyncio.sleep(owner.poll_interval_s)
+            except asyncio.CancelledError:
+                raise
+            except ccxt.InvalidNonce as exc:  # sequence gap or checksum: resubscribe now
+                self.resyncs += 1
+                self.withdraw("resyncing", f"resyncing after {type(exc).__name__}")
+            except ccxt.NetworkError as exc:
+                self.reconnects += 1
+                self.withdraw("reconnecting", str(translate(owner.name, exc)))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, owner.backoff_s[1])
+            except ccxt.BaseError as exc:
+                self.withdraw("failed", str(translate(owner.name, exc)))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, owner.backoff_s[1])
+
+
+class LiveVenue:
+    """A `Venue` answering from books kept in memory by websocket (or polling) feeds."""
+
+    live = True
+
+    def __init__(
+        self,
+        venue: CcxtVenue,
+        symbols: Sequence[str],
+        *,
+        max_age_s: float = 10.0,
+        depth: int | None = None,
+        limit: int | None = None,
+        poll_interval_s: float = 1.0,
+        backoff_s: tuple[float, float] = (0.05, 5.0),
+        start_timeout_s: float = 10.0,
+    ) -> None:
+        """`venue` supplies the client (ccxt.pro's for streaming: `venue_from_spec(...,
+        websocket=True)`) and the markets. `limit` is the snapshot/book depth asked of
+        the exchange (ccxt's default when None), `depth` the levels kept per side."""
+        if not symbols:
+            raise InvalidInputError(f"{venue.name}: give at least one symbol to keep live")
+        if not max_age_s > 0:
+            raise InvalidInputError(f"max_age_s must be > 0 seconds, got {max_age_s!r}")
+        self.venue = venue
+        self.max_age_s = max_age_s
+        self.depth = depth
+        self.limit = limit
+        self.poll_interval_s = poll_interval_s
+        self.backoff_s = backoff_s
+        self.start_timeout_s = start_timeout_s
+        has = getattr(venue.exchange, "has", None) or {}
+        self.mode: Mode = "websocket" if has.get("watchOrderBook") else "polling"
+        self.listeners: list[Listener] = []
+        self._feeds = {s: _Feed(self, s) for s in dict.fromkeys(symbols)}
+        self._started = False
+
+    @property
+    def name(self) -> str:
+        return self.venue.name
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._feeds)
+
+    def _feed(self, symbol: str) -> _Feed:
+        feed = self._feeds.get(symbol)
+        if feed is None:
+            raise InvalidInputError(
+                f"{self.name}: {symbol} is not kept live here; live symbols: {self.symbols}"
+            )
+        return feed
+
+    async def start(self) -> None:
+        """Load markets (an unknown symbol raises), start every feed, and wait up to
+        `start_timeout_s` for the first books (a feed that has none yet keeps trying)."""
+        if self._started:
+            return
+        for symbol in self._feeds:
+            await self.venue.market(symbol)
+        self._started = True
+        for feed in self._feeds.values():
+            feed.task = asyncio.create_task(feed.run(), name=f"live:{self.name}:{feed.symbol}")
+        waits = [feed.first.wait() for feed in self._feeds.values()]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*waits), self.start_timeout_s)
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(event)` on every new book version; returns the remover."""
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener) if listener in self.listeners else None
+
+    def subscribe(self, symbol: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback()` when `symbol`'s book changes or is withdrawn; returns the remover."""
+        callbacks = self._feed(symbol).callbacks
+        callbacks.append(callback)
+        return lambda: callbacks.remove(callback) if callback in callbacks else None
+
+    def version(self, symbol: str) -> int:
+        return self._feed(symbol).version
+
+    def status(self, symbol: str) -> BookStatus:
+        feed = self._feed(symbol)
+        age = time.time() - feed.received if feed.received is not None else None
+        state = feed.state
+        if state == "live" and age is not None and age > self.max_age_s:
+            state = "stale"
+        return BookStatus(
+            self.name,
+            symbol,
+            self.mode,
+            state,
+            age,
+            feed.nonce,
+            feed.updates,
+            feed.resyncs,
+            feed.reconnects,
+            feed.error,
+        )
+
+    def statuses(self) -> list[BookStatus]:
+        return [self.status(s) for s in self._feeds]
+
+    async def snapshot(self, symbol: str, depth: int | None = None) -> DepthSnapshot:
+        """The book in memory (no network). Raises VenueUnavailableError while there is
+        none (starting, resyncing, reconnecting); a stale book is returned with its old
+        timestamp for the guard to judge."""
+        feed = self._feed(symbol)
+        if feed.book is None or feed.state not in ("live", "stale"):
+            why = feed.error or "no book received yet"
+            raise VenueUnavailableError(self.name, f"{symbol} live book {feed.state}: {why}")
+        return feed.book.top(depth) if depth else feed.book
+
+    async def market(self, symbol: str) -> Market:
+        return await self.venue.market(symbol)
+
+    async def close(self) -> None:
+        tasks = [f.task for f in self._feeds.values() if f.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for feed in self._feeds.values():
+            feed.task = None
+            feed.state = "closed"
+        await self.venue.close()
+
+    async def __aenter__(self) -> LiveVenue:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def live_venue_from_spec(spec: str, symbols: Sequence[str], **options: Any) -> LiveVenue:
+    """A LiveVenue from a CLI spec (`binance`, `NAME=EXCHANGE_ID`): the ccxt.pro client,
+    with LIQUIDROUTE_<NAME>_URL / _WS_URL / _OPTIONS applied (see `venue_from_spec`)."""
+    from liquidroute.venues.ccxt_venue import venue_from_spec
+
+    return LiveVenue(venue_from_spec(spec, websocket=True), symbols, **options)
+
+
+__all__ = [
+    "BookEvent",
+    "BookStatus",
+    "LiveVenue",
+    "StreamingVenue",
+    "live_venue_from_spec",
+]
