@@ -67,3 +67,32 @@ def test_watch_needs_live_venues():
     assert result.exit_code == 2
     assert "--watch keeps live books" in result.output
     assert "Traceback" not in result.output
+
+
+def test_watch_table_shows_the_split_and_each_books_status(monkeypatch, capsys):
+    import asyncio
+
+    from liquidroute.cli.watch import run_watch
+    from tests.venues.test_live import live
+
+    ex = BinanceWsLoopback(bids=BIDS, asks=ASKS).start()
+    try:
+        venue = live(monkeypatch, ex)
+        count = asyncio.run(
+            run_watch(
+                [venue],
+                "BTC/USDT",
+                "buy",
+                1.5,
+                router={},
+                options={"rules": False},
+                max_updates=1,
+            )
+        )
+    finally:
+        ex.stop()
+    out = capsys.readouterr().out
+    assert count == 1
+    assert "optimal split" in out and "Live books" in out
+    assert "websocket" in out and "live" in out
+    assert "60,015.00" in out  # the worst price of 1.5 BTC on the loopback book
