@@ -117,6 +117,7 @@ def test_keeps_the_servers_book_level_by_level(exchange, monkeypatch):
             assert status.mode == "websocket" and status.state == "live"
             assert status.updates == len(journal.events) >= 1 + len(changes) - 1
             assert status.resyncs == status.reconnects == 0
+            assert venue._feed(SYMBOL).rebuilds == 1  # the snapshot; the diffs were applied
         journal.check(exchange)
         assert journal.events[0].fresh and not any(e.fresh for e in journal.events[1:])
 
@@ -287,3 +288,40 @@ def test_unknown_symbol_is_a_clear_error(exchange, monkeypatch):
             await venue.close()
 
     asyncio.run(go())
+
+
+def test_incremental_sides_follow_ccxts_book_without_rebuilding():
+    """Random diffs through a real ccxt.pro OrderBook (tracked as the feed tracks it):
+    after each, the numpy sides equal ccxt's book level by level, with no rebuild."""
+    import random
+
+    import ccxt.pro
+
+    from liquidroute.venues.live import _Feed, _track_changes
+
+    rng = random.Random(11)
+    client = ccxt.pro.binance()
+    _track_changes(client)
+    book = client.order_book({}, 50)  # ccxt trims to 50 levels per side
+    book.reset(
+        {
+            "bids": [[100.0 - i, 1.0] for i in range(60)],
+            "asks": [[101.0 + i, 1.0] for i in range(60)],
+        }
+    )
+    book.limit()
+    owner = type("Owner", (), {"name": "x", "depth": None, "listeners": []})()
+    feed = _Feed(owner, SYMBOL)  # type: ignore[arg-type]
+    feed.accept(book)
+    for _ in range(300):
+        for _ in range(rng.randint(1, 6)):
+            side = rng.choice(["bids", "asks"])
+            price = (100.0 - rng.randint(0, 80)) if side == "bids" else (101.0 + rng.randint(0, 80))
+            book[side].store(price, 0.0 if rng.random() < 0.4 else rng.randint(1, 9) / 4)
+        book.limit()
+        feed.accept(book)
+        assert feed.book is not None
+        assert feed.book.bids.tolist() == [list(level) for level in book["bids"]]
+        assert feed.book.asks.tolist() == [list(level) for level in book["asks"]]
+    assert feed.rebuilds == 1
+    asyncio.run(client.close())

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -41,7 +42,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from liquidroute.errors import InvalidInputError, LiquidrouteError, VenueUnavailableError
-from liquidroute.model import DepthSnapshot, Market
+from liquidroute.model import DepthSnapshot, FloatArray, Market
 from liquidroute.venues.ccxt_venue import CcxtVenue, translate
 
 Mode = Literal["websocket", "polling"]
@@ -96,11 +97,95 @@ class StreamingVenue(Protocol):
     def subscribe(self, symbol: str, callback: Callable[[], None]) -> Callable[[], None]: ...
 
 
-def _levels(side: Any, depth: int | None) -> np.ndarray:
+def _levels(side: Any, depth: int | None = None) -> FloatArray:
     rows = side[:depth] if depth else side
     if not len(rows):
         return np.empty((0, 2))
-    return np.array([row[:2] for row in rows], dtype=np.float64)
+    return np.array(rows if len(rows[0]) == 2 else [row[:2] for row in rows], dtype=np.float64)
+
+
+class _Side:
+    """One side of a book as sorted numpy arrays, updated by the levels that changed.
+
+    `keys` are ccxt's sort keys (price for asks, −price for bids: ascending either way)
+    and `sizes` the sizes. A diff touching k levels costs k binary searches and O(k·n)
+    memmove (np.insert/np.delete), not a rebuild of the n levels from Python lists.
+    """
+
+    __slots__ = ("keys", "sign", "sizes")
+
+    def __init__(self, bids: bool) -> None:
+        self.sign = -1.0 if bids else 1.0
+        self.keys: FloatArray = np.empty(0)
+        self.sizes: FloatArray = np.empty(0)
+
+    def rebuild(self, side: Any) -> None:
+        arr = _levels(side)
+        self.keys, self.sizes = arr[:, 0] * self.sign, arr[:, 1].copy()
+
+    def apply(self, side: Any, changed: set[float]) -> bool:
+        """Bring the arrays to ccxt's `side` at the `changed` prices (then cut to its
+        length: ccxt trims the deep end); False when they do not match it after."""
+        index = side._index
+        keys, sizes = self.keys, self.sizes
+        for price in changed:
+            key = self.sign * price
+            j = bisect_left(index, key)
+            size = side[j][1] if j < len(index) and index[j] == key else 0.0
+            i = int(np.searchsorted(keys, key))
+            exists = i < len(keys) and keys[i] == key
+            if size:
+                if exists:
+                    sizes[i] = size
+                else:
+                    keys, sizes = np.insert(keys, i, key), np.insert(sizes, i, size)
+            elif exists:
+                keys, sizes = np.delete(keys, i), np.delete(sizes, i)
+        n = len(index)
+        if len(keys) > n:
+            keys, sizes = keys[:n], sizes[:n]
+        self.keys, self.sizes = keys, sizes
+        return len(keys) == n and (n == 0 or (keys[0] == index[0] and keys[-1] == index[-1]))
+
+    def levels(self, depth: int | None) -> FloatArray:
+        keys, sizes = (self.keys[:depth], self.sizes[:depth]) if depth else (self.keys, self.sizes)
+        out: FloatArray = np.column_stack((keys * self.sign, sizes))
+        return out
+
+
+def _track_changes(exchange: Any) -> None:
+    """Make the ccxt.pro client's books note which prices each diff touches.
+
+    Every book the client creates (`exchange.order_book`) gets its sides' `storeArray`
+    (through which ccxt applies every level of every diff) wrapped to record the price,
+    and its `reset` (a new snapshot) wrapped to flag a rebuild. Books of other kinds
+    (counted, indexed) are not tracked and are rebuilt on every update instead.
+    """
+    make = exchange.order_book
+
+    def order_book(snapshot: Any = None, depth: Any = None) -> Any:
+        book = make(snapshot or {}, depth)
+        book.lr_changed = {"bids": set(), "asks": set()}
+        book.lr_reset = True
+        for name in ("bids", "asks"):
+            side, changed = book[name], book.lr_changed[name]
+            store = side.storeArray
+
+            def tracked(delta: Any, store: Any = store, changed: set[float] = changed) -> Any:
+                changed.add(delta[0])
+                return store(delta)
+
+            side.storeArray = tracked
+        reset = book.reset
+
+        def tracked_reset(snapshot: Any = None) -> Any:
+            book.lr_reset = True
+            return reset(snapshot or {})
+
+        book.reset = tracked_reset
+        return book
+
+    exchange.order_book = order_book
 
 
 class _Feed:
@@ -120,6 +205,8 @@ class _Feed:
         self.error: str | None = None
         self.fresh = True  # the next book is rebuilt from a snapshot
         self.first = asyncio.Event()
+        self.bids, self.asks = _Side(bids=True), _Side(bids=False)
+        self.rebuilds = 0
         self.callbacks: list[Callable[[], None]] = []
         self.task: asyncio.Task[None] | None = None
 
@@ -135,12 +222,13 @@ class _Feed:
         """Copy ccxt's book into a validated snapshot and tell the listeners."""
         now = time.time() * 1e3
         owner = self.owner
+        self._update_sides(raw)
         try:
             snap = DepthSnapshot(
                 owner.name,
                 self.symbol,
-                _levels(raw["bids"], owner.depth),
-                _levels(raw["asks"], owner.depth),
+                self.bids.levels(owner.depth),
+                self.asks.levels(owner.depth),
                 timestamp=raw.get("timestamp") or now,
                 local_timestamp=now,
             )
@@ -158,6 +246,25 @@ class _Feed:
         for listener in list(owner.listeners):
             listener(event)
         self._notify()
+
+    def _update_sides(self, raw: Any) -> None:
+        """Apply the prices ccxt changed since the last version; rebuild when the book is
+        new (a snapshot), untracked, or the arrays no longer match ccxt's book."""
+        changed = getattr(raw, "lr_changed", None)
+        incremental = changed is not None and not raw.lr_reset and not self.fresh
+        if incremental:
+            assert changed is not None
+            incremental = self.bids.apply(raw["bids"], changed["bids"]) & self.asks.apply(
+                raw["asks"], changed["asks"]
+            )
+        if not incremental:
+            self.bids.rebuild(raw["bids"])
+            self.asks.rebuild(raw["asks"])
+            self.rebuilds += 1
+        if changed is not None:
+            raw.lr_reset = False
+            changed["bids"].clear()
+            changed["asks"].clear()
 
     async def run(self) -> None:
         import ccxt
@@ -224,6 +331,8 @@ class LiveVenue:
         self.start_timeout_s = start_timeout_s
         has = getattr(venue.exchange, "has", None) or {}
         self.mode: Mode = "websocket" if has.get("watchOrderBook") else "polling"
+        if self.mode == "websocket":
+            _track_changes(venue.exchange)
         self.listeners: list[Listener] = []
         self._feeds = {s: _Feed(self, s) for s in dict.fromkeys(symbols)}
         self._started = False
