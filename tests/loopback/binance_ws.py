@@ -45,8 +45,11 @@ Levels = list[tuple[float, float]]
 class BinanceWsLoopback(BinanceLoopback):
     """BinanceLoopback with a diff-depth stream and a sequenced book."""
 
-    def __init__(self, *, history: int = 1000, **kwargs: Any) -> None:
+    def __init__(self, *, history: int = 1000, stamp: bool = False, **kwargs: Any) -> None:
+        """`stamp`: each event carries "T", time.time() when sent (ccxt ignores it;
+        benchmarks measure update-to-quote latency with it)."""
         super().__init__(**kwargs)
+        self.stamp = stamp
         self._bid_map: dict[float, float] = {p: s for p, s in self.bids}
         self._ask_map: dict[float, float] = {p: s for p, s in self.asks}
         self.update_id = 100
@@ -160,12 +163,14 @@ class BinanceWsLoopback(BinanceLoopback):
                         side_map[price] = size
                     else:
                         side_map.pop(price, None)
-            self.bids = [list(b) for b in sorted(self._bid_map.items(), key=lambda x: -x[0])]
-            self.asks = [list(a) for a in sorted(self._ask_map.items())]
+            if self.history.maxlen:  # history=0 (benchmarks): no copies, no order matching
+                self.bids = [list(b) for b in sorted(self._bid_map.items(), key=lambda x: -x[0])]
+                self.asks = [list(a) for a in sorted(self._ask_map.items())]
             first = self.update_id + 1 + (1 if self._gap_next else 0)
             self._gap_next = False
             self.update_id = first + ids - 1
-            self.history.append((self.update_id, *self.book()))
+            if self.history.maxlen:
+                self.history.append((self.update_id, *self.book()))
             event = {
                 "e": "depthUpdate",
                 "E": int(time.time() * 1000),
@@ -183,6 +188,8 @@ class BinanceWsLoopback(BinanceLoopback):
 
     async def _broadcast(self, events: list[dict[str, Any]]) -> None:
         for event in events:
+            if self.stamp:
+                event["T"] = time.time()
             text = json.dumps(event)
             for ws in list(self.subscribed):
                 if not ws.closed:

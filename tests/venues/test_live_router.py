@@ -81,3 +81,25 @@ def test_watch_yields_when_the_optimum_changes_and_only_then(pair, monkeypatch):
             assert not venues[0]._feed(SYMBOL).callbacks  # unsubscribed on close
 
     asyncio.run(go())
+
+
+def test_watch_min_interval_spaces_the_quotes(pair, monkeypatch):
+    a, b = pair
+
+    async def go():
+        venues = [live(monkeypatch, a, "a=binance"), live(monkeypatch, b, "b=binance")]
+        async with Router(venues) as router:
+            await router.start()
+            stream = router.watch(SYMBOL, "buy", 1.5, min_interval_s=0.4).__aiter__()
+            await asyncio.wait_for(stream.__anext__(), 5)
+            first_at = asyncio.get_running_loop().time()
+            await on_server(b.update, asks=[(60005.0, 1.0)])
+            await on_server(b.update, asks=[(60004.0, 1.0)])  # coalesced with the one above
+            second = await asyncio.wait_for(stream.__anext__(), 5)
+            assert asyncio.get_running_loop().time() - first_at >= 0.35
+            assert second.legs[0].worst_price == 60004.0 or any(
+                leg.worst_price == 60004.0 for leg in second.legs
+            )
+            await stream.aclose()
+
+    asyncio.run(go())

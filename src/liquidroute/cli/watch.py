@@ -86,7 +86,9 @@ async def run_watch(
     count = 0
     async with Router(list(venues), **router) as live_router:
         await live_router.start()
-        stream = live_router.watch(symbol, side, amount, **options)
+        stream = live_router.watch(
+            symbol, side, amount, min_interval_s=0.0 if json_out else 0.25, **options
+        )
         if json_out:
             async for quote in stream:
                 typer.echo(json.dumps(quote.to_dict()))

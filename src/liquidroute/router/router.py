@@ -293,11 +293,20 @@ class Router:
         await asyncio.gather(*(v.start() for v in self.venues if isinstance(v, StreamingVenue)))
 
     async def watch(
-        self, symbol: str, side: str, amount: float, *, recheck_s: float = 1.0, **options: Any
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        *,
+        recheck_s: float = 1.0,
+        min_interval_s: float = 0.0,
+        **options: Any,
     ) -> AsyncIterator[Quote]:
         """Yield a quote now and a new one each time the optimum changes (legs, amounts,
         total cost or the venues left out), re-quoting on every live book update and at
         least every `recheck_s` (a book going stale changes the route without an update).
+        Updates arriving while a quote is computed are coalesced into the next one;
+        `min_interval_s` spaces the re-quotes further (a display needs a few per second).
 
         `options` are `quote`'s. While no venue is routable (every book withdrawn or
         stale) nothing is yielded; bad input raises. Call `start()` first.
@@ -314,6 +323,7 @@ class Router:
         last: tuple[Any, ...] | None = None
         try:
             while True:
+                started = time.monotonic()
                 changed.clear()
                 try:
                     quote = await self.quote(symbol, side, amount, **options)
@@ -332,6 +342,9 @@ class Router:
                         yield quote
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), recheck_s)
+                pause = min_interval_s - (time.monotonic() - started)
+                if pause > 0:
+                    await asyncio.sleep(pause)
         finally:
             for remove in removers:
                 remove()

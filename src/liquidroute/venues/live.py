@@ -336,6 +336,7 @@ class LiveVenue:
         self.listeners: list[Listener] = []
         self._feeds = {s: _Feed(self, s) for s in dict.fromkeys(symbols)}
         self._started = False
+        self._markets: dict[str, Market] = {}
 
     @property
     def name(self) -> str:
@@ -359,7 +360,7 @@ class LiveVenue:
         if self._started:
             return
         for symbol in self._feeds:
-            await self.venue.market(symbol)
+            self._markets[symbol] = await self.venue.market(symbol)
         self._started = True
         for feed in self._feeds.values():
             feed.task = asyncio.create_task(feed.run(), name=f"live:{self.name}:{feed.symbol}")
@@ -414,7 +415,11 @@ class LiveVenue:
         return feed.book.top(depth) if depth else feed.book
 
     async def market(self, symbol: str) -> Market:
-        return await self.venue.market(symbol)
+        """The market, loaded once at start (no network, no re-parsing per quote)."""
+        market = self._markets.get(symbol)
+        if market is None:
+            market = self._markets[symbol] = await self.venue.market(symbol)
+        return market
 
     async def close(self) -> None:
         tasks = [f.task for f in self._feeds.values() if f.task is not None]
