@@ -97,9 +97,9 @@ def test_watch_min_interval_spaces_the_quotes(pair, monkeypatch):
             await on_server(b.update, asks=[(60004.0, 1.0)])  # coalesced with the one above
             second = await asyncio.wait_for(stream.__anext__(), 5)
             assert asyncio.get_running_loop().time() - first_at >= 0.35
-            assert second.legs[0].worst_price == 60004.0 or any(
-                leg.worst_price == 60004.0 for leg in second.legs
-            )
+            # both updates are in it: 1.0 at 60004, 0.5 at 60005, all on b
+            assert second.venues == ("b",)
+            assert second.legs[0].avg_price == pytest.approx((60004.0 + 0.5 * 60005.0) / 1.5)
             await stream.aclose()
 
     asyncio.run(go())
