@@ -68,18 +68,10 @@ class BinanceWsLoopback(BinanceLoopback):
         self._subscribed_at = self.update_id
 
     # ------------------------------------------------------------------ server
-    async def _serve(self) -> None:
-        app = web.Application()
-        app.router.add_get("/stream/ws/{tail:.*}", self._websocket)
-        app.router.add_get("/stream/ws", self._websocket)
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if request.path.startswith("/stream/ws"):
+            return await self._websocket(request)
+        return await super()._dispatch(request)
 
     def stop(self) -> None:
         if self._loop is not None:
