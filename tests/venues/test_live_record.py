@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
 import time
 
 import numpy as np
@@ -123,3 +124,53 @@ def test_level_changes_turn_one_side_into_the_other():
             else:
                 del book[price]
         assert sorted(book.items()) == sorted(map(tuple, b.tolist()))
+
+
+def test_record_command_streams_from_the_websocket(exchange, monkeypatch, tmp_path):
+    from tests.venues.test_live import point_at
+
+    point_at(monkeypatch, "binance", exchange)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        i = 0
+        while not stop.is_set():
+            exchange.update(bids=[(59990.0, 1.0 + i % 4)])
+            i += 1
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=trickle)
+    thread.start()
+    try:
+        result = CliRunner().invoke(
+            app,
+            [
+                *("record", SYMBOL, "--venues", "binance", "--out", str(tmp_path)),
+                *("--duration", "1.5s", "--interval", "0.2s"),
+            ],
+        )
+    finally:
+        stop.set()
+        thread.join()
+    assert result.exit_code == 0, result.output
+    updates = read_incremental_l2(tmp_path / "binance_incremental_book_L2_BTCUSDT.csv.gz")
+    assert exchange.connect_count == 1 and exchange.count("/api/v3/depth") == 1
+    assert updates.is_snapshot.sum() == len(BIDS) + len(ASKS)  # one snapshot block
+    assert (~updates.is_snapshot).sum() >= 5  # then the stream's increments
+
+
+def test_a_failing_writer_stops_the_recording(exchange, monkeypatch, tmp_path):
+    async def go():
+        venue = live(monkeypatch, exchange)
+
+        def broken(event):
+            raise OSError("No space left on device")
+
+        venue.add_listener(broken)
+        task = asyncio.create_task(
+            record([venue], SYMBOL, tmp_path, duration_s=30, interval_s=0.05)
+        )
+        with pytest.raises(OSError, match="No space"):
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(go())

@@ -130,6 +130,8 @@ async def record(
                 else:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), pause)
+                for feed in feeds:
+                    feed.check()  # a failed write stops the recording, it is not a gap
                 for writer in writers:
                     writer.fh.flush()
                 ticks += 1

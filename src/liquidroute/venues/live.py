@@ -207,6 +207,7 @@ class _Feed:
         self.first = asyncio.Event()
         self.bids, self.asks = _Side(bids=True), _Side(bids=False)
         self.rebuilds = 0
+        self.crash: Exception | None = None
         self.callbacks: list[Callable[[], None]] = []
         self.task: asyncio.Task[None] | None = None
 
@@ -267,6 +268,17 @@ class _Feed:
             changed["asks"].clear()
 
     async def run(self) -> None:
+        """Keep the book until cancelled. An error that is not the venue's (a listener
+        failing, e.g. a recorder's disk) stops the feed: kept in `crash`, state failed."""
+        try:
+            await self._keep()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.crash = exc
+            self.withdraw("failed", f"feed stopped: {type(exc).__name__}: {exc}")
+
+    async def _keep(self) -> None:
         import ccxt
 
         owner = self.owner
@@ -378,6 +390,12 @@ class LiveVenue:
         callbacks = self._feed(symbol).callbacks
         callbacks.append(callback)
         return lambda: callbacks.remove(callback) if callback in callbacks else None
+
+    def check(self) -> None:
+        """Raise the error that stopped a feed, if one did (see `_Feed.run`)."""
+        for feed in self._feeds.values():
+            if feed.crash is not None:
+                raise feed.crash
 
     def version(self, symbol: str) -> int:
         return self._feed(symbol).version
