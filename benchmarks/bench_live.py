@@ -205,6 +205,44 @@ async def cpu(urls: list[list[str]], levels: int, seconds: float, ex: Exchanges)
     return {"cpu_pct": (c1 - c0) / (w1 - w0) * 100, "updates_per_s": got / (w1 - w0)}
 
 
+# ---------------------------------------------------------------------------- 2b. apply
+def apply_cost(levels: int, repeat: int) -> dict:
+    """One book version from a 1-3 level diff: incremental sides vs a rebuild from ccxt's
+    lists (what a cache that copies the whole book per update would pay)."""
+    import ccxt.pro
+
+    from liquidroute.venues.live import _track_changes
+
+    rng = random.Random(5)
+    client = ccxt.pro.binance()
+    _track_changes(client)
+    bids, asks = ladder(levels)
+    book = client.order_book({}, levels)
+    book.reset({"bids": bids, "asks": asks})
+    owner = type("Owner", (), {"name": "x", "depth": None, "listeners": []})()
+    feed = _Feed(owner, SYMBOL)  # type: ignore[arg-type]
+    feed.accept(book)
+    diffs = []
+    for _ in range(repeat):
+        side = rng.choice(("bids", "asks"))
+        k = rng.randint(0, 4)
+        price = 59999.5 - k * 0.5 if side == "bids" else 60000.5 + k * 0.5
+        diffs.append((side, price, rng.randint(1, 40) / 10))
+    t = time.perf_counter()
+    for side, price, size in diffs:
+        book[side].store(price, size)
+        feed.accept(book)
+    incremental_us = (time.perf_counter() - t) / repeat * 1e6
+    t = time.perf_counter()
+    for side, price, size in diffs[: repeat // 10]:
+        book[side].store(price, size)
+        book.lr_reset = True  # force the rebuild path
+        feed.accept(book)
+    rebuild_us = (time.perf_counter() - t) / (repeat // 10) * 1e6
+    asyncio.run(client.close())
+    return {"incremental_us": incremental_us, "rebuild_us": rebuild_us}
+
+
 # ---------------------------------------------------------------------------- 3. quote
 async def quote_from_memory(venues_n: int, levels: int, repeat: int) -> dict:
     bids, asks = ladder(levels)
@@ -281,6 +319,13 @@ def main() -> None:
     print(
         f"2. cache CPU, {args.venues} venues x 100 upd/s: {c['cpu_pct']:.1f} % of one core "
         f"(target < 25 %), {c['updates_per_s']:.0f} book versions/s kept"
+    )
+
+    a = apply_cost(args.levels, 2000)
+    print(
+        f"2b. one book version from a 1-3 level diff at {args.levels} levels: incremental "
+        f"{a['incremental_us']:.0f} us vs rebuild {a['rebuild_us']:.0f} us "
+        f"({a['incremental_us'] / a['rebuild_us']:.2f}x)"
     )
 
     q = asyncio.run(quote_from_memory(10, 500, 300))
