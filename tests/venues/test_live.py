@@ -111,8 +111,13 @@ def test_keeps_the_servers_book_level_by_level(exchange, monkeypatch):
                 {"bids": [(60000.0, 0.0), (59000.0, 1.0)]},
             ]
             for change in changes:
+                before, top = await venue.snapshot(SYMBOL), await venue.snapshot(SYMBOL, 3)
+                assert await venue.snapshot(SYMBOL) is before  # one object per version
+                assert await venue.snapshot(SYMBOL, 3) is top
                 await on_server(exchange.update, **change)
                 await equal_to_server(venue, exchange)
+                assert await venue.snapshot(SYMBOL) is not before
+                assert_levels((await venue.snapshot(SYMBOL, 3)).bids, exchange.book()[0][:3])
             status = venue.status(SYMBOL)
             assert status.mode == "websocket" and status.state == "live"
             assert status.updates == len(journal.events) >= 1 + len(changes) - 1

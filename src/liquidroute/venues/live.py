@@ -208,6 +208,7 @@ class _Feed:
         self.bids, self.asks = _Side(bids=True), _Side(bids=False)
         self.rebuilds = 0
         self.crash: Exception | None = None
+        self.top: tuple[int, int, DepthSnapshot] | None = None  # (version, depth, book)
         self.callbacks: list[Callable[[], None]] = []
         self.task: asyncio.Task[None] | None = None
 
@@ -425,12 +426,17 @@ class LiveVenue:
     async def snapshot(self, symbol: str, depth: int | None = None) -> DepthSnapshot:
         """The book in memory (no network). Raises VenueUnavailableError while there is
         none (starting, resyncing, reconnecting); a stale book is returned with its old
-        timestamp for the guard to judge."""
+        timestamp for the guard to judge. The same object is returned until the book
+        changes (per depth), so caches keyed by snapshot identity stay valid."""
         feed = self._feed(symbol)
         if feed.book is None or feed.state not in ("live", "stale"):
             why = feed.error or "no book received yet"
             raise VenueUnavailableError(self.name, f"{symbol} live book {feed.state}: {why}")
-        return feed.book.top(depth) if depth else feed.book
+        if not depth:
+            return feed.book
+        if feed.top is None or feed.top[:2] != (feed.version, depth):
+            feed.top = (feed.version, depth, feed.book.top(depth))
+        return feed.top[2]
 
     async def market(self, symbol: str) -> Market:
         """The market, loaded once at start (no network, no re-parsing per quote)."""
