@@ -10,7 +10,7 @@ from liquidroute import Router
 from liquidroute.model import DepthSnapshot
 from liquidroute.router.route import route
 from tests.loopback.binance_ws import BinanceWsLoopback
-from tests.venues.test_live import ASKS, BIDS, SYMBOL, equal_to_server, live, on_server
+from tests.venues.test_live import ASKS, BIDS, SYMBOL, equal_to_server, live, on_server, until
 
 
 @pytest.fixture
@@ -103,3 +103,34 @@ def test_watch_min_interval_spaces_the_quotes(pair, monkeypatch):
             await stream.aclose()
 
     asyncio.run(go())
+
+
+def test_watch_yields_again_when_the_only_book_recovers(monkeypatch):
+    ex = BinanceWsLoopback(bids=BIDS, asks=ASKS).start()
+
+    async def go():
+        venue = live(monkeypatch, ex, max_age_s=0.3)
+        async with Router([venue], max_age_ms=300) as router:
+            await router.start()
+            quotes = []
+
+            async def consume() -> None:
+                async for q in router.watch(SYMBOL, "buy", 1.0, recheck_s=0.05):
+                    quotes.append(q)
+
+            consumer = asyncio.create_task(consume())
+            await until(lambda: len(quotes) == 1)
+            ex.stall(True)
+            await until(lambda: venue.status(SYMBOL).state == "stale")
+            await asyncio.sleep(0.2)  # nothing routable: nothing yielded
+            assert len(quotes) == 1
+            ex.stall(False)
+            await on_server(ex.update, bids=[(59000.0, 1.0)])  # fresh, same optimum
+            await until(lambda: len(quotes) == 2)
+            assert quotes[1].total_cost == quotes[0].total_cost
+            consumer.cancel()
+
+    try:
+        asyncio.run(go())
+    finally:
+        ex.stop()

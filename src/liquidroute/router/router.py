@@ -309,7 +309,8 @@ class Router:
         `min_interval_s` spaces the re-quotes further (a display needs a few per second).
 
         `options` are `quote`'s. While no venue is routable (every book withdrawn or
-        stale) nothing is yielded; bad input raises. Call `start()` first.
+        stale) nothing is yielded, and the first quote after is yielded even if it equals
+        the last one; bad input raises. Call `start()` first.
         """
         import contextlib
 
@@ -330,7 +331,7 @@ class Router:
                 except BadInput:
                     raise
                 except LiquidrouteError:
-                    quote = None
+                    quote, last = None, None  # the recovery is yielded even if unchanged
                 if quote is not None:
                     key = (
                         tuple((leg.venue, leg.amount, leg.cost) for leg in quote.legs),
