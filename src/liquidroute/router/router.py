@@ -15,7 +15,7 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from liquidroute.errors import (
     DataError,
@@ -29,6 +29,9 @@ from liquidroute.router.guard import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_DEVIATION_B
 from liquidroute.router.options import RouteOptions, resolve_options
 from liquidroute.router.route import route
 from liquidroute.venues.base import Venue
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,3 +233,69 @@ class Router:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    # ------------------------------------------------------------------ live books
+    async def start(self) -> None:
+        """Start the venues that keep their own books (`venues.live.LiveVenue`): markets
+        loaded, feeds running, first books awaited. Afterwards `quote` answers from memory."""
+        from liquidroute.venues.live import StreamingVenue
+
+        await asyncio.gather(*(v.start() for v in self.venues if isinstance(v, StreamingVenue)))
+
+    async def watch(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        *,
+        recheck_s: float = 1.0,
+        min_interval_s: float = 0.0,
+        **options: Any,
+    ) -> AsyncIterator[Quote]:
+        """Yield a quote now and a new one each time the optimum changes (legs, amounts,
+        total cost or the venues left out), re-quoting on every live book update and at
+        least every `recheck_s` (a book going stale changes the route without an update).
+        Updates arriving while a quote is computed are coalesced into the next one;
+        `min_interval_s` spaces the re-quotes further (a display needs a few per second).
+
+        `options` are `quote`'s. While no venue is routable (every book withdrawn or
+        stale) nothing is yielded, and the first quote after is yielded even if it equals
+        the last one; bad input raises. Call `start()` first.
+        """
+        import contextlib
+
+        from liquidroute.errors import InvalidInputError as BadInput
+        from liquidroute.venues.live import StreamingVenue
+
+        changed = asyncio.Event()
+        removers = [
+            v.subscribe(symbol, changed.set) for v in self.venues if isinstance(v, StreamingVenue)
+        ]
+        last: tuple[Any, ...] | None = None
+        try:
+            while True:
+                started = time.monotonic()
+                changed.clear()
+                try:
+                    quote = await self.quote(symbol, side, amount, **options)
+                except BadInput:
+                    raise
+                except LiquidrouteError:
+                    quote, last = None, None  # the recovery is yielded even if unchanged
+                if quote is not None:
+                    key = (
+                        tuple((leg.venue, leg.amount, leg.cost) for leg in quote.legs),
+                        quote.total_cost,
+                        tuple(sorted(quote.excluded)),
+                    )
+                    if key != last:
+                        last = key
+                        yield quote
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), recheck_s)
+                pause = min_interval_s - (time.monotonic() - started)
+                if pause > 0:
+                    await asyncio.sleep(pause)
+        finally:
+            for remove in removers:
+                remove()

@@ -155,11 +155,15 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def rewrite_urls(urls: Any, base_url: str) -> Any:
-    """Every URL string in a (nested) ccxt `urls['api']` with its host replaced by base_url."""
+def rewrite_urls(urls: Any, base_url: str, schemes: tuple[str, ...] = ("http",)) -> Any:
+    """Every URL string in a (nested) ccxt `urls['api']` with its host replaced by base_url.
+
+    Only URLs starting with one of `schemes` are rewritten: REST ones by default, the
+    websocket ones (`urls['api']['ws']`) with `schemes=("ws",)`.
+    """
     if isinstance(urls, dict):
-        return {k: rewrite_urls(v, base_url) for k, v in urls.items()}
-    if isinstance(urls, str) and urls.startswith("http"):
+        return {k: rewrite_urls(v, base_url, schemes) for k, v in urls.items()}
+    if isinstance(urls, str) and urls.startswith(schemes):
         path = urlsplit(urls).path
         return base_url.rstrip("/") + path
     return urls
@@ -203,11 +207,15 @@ class CcxtVenue:
         base_url: str | None = None,
         name: str | None = None,
         ioc_timeout_s: float = 2.0,
+        websocket: bool = False,
+        ws_url: str | None = None,
     ) -> None:
         """`name` (default: the exchange id) tells two accounts on one exchange apart.
 
         Where the venue has no IOC (ccxt `features`), an order is sent as a plain limit
-        order and whatever rests after `ioc_timeout_s` is cancelled.
+        order and whatever rests after `ioc_timeout_s` is cancelled. With `websocket`, the
+        client is ccxt.pro's (where ccxt.pro has the exchange) and `ws_url` replaces the
+        host of its websocket URLs (`urls['api']['ws']`, paths kept).
         """
         import ccxt.async_support as ccxt_async
 
@@ -221,13 +229,21 @@ class CcxtVenue:
                 config["options"] = options
             if credentials is not None:
                 config.update(credentials.ccxt_config())
-            exchange = getattr(ccxt_async, exchange_id)(config)
+            module: Any = ccxt_async
+            if websocket:
+                import ccxt.pro as ccxt_pro
+
+                module = ccxt_pro if exchange_id in ccxt_pro.exchanges else ccxt_async
+            exchange = getattr(module, exchange_id)(config)
         for attr in ("apiKey", "secret", "password", "uid", "privateKey"):
             value = getattr(exchange, attr, None)
             if isinstance(value, str):
                 register_secret(value)  # however the client got its keys, redact masks them
         if base_url:
             exchange.urls["api"] = rewrite_urls(exchange.urls["api"], base_url)
+        api = exchange.urls.get("api")
+        if ws_url and isinstance(api, dict) and "ws" in api:
+            api["ws"] = rewrite_urls(api["ws"], ws_url, ("ws",))
         self.name = name or exchange_id
         self.exchange = exchange
         self.ioc_timeout_s = ioc_timeout_s
@@ -463,12 +479,14 @@ def venue_from_spec(
     credentials: Credentials | None = None,
     timeout_ms: int = 10_000,
     ioc_timeout_s: float = 2.0,
+    websocket: bool = False,
 ) -> CcxtVenue:
     """A venue from a CLI spec: `okx`, or `NAME=EXCHANGE_ID` for a second account.
 
     Environment, per venue NAME: LIQUIDROUTE_<NAME>_URL points the client at another base
-    URL (testnet, proxy, loopback); LIQUIDROUTE_<NAME>_OPTIONS is JSON merged into the
-    ccxt options (e.g. {"fetchMarkets": {"types": ["spot"]}}).
+    URL (testnet, proxy, loopback), LIQUIDROUTE_<NAME>_WS_URL does the same for its
+    websocket URLs (with `websocket`: a ccxt.pro client); LIQUIDROUTE_<NAME>_OPTIONS is
+    JSON merged into the ccxt options (e.g. {"fetchMarkets": {"types": ["spot"]}}).
     """
     import json
     import os
@@ -492,4 +510,6 @@ def venue_from_spec(
         timeout_ms=timeout_ms,
         base_url=os.environ.get(prefix + "URL") or None,
         ioc_timeout_s=ioc_timeout_s,
+        websocket=websocket,
+        ws_url=os.environ.get(prefix + "WS_URL") or None,
     )
