@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from liquidroute.cli.common import console, fail, parse_pairs, reported_errors
+from liquidroute.cli.common import console, fail, note, parse_pairs, reported_errors
 from liquidroute.cli.sources import FeeOpt, JsonOpt
 
 data_app = typer.Typer(help="Inspect and convert recorded book files.", no_args_is_help=True)
@@ -158,16 +158,15 @@ def backtest(
     else:
         render(summ, len(parents), data.label)
     err = console(stderr=True)
-    for note in data.notes:
-        err.print(f"[yellow]note:[/] {note}")
+    for message in data.notes:
+        note(err, message)
     if out is not None:
         err.print(f"wrote {out}/results.parquet, results.csv, summary.csv, summary.json, plot.png")
 
 
 def render(summ: object, n: int, label: str) -> None:
-    from rich.table import Table
+    from liquidroute.cli.render import Col, fixed, print_table
 
-    table = Table(title=f"{n} parent orders — {label}", title_justify="left")
     cols = [
         ("strategy", "Strategy", "{}"),
         ("fill_ratio", "Filled", "{:.1%}"),
@@ -178,17 +177,22 @@ def render(summ: object, n: int, label: str) -> None:
         ("saved_vs_best_venue_bps_mean", "Saved bps", "{:.2f}"),
         ("saved_vs_best_venue_quote", "Saved (quote)", "{:,.2f}"),
     ]
-    for _, title, _ in cols:
-        table.add_column(title, justify="left" if title == "Strategy" else "right")
-    for record in summ.to_dict(orient="records"):  # type: ignore[attr-defined]
-        table.add_row(
-            *(
-                fmt.format(record[key]) if key in record and record[key] == record[key] else "—"
-                for key, _, fmt in cols
-            )
-        )
-    console().print(table)
-    console().print(
+
+    def cell(value: object, fmt: str) -> str:
+        if value is None or value != value:  # None or NaN
+            return "—"
+        if isinstance(value, float) and fmt.endswith("f}"):
+            return fixed(value, int(fmt[-3]))  # never -0.00
+        return fmt.format(value)
+
+    rows = [
+        [cell(record.get(key), fmt) for key, _, fmt in cols]
+        for record in summ.to_dict(orient="records")  # type: ignore[attr-defined]
+    ]
+    out = console()
+    columns = [Col(title, right=title != "Strategy") for _, title, _ in cols]
+    print_table(out, f"{n} parent orders — {label}", columns, rows)
+    out.print(
         "Slippage: all-in average price vs the consolidated mid at order time, bps "
         "(positive = worse). Shortfall: fill at t + latency vs plan at t."
     )

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from liquidroute.cli.common import console, fail, parse_venue_list, reported_errors
+from liquidroute.cli.common import (
+    console,
+    echo_json,
+    fail,
+    note,
+    parse_venue_list,
+    reported_errors,
+)
 from liquidroute.cli.sources import JsonOpt, TimeoutOpt
 
 if TYPE_CHECKING:
@@ -55,36 +61,39 @@ async def live_books(
 
 
 def render(q: GraphQuote, out: Console) -> None:
-    from rich.table import Table
+    from liquidroute.cli.render import Col, amount, fixed, print_table, quote_currency
 
-    title = f"{q.amount_in:,.8g} {q.source} -> {q.amount_out:,.8g} {q.target} (exact {q.exact})"
-    table = Table(title=title, title_justify="left")
-    for col in ("Hop", "Venue", "Market", "Side", "In", "Out", "Avg price", "Fee (quote)"):
-        table.add_column(
-            col, justify="left" if col in ("Hop", "Venue", "Market", "Side") else "right"
-        )
-    for hop in q.hops:
-        for leg in hop.legs:
-            table.add_row(
-                f"{hop.asset_in}->{hop.asset_out}",
-                leg.venue,
-                leg.symbol,
-                leg.side,
-                f"{leg.amount_in:,.8g}",
-                f"{leg.amount_out:,.8g}",
-                f"{leg.avg_price:,.8g}",
-                f"{leg.fee:,.6g}",
-            )
-    out.print(table)
+    title = (
+        f"{amount(q.amount_in)} {q.source} -> {amount(q.amount_out)} {q.target} (exact {q.exact})"
+    )
+    rows = [
+        [
+            f"{hop.asset_in}->{hop.asset_out}",
+            leg.venue,
+            leg.symbol,
+            leg.side,
+            f"{amount(leg.amount_in)} {leg.asset_in}",
+            f"{amount(leg.amount_out)} {leg.asset_out}",
+            f"{leg.avg_price:,.8g}",
+            f"{fixed(leg.fee, 6)} {quote_currency(leg.symbol)}",
+        ]
+        for hop in q.hops
+        for leg in hop.legs
+    ]
+    columns = [Col("Hop"), Col("Venue"), Col("Market"), Col("Side")]
+    columns += [Col(c, right=True) for c in ("In", "Out", "Avg price", "Fee")]
+    print_table(out, title, columns, rows)
     if q.direct_out is not None and q.exact == "in":
         gain = (q.amount_out / q.direct_out - 1) * 1e4
         out.print(
-            f"Direct markets only: {q.direct_out:,.8g} {q.target}; joint route gains {gain:.2f} bps"
+            f"Direct markets only: {amount(q.direct_out)} {q.target}; joint route gains "
+            f"{fixed(gain)} bps ({amount(q.amount_out - q.direct_out)} {q.target})"
         )
     elif q.direct_in is not None:
         gain = (1 - q.amount_in / q.direct_in) * 1e4
         out.print(
-            f"Direct markets only: {q.direct_in:,.8g} {q.source}; joint route saves {gain:.2f} bps"
+            f"Direct markets only: {amount(q.direct_in)} {q.source}; joint route saves "
+            f"{fixed(gain)} bps ({amount(q.direct_in - q.amount_in)} {q.source})"
         )
     else:
         out.print("Direct markets only: cannot fill this amount")
@@ -181,9 +190,9 @@ def convert(
             hop_penalty_bps=hop_penalty_bps,
         )
     if json_out:
-        typer.echo(json.dumps(quote.to_dict(), indent=2))
+        echo_json(quote.to_dict())
     else:
         render(quote, console())
     err = console(stderr=True)
-    for note in [*notes, *quote.warnings]:
-        err.print(f"[yellow]note:[/] {note}")
+    for message in [*notes, *quote.warnings]:
+        note(err, message)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -10,6 +9,7 @@ import typer
 from liquidroute.cli.common import (
     EXIT_NOT_ROUTABLE,
     console,
+    echo_json,
     fail,
     parse_pairs,
     reported_errors,
@@ -167,7 +167,7 @@ def quote(
     from liquidroute.cli.render import render_diagnostics, render_quote
 
     if json_out:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        echo_json(result.to_dict())
     else:
         render_quote(result, console())
     render_diagnostics(result, console(stderr=True))
