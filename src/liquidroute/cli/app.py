@@ -12,7 +12,7 @@ app = typer.Typer(
         "Provably optimal smart order routing across crypto venues.\n\n"
         "Splits an order over several venues' order books so that the total cost, taker "
         "fees included, is the least possible, and shows what it saves against simple "
-        "strategies. Try: liquidroute quote BTC/USDT buy 5 --sample"
+        "strategies. Try: liquidroute quote BTC/USDT sell 50 --sample"
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -282,7 +282,9 @@ def execute(
             trading = live_venues(names, config, timeout, ioc_timeout)
             label = "live venues: " + ", ".join(names)
         else:
-            sources, label = select_venues(venues, sample, books, at, timeout_s=timeout)
+            sources, label = select_venues(
+                venues, sample, books, at, timeout_s=timeout, symbol=symbol
+            )
             trading = [SimulatedVenue(s, latency_ms=latency_ms) for s in sources]
         router = Router(
             trading,

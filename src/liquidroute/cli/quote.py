@@ -139,7 +139,7 @@ def quote(
         value = check_amount(amount, "AMOUNT")
         fees = parse_pairs(fee, "--fee")
         caps = parse_pairs(cap, "--cap")
-        sources, label = select_venues(venues, sample, books, at, timeout_s=timeout)
+        sources, label = select_venues(venues, sample, books, at, timeout_s=timeout, symbol=symbol)
         router = Router(
             sources,
             guard=not no_guard,

@@ -74,7 +74,9 @@ def print_table(
     from rich.cells import cell_len
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False
+    )
     for i, col in enumerate(columns):
         whole = max([cell_len(col.name), *(cell_len(row[i]) for row in rows)])
         table.add_column(

@@ -10,7 +10,7 @@ def venues() -> None:
     books, no keys needed for quotes) and the bundled sample venues (offline)."""
     with reported_errors():
         from liquidroute.venues.ccxt_venue import supported_venues
-        from liquidroute.venues.sample import SAMPLE_NOTE, sample_venues
+        from liquidroute.venues.sample import HOLDS, SAMPLE_NOTE, sample_venues
 
         out = console()
         live = supported_venues()
@@ -18,4 +18,5 @@ def venues() -> None:
         out.print(", ".join(live))
         names = ", ".join(v.name for v in sample_venues())
         out.print(styled("\n", ("Sample venues", "bold"), f" (--sample, offline): {names}"))
+        out.print(f"It holds {HOLDS}.")
         out.print(SAMPLE_NOTE)
