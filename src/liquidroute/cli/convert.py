@@ -28,14 +28,20 @@ DEFAULT_BRIDGES = "BTC,ETH,USDT,USDC"
 async def live_books(
     specs: list[str], assets: set[str], timeout_s: float
 ) -> tuple[list[DepthSnapshot], list[Market], list[str]]:
-    """Books of every market whose base and quote are both in `assets`, on each venue."""
-    from liquidroute.errors import LiquidrouteError
+    """Books of every market whose base and quote are both in `assets`, on each venue.
+
+    A venue that fails is left out (a note says why); when every venue fails, the error
+    names each one and its cause (exit 1), so an offline machine is never told that the
+    assets are unknown.
+    """
+    from liquidroute.errors import LiquidrouteError, NoVenueAnsweredError
     from liquidroute.venues.ccxt_venue import venue_from_spec
 
     venues = [venue_from_spec(s, timeout_ms=int(timeout_s * 1e3)) for s in specs]
     snaps: list[DepthSnapshot] = []
     markets: list[Market] = []
     notes: list[str] = []
+    failed: dict[str, LiquidrouteError] = {}
     try:
         for venue in venues:
             try:
@@ -54,9 +60,14 @@ async def live_books(
                     snaps.append(result[0])
                     markets.append(result[1])
             except LiquidrouteError as exc:
+                failed[venue.name] = exc
                 notes.append(f"{venue.name} left out: {exc}")
     finally:
         await asyncio.gather(*(v.close() for v in venues), return_exceptions=True)
+    if not snaps and failed:
+        if len(failed) == 1:
+            raise next(iter(failed.values()))
+        raise NoVenueAnsweredError(list(failed.values()), list(failed))
     return snaps, markets, notes
 
 
@@ -104,8 +115,10 @@ def render(q: GraphQuote, out: Console) -> None:
 
 
 def convert(
-    source: Annotated[str, typer.Argument(help="Asset to convert from, e.g. USDT.")],
-    target: Annotated[str, typer.Argument(help="Asset to convert to, e.g. ETH.")],
+    source: Annotated[
+        str, typer.Argument(metavar="FROM", help="Asset to convert from, e.g. USDT.")
+    ],
+    target: Annotated[str, typer.Argument(metavar="TO", help="Asset to convert to, e.g. ETH.")],
     amount: Annotated[str, typer.Argument(help="Amount of FROM to spend (of TO with --out).")],
     out_: Annotated[
         bool, typer.Option("--out", help="AMOUNT is what to receive in TO, not what to spend.")
@@ -156,13 +169,10 @@ def convert(
         if sample == bool(venues):
             raise fail("choose exactly one source: --venues a,b,c or --sample")
         if sample:
-            from liquidroute.venues.sample_graph import (
-                SAMPLE_GRAPH_NOTE,
-                sample_graph_markets,
-                sample_graph_snapshots,
-            )
+            from liquidroute.venues.sample import sample_spot
+            from liquidroute.venues.sample_graph import SAMPLE_GRAPH_NOTE
 
-            snaps, markets = sample_graph_snapshots(), sample_graph_markets()
+            snaps, markets = sample_spot()
             notes.append(SAMPLE_GRAPH_NOTE)
         else:
             assets = {src, dst, *(bridge_list or [])}
