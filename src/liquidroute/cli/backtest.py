@@ -156,7 +156,8 @@ def backtest(
     if json_out:
         typer.echo(report.summary_json(summ, data.label))
     else:
-        render(summ, len(parents), data.label)
+        symbol = next(iter(data.markets.values())).symbol
+        render(summ, len(parents), data.label, symbol.split("/")[1].split(":")[0])
     err = console(stderr=True)
     for message in data.notes:
         note(err, message)
@@ -164,7 +165,7 @@ def backtest(
         err.print(f"wrote {out}/results.parquet, results.csv, summary.csv, summary.json, plot.png")
 
 
-def render(summ: object, n: int, label: str) -> None:
+def render(summ: object, n: int, label: str, currency: str = "quote") -> None:
     from liquidroute.cli.render import Col, fixed, print_table
 
     cols = [
@@ -175,7 +176,7 @@ def render(summ: object, n: int, label: str) -> None:
         ("slippage_bps_p95", "Slip p95", "{:.2f}"),
         ("shortfall_bps_mean", "Shortfall", "{:.2f}"),
         ("saved_vs_best_venue_bps_mean", "Saved bps", "{:.2f}"),
-        ("saved_vs_best_venue_quote", "Saved (quote)", "{:,.2f}"),
+        ("saved_vs_best_venue_quote", f"Saved ({currency})", "{:,.2f}"),
     ]
 
     def cell(value: object, fmt: str) -> str:

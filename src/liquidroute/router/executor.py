@@ -302,6 +302,7 @@ class Executor:
         rounds = max((c.round for c in children), default=0)
         first_round = rounds + 1
         stop = ""
+        ran_out = ""  # set when a quote shows the books cannot fill what is left
         tol = amount * 1e-9
         while True:
             await self._resolve_unknown(children)
@@ -334,13 +335,19 @@ class Executor:
                     symbol, side, remaining, baselines=False, exclude=bad, fees=self.fees
                 )
             except LiquidrouteError as exc:
-                stop = f"no route for the remainder: {exc}"
+                stop = ran_out or f"no route for the remainder: {exc}"
                 break
             if rounds == first_round:
                 timings["first_quote_ms"] = (time.perf_counter() - t0) * 1e3
             if quote.filled <= 0 or quote.avg_price is None:
-                stop = "no liquidity left on the remaining venues"
+                stop = ran_out or "no liquidity left on the remaining venues"
                 break
+            if quote.unfilled > tol and not ran_out:
+                ran_out = (
+                    f"the books ran out: the venues' books held {quote.filled:.8g} of the "
+                    f"{remaining:.8g} {symbol.split('/')[0]} left to fill; add venues or "
+                    "reduce the amount"
+                )
             if quoted_avg is None:
                 quoted_avg = quote.avg_price
             breach = self._breach(quote, quoted_avg)
