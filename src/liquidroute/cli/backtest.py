@@ -105,7 +105,7 @@ def backtest(
 
       liquidroute backtest ../shared/data/books/binance_*.csv.gz --every 1s --size 2
 
-      liquidroute backtest ../shared/data/books/*.csv.gz --align start --every 5s --out out/
+      liquidroute backtest binance.csv.gz bybit-spot.csv.gz --align start --size 20
     """
     with reported_errors():
         from rich.progress import Progress

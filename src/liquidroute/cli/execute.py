@@ -250,7 +250,7 @@ def execute(
 
       liquidroute execute BTC/USDT sell 1 --venues binance,okx --max-slippage-bps 20
 
-      liquidroute execute BTC/USDT buy 0.5 --venues binance --live --max-notional 50000
+      liquidroute execute BTC/USDT buy 0.5 --venues okx --live --max-notional 5e4
     """
     with reported_errors():
         from liquidroute.model import check_amount, check_side, split_symbol

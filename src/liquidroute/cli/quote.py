@@ -120,15 +120,15 @@ def quote(
 
     Examples:
 
-      liquidroute quote BTC/USDT buy 5 --sample
+      liquidroute quote BTC/USDT sell 50 --sample
 
       liquidroute quote BTC/USDT sell 2 --venues binance,okx,bybit --json
 
       liquidroute quote BTC/USDT buy 250000 --spend --sample --fee okx=0.0008
 
-      liquidroute quote BTC/USDT buy 10 --sample --balance bybit=100000 --max-venues 2
+      liquidroute quote BTC/USDT buy 10 --sample --max-venues 2 --balance okx=1e5
 
-      liquidroute quote BTC/USDT buy 1 --books binance.csv.gz --at 2024-08-08T23:58:00Z
+      liquidroute quote btc/usdt buy 1 --books binance.csv.gz --at 1723161480000
     """
     with reported_errors():
         from liquidroute.model import check_amount, check_side, split_symbol
