@@ -110,3 +110,15 @@ def test_optimum_beats_or_ties_every_baseline_on_real_books():
             for name, cost in q.baselines.items():
                 if cost is not None:
                     assert q.savings_bps[name] >= -1e-7, (side, amount, name)
+
+
+def test_markets_as_a_list_are_matched_by_venue_and_symbol():
+    """docs/library.md passes markets as a list (as route_graph takes them): the list of every
+    spot market of the sample routes BTC/USDT exactly as the dict of its BTC/USDT markets."""
+    from liquidroute.venues.sample import sample_spot
+
+    _, every_market = sample_spot()
+    as_dict = route(sample_snapshots(), "buy", 12, markets=sample_markets())
+    as_list = route(sample_snapshots(), "buy", 12, markets=every_market)
+    assert as_list.total_cost == as_dict.total_cost
+    assert [leg.fee for leg in as_list.legs] == [leg.fee for leg in as_dict.legs]

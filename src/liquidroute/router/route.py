@@ -94,7 +94,7 @@ def route(
     side: str,
     amount: float,
     *,
-    markets: Mapping[str, Market] | None = None,
+    markets: Mapping[str, Market] | Sequence[Market] | None = None,
     caps: Mapping[str, float] | None = None,
     amount_in: AmountUnit = "base",
     baselines: bool = True,
@@ -112,8 +112,9 @@ def route(
 
     `side` is "buy" or "sell"; `amount` is in base units, or in quote units with
     `amount_in="quote"` (spend exactly X on a buy, receive exactly X on a sell).
-    `markets` (keyed by venue) supply taker fees; a venue without one is routed at zero
-    fee, with a warning. `caps` bound each venue's base amount. With `baselines=False`
+    `markets` supply taker fees and rules: a list of `Market`s, as `route_graph()` takes
+    them (or a dict keyed by venue); a venue without one is routed at zero fee, with a
+    warning. `caps` bound each venue's base amount. With `baselines=False`
     the comparison strategies are skipped (the hot path for bots).
 
     Venue rules apply when one could bind (`rules=None`; True forces, False ignores them):
@@ -136,6 +137,9 @@ def route(
         raise InvalidInputError("no snapshots to route on: give at least one venue's book")
     books = snapshot_map(snapshots)
     venues = list(books)
+    if markets is not None and not isinstance(markets, Mapping):  # a list: match venue+symbol
+        symbols = {snap.symbol for snap in snapshots}
+        markets = {m.venue: m for m in markets if m.symbol in symbols}
     markets = markets or {}
     notes = list(warnings)
     fees = []
