@@ -68,7 +68,7 @@ def test_convert(columns):
 @pytest.mark.parametrize("columns", WIDTHS)
 def test_execute_and_orders(columns, tmp_path):
     journal = str(tmp_path / "journal.sqlite3")
-    args = ["execute", "BTC/USDT", "buy", "10", "--sample", "--journal", journal]
+    args = ["execute", "BTC/USDT", "sell", "20", "--sample", "--journal", journal]
     data = json.loads(run([*args, "--json"], None)[0])
     text, _ = run(args, columns)  # the same order again: same fills, a new parent id
     parent = next(line for line in text.splitlines() if line.startswith("Parent id"))
