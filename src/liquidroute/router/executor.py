@@ -344,7 +344,7 @@ class Executor:
                 break
             if quote.unfilled > tol and not ran_out:
                 ran_out = (
-                    f"the books ran out: the venues' books held {quote.filled:.8g} of the "
+                    f"the books ran out of liquidity: the venues' books held {quote.filled:.8g} of the "
                     f"{remaining:.8g} {symbol.split('/')[0]} left to fill; add venues or "
                     "reduce the amount"
                 )
