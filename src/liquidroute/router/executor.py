@@ -344,9 +344,9 @@ class Executor:
                 break
             if quote.unfilled > tol and not ran_out:
                 ran_out = (
-                    f"the books ran out of liquidity: the venues' books held {quote.filled:.8g} of the "
-                    f"{remaining:.8g} {symbol.split('/')[0]} left to fill; add venues or "
-                    "reduce the amount"
+                    "the books ran out of liquidity: the venues' books held "
+                    f"{quote.filled:.8g} of the {remaining:.8g} {symbol.split('/')[0]} left to "
+                    "fill; add venues or reduce the amount"
                 )
             if quoted_avg is None:
                 quoted_avg = quote.avg_price
