@@ -16,6 +16,7 @@ Extracted from the fenced blocks of each page:
 from __future__ import annotations
 
 import glob
+import json
 import re
 import shlex
 import socket
@@ -157,3 +158,30 @@ def test_python_example(example, monkeypatch, capsys):
         return  # compiled: it needs live venues
     exec(code, {"__name__": "__docs__"})
     capsys.readouterr()
+
+
+def test_readme_shows_the_real_output_and_figures(monkeypatch):
+    """The quick start's output block and the backtest's figures are what the commands print."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    readme = (ROOT / "README.md").read_text()
+    shown = next(
+        body for lang, _, body in FENCE.findall(readme) if lang == "text" and "sell 50" in body
+    )
+    result = CliRunner().invoke(app, ["quote", "BTC/USDT", "sell", "50", "--sample"])
+    assert result.exit_code == 0, result.output
+    printed = {line.rstrip() for line in result.stdout.splitlines()}
+    for line in shown.splitlines():
+        assert line.rstrip() in printed, line
+
+    backtest = next(ex for ex in EXAMPLES if ex.page == "README.md" and "backtest" in ex.text)
+    result = CliRunner().invoke(app, [*_args(backtest.text), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["strategy"]: r for r in json.loads(result.stdout)["strategies"]}
+    opt = rows["optimal"]
+    n = opt["orders"]
+    assert f"Replay {n} parent orders" in readme
+    assert f"saves {opt['saved_vs_best_venue_bps_mean']:.2f} bps per order" in readme
+    assert f"{opt['saved_vs_best_venue_quote']:,.0f} USDT in total" in readme
+    for name in ("equal_split", "pro_rata"):
+        assert f"{rows[name]['saved_vs_best_venue_bps_mean']:.2f} bps" in readme
