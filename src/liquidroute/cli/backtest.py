@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from liquidroute.cli.common import console, fail, note, parse_pairs, reported_errors
+from liquidroute.cli.common import (
+    console,
+    echo_json,
+    fail,
+    note,
+    parse_pairs,
+    reported_errors,
+)
 from liquidroute.cli.sources import FeeOpt, JsonOpt
 
 data_app = typer.Typer(help="Inspect and convert recorded book files.", no_args_is_help=True)
@@ -154,7 +161,7 @@ def backtest(
         if out is not None:
             report.save(df, summ, out, data.label)
     if json_out:
-        typer.echo(report.summary_json(summ, data.label))
+        echo_json(json.loads(report.summary_json(summ, data.label)))  # float noise removed
     else:
         symbol = next(iter(data.markets.values())).symbol
         render(summ, len(parents), data.label, symbol.split("/")[1].split(":")[0])

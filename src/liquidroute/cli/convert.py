@@ -15,7 +15,7 @@ from liquidroute.cli.common import (
     parse_venue_list,
     reported_errors,
 )
-from liquidroute.cli.sources import JsonOpt, TimeoutOpt
+from liquidroute.cli.sources import JsonOpt, SampleOpt, TimeoutOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -126,9 +126,7 @@ def convert(
     venues: Annotated[
         str | None, typer.Option(help="Live venues (ccxt ids), comma-separated.")
     ] = None,
-    sample: Annotated[
-        bool, typer.Option("--sample", help="The bundled multi-market sample (offline).")
-    ] = False,
+    sample: SampleOpt = False,
     bridges: Annotated[
         str,
         typer.Option(help="Assets a route may pass through (comma-separated; 'any' for all)."),
