@@ -126,7 +126,7 @@ def quote(
 
       liquidroute quote BTC/USDT buy 250000 --spend --sample --fee okx=0.0008
 
-      liquidroute quote BTC/USDT buy 10 --sample --max-venues 2 --balance okx=1e5
+      liquidroute quote BTC/USDT sell 20 --sample --max-venues 2 --max-share 0.7
 
       liquidroute quote btc/usdt buy 1 --books binance.csv.gz --at 1723161480000
     """
