@@ -76,3 +76,23 @@ def test_sample_help_says_what_it_holds():
     text = squash(runner.invoke(app, ["quote", "--help"]).stdout)
     for words in ("binance,bybitandokx", "BTC/USDT:USDTperpetual", "ETH/USDT", "derived"):
         assert words in text
+
+
+def help_examples() -> list[str]:
+    """The offline examples in every command's help (`serve` runs until stopped)."""
+    out = []
+    for _, cmd in commands():
+        for example in re.findall(r"^\s*(liquidroute .+)$", getattr(cmd, "help", "") or "", re.M):
+            offline = "--sample" in example or "../shared/data" in example
+            if offline and " serve " not in example:
+                out.append(example.strip())
+    return out
+
+
+@pytest.mark.parametrize("example", help_examples())
+def test_offline_help_examples_work(example, tmp_path, monkeypatch):
+    from tests.test_docs_examples import ROOT, _args
+
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(app, _args(example), env={"HOME": str(tmp_path)})
+    assert result.exit_code == 0, (example, result.output)
