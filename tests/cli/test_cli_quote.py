@@ -40,6 +40,19 @@ def test_quick_start_quote_splits_and_shows_savings_in_bps_and_quote():
     assert "re-centred on a common mid" in result.stderr
 
 
+def test_amounts_at_each_venues_precision():
+    """On its lot, a leg prints with the venue's decimals (what would be sent)."""
+    out = invoke("quote", "BTC/USDT", "sell", "50", "--sample").stdout
+    direct = route(sample_snapshots(), "sell", 50, markets=sample_markets())
+    markets = sample_markets()
+    for leg in direct.legs:
+        step = markets[leg.venue].amount_step
+        assert step is not None
+        decimals = len(f"{step:.10f}".rstrip("0").split(".")[1])  # 1e-05 -> 5
+        row = next(line for line in out.splitlines() if line.startswith(leg.venue))
+        assert f"{leg.amount:,.{decimals}f}" in row.split(), (leg.venue, row)
+
+
 def test_sample_quote_table_certificate():
     result = invoke("quote", "BTC/USDT", "buy", "5", "--sample", "--no-rules")
     assert result.exit_code == 0, result.output

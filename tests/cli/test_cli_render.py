@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from liquidroute.cli.app import app
 from liquidroute.cli.common import clean_floats
-from liquidroute.cli.render import amount, fixed, money
+from liquidroute.cli.render import amount, fixed, lot_amount, money, step_decimals
 
 
 @pytest.mark.parametrize(
@@ -53,3 +53,16 @@ def test_json_outputs_have_no_float_noise():
         if isinstance(token, str) and token.replace(".", "").isdigit():
             assert "99999999" not in token and "00000000" not in token, token
     assert "99999999999" not in result.stdout
+
+
+@pytest.mark.parametrize(("step", "decimals"), [(1e-5, 5), (0.001, 3), (2.5e-5, 6), (1.0, 0)])
+def test_step_decimals(step, decimals):
+    assert step_decimals(step) == decimals
+
+
+def test_lot_amount_pads_to_the_lot_only_when_on_it():
+    assert lot_amount(1.955946, 1e-8) == "1.95594600"
+    assert lot_amount(30.21539, 1e-5) == "30.21539"
+    assert lot_amount(14.0, 1e-5) == "14.00000"
+    assert lot_amount(1.2345678, 1e-3) == "1.2345678"  # off the lot (--no-rules): as computed
+    assert lot_amount(2.5, None) == "2.5"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -32,6 +33,32 @@ from liquidroute.cli.sources import (
     VenuesOpt,
     select_venues,
 )
+
+if TYPE_CHECKING:
+    from liquidroute.venues.base import Venue
+
+
+def lot_steps(venues: list[Venue], symbol: str, used: Sequence[str]) -> dict[str, float]:
+    """venue -> its amount step, for printing amounts at the venue's precision.
+
+    Markets are already loaded (the quote used them), so this asks no venue anything new;
+    a venue whose market cannot be read is simply printed at the default precision.
+    """
+    import asyncio
+
+    async def steps() -> dict[str, float]:
+        out: dict[str, float] = {}
+        for venue in venues:
+            if venue.name in used:
+                try:
+                    step = (await venue.market(symbol)).amount_step
+                except Exception:  # display only: never fail a quote over it
+                    continue
+                if step:
+                    out[venue.name] = step
+        return out
+
+    return asyncio.run(steps())
 
 
 def quote(
@@ -169,7 +196,7 @@ def quote(
     if json_out:
         echo_json(result.to_dict())
     else:
-        render_quote(result, console())
+        render_quote(result, console(), steps=lot_steps(sources, symbol, result.venues))
     render_diagnostics(result, console(stderr=True))
     if not result.complete:
         unit = "quote" if spend else "base"

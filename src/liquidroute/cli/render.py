@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,6 +45,22 @@ def amount(x: float | None, decimals: int = 8) -> str:
         return DASH
     text = f"{x:,.{decimals}f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
+
+
+def step_decimals(step: float) -> int:
+    """Decimal places of a lot step: 1e-05 -> 5, 0.001 -> 3, 2.5e-05 -> 6, 1 -> 0."""
+    from decimal import Decimal
+
+    exponent = Decimal(repr(step)).normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 8
+
+
+def lot_amount(x: float, step: float | None) -> str:
+    """An amount at the venue's precision when it sits on the venue's lot (what is sent);
+    otherwise (`--no-rules`, no market rules) at up to 8 places, as `amount`."""
+    if step and math.isfinite(x) and abs(x / step - round(x / step)) < 1e-6:
+        return f"{x:,.{step_decimals(step)}f}"
+    return amount(x)
 
 
 def money(x: float | None, currency: str, digits: int = 2) -> str:
@@ -98,8 +114,12 @@ def print_table(
             out.print(f"  {col.name:<{key_width}}  {value}")
 
 
-def render_quote(quote: Quote, out: Console) -> None:
-    """The split, the totals (with currency) and the savings against each baseline."""
+def render_quote(quote: Quote, out: Console, steps: Mapping[str, float] | None = None) -> None:
+    """The split, the totals (with currency) and the savings against each baseline.
+
+    `steps` (venue -> lot step) prints each leg's amount at its venue's precision.
+    """
+    steps = steps or {}
     cur = quote_currency(quote.symbol)
     verb = "spend" if quote.side == "buy" else "receive"
     asked = (
@@ -125,7 +145,7 @@ def render_quote(quote: Quote, out: Console) -> None:
     for leg in quote.legs:
         row = [
             leg.venue,
-            amount(leg.amount),
+            lot_amount(leg.amount, steps.get(leg.venue)),
             f"{leg.share:.1%}",
             fixed(leg.avg_price),
             fixed(leg.worst_price),
