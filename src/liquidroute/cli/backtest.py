@@ -16,7 +16,7 @@ from liquidroute.cli.common import (
     parse_pairs,
     reported_errors,
 )
-from liquidroute.cli.sources import FeeOpt, JsonOpt
+from liquidroute.cli.sources import FeeOpt, JsonOpt, SymbolArg
 
 data_app = typer.Typer(help="Inspect and convert recorded book files.", no_args_is_help=True)
 
@@ -254,7 +254,7 @@ def convert(
 
 
 def record(
-    symbol: Annotated[str, typer.Argument(help="Unified symbol, e.g. BTC/USDT.")],
+    symbol: SymbolArg,
     venues: Annotated[str, typer.Option(help="ccxt venue ids, comma-separated (NAME=ID ok).")],
     out: Annotated[Path, typer.Option(help="Directory for the CSV.gz files.")],
     duration: Annotated[str, typer.Option(help="How long: 30s, 10m, 1h.")] = "1m",
