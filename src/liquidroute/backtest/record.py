@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
-from liquidroute.backtest.data import COLUMNS, TARDIS_EXCHANGES
+from liquidroute.tardis import COLUMNS, TARDIS_EXCHANGES
 from liquidroute.errors import LiquidrouteError
 from liquidroute.venues.ccxt_venue import CcxtVenue
 

@@ -361,3 +361,12 @@ def venue_from_spec(
         base_url=os.environ.get(prefix + "URL") or None,
         ioc_timeout_s=ioc_timeout_s,
     )
+
+
+def static_taker_fee(venue: str) -> float:
+    """The taker fee from ccxt's static fee table for `venue` (0.001 when it has none)."""
+    import ccxt
+
+    exchange = getattr(ccxt, venue)()
+    fee = exchange.fees.get("trading", {}).get("taker")
+    return float(fee) if fee is not None else 0.001
