@@ -761,6 +761,54 @@ def _attach_index(path: Path, index: FileIndex) -> None:
     final.replace(path)
 
 
+def describe(source: TardisFile, gap_s: float = 5.0) -> dict[str, object]:
+    """Venue, symbol, time span, rows, messages, snapshots, and arrival gaps longer than
+    `gap_s` (the first 20), in one streaming pass."""
+    rows = messages = snapshots = snapshot_rows = 0
+    prev: tuple[bool, int] | None = None
+    first = last = -1
+    gaps: list[dict[str, object]] = []
+    n_gaps = 0
+    for b in source.batches():
+        ts = b.local_timestamp
+        if first < 0:
+            first = int(ts[0])
+        new = np.empty(len(ts), dtype=bool)
+        new[0] = prev is None or ts[0] != prev[1]
+        new[1:] = ts[1:] != ts[:-1]
+        stamps = ts[new]
+        messages += len(stamps)
+        chain = np.concatenate(([prev[1]], stamps)) if prev is not None else stamps
+        steps = np.diff(chain)
+        long = np.flatnonzero(steps > gap_s * 1e6)
+        n_gaps += len(long)
+        for i in long[: max(0, 20 - len(gaps))]:
+            gaps.append({"from": format_us(float(chain[i])), "seconds": float(steps[i]) / 1e6})
+        snapshots += int(starts_snapshot(b.is_snapshot, ts, prev).sum())
+        snapshot_rows += int(b.is_snapshot.sum())
+        prev = (bool(b.is_snapshot[-1]), int(ts[-1]))
+        last = int(ts[-1])
+        rows = b.offset + len(b)
+    return {
+        "file": str(source.path),
+        "exchange": source.exchange,
+        "venue": source.venue,
+        "symbol": source.symbol,
+        "native_symbol": source.native_symbol,
+        "start": format_us(float(first)),
+        "end": format_us(float(last)),
+        "duration_s": float(last - first) / 1e6,
+        "rows": rows,
+        "messages": messages,
+        "snapshots": snapshots,
+        "snapshot_rows": snapshot_rows,
+        "gaps_over_s": gap_s,
+        "long_gaps": n_gaps,
+        "gaps": gaps,
+        "skipped_rows": source.skipped_rows,
+    }
+
+
 __all__ = [
     "COLUMNS",
     "FileIndex",
@@ -771,6 +819,7 @@ __all__ = [
     "TardisFile",
     "ccxt_id",
     "check_file",
+    "describe",
     "format_us",
     "parse_time_ms",
     "read_incremental_l2",

@@ -6,6 +6,7 @@ This module re-exports its names so that old imports keep working.
 from __future__ import annotations
 
 from liquidroute.tardis import (
+    describe,
     COLUMNS,
     TARDIS_EXCHANGES,
     L2Updates,
@@ -22,6 +23,7 @@ __all__ = [
     "TARDIS_EXCHANGES",
     "L2Updates",
     "ccxt_id",
+    "describe",
     "format_us",
     "parse_time_ms",
     "read_incremental_l2",
