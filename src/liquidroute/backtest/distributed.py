@@ -14,6 +14,7 @@ imported only here, only when asked for.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -147,6 +148,8 @@ def run_distributed_windows(
 
     if replay.end_us is None:
         replay.scan()
+    if isinstance(orders, rp.Schedule) and orders.end_us is None:
+        orders = dataclasses.replace(orders, end_us=replay.end_us)
     indexes = [v.index for v in replay.venues]
     n = len(orders)
     size = window or max(1, -(-n // (4 * max(1, workers))))
