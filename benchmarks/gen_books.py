@@ -24,7 +24,9 @@ minute or two. The shared real files are the format reference (`../shared/data/R
 from __future__ import annotations
 
 import argparse
+import gzip
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -118,18 +120,19 @@ def generate(
         ]
     )
     tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix == ".parquet":
-        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+    with ExitStack() as stack:
+        if out.suffix == ".parquet":
+            writer = stack.enter_context(pq.ParquetWriter(tmp, schema, compression="zstd"))
+        else:
+            sink = stack.enter_context(
+                gzip.open(tmp, "wb", compresslevel=1)  # noqa: SIM115
+                if out.suffix == ".gz"
+                else tmp.open("wb")
+            )
+            sink.write((",".join(schema.names) + "\n").encode())  # tardis: a bare header
+            options = pcsv.WriteOptions(quoting_style="none", include_header=False)
+            writer = stack.enter_context(pcsv.CSVWriter(sink, schema, write_options=options))
         write = writer.write_table
-    else:
-        import gzip
-
-        sink = gzip.open(tmp, "wb", compresslevel=1) if out.suffix == ".gz" else open(tmp, "wb")
-        sink.write((",".join(schema.names) + "\n").encode())  # tardis: a bare header
-        options = pcsv.WriteOptions(quoting_style="none", include_header=False)
-        writer = pcsv.CSVWriter(sink, schema, write_options=options)
-        write = writer.write_table
-    try:
         while written < rows:
             parts = []
             n_chunk = 0
@@ -166,10 +169,6 @@ def generate(
             )
             write(table)
             written += n
-    finally:
-        writer.close()
-        if out.suffix != ".parquet":
-            sink.close()
     tmp.replace(out)
     return written
 

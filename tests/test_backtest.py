@@ -103,7 +103,7 @@ def test_orders_csv(aligned, tmp_path):
 
 
 def test_bad_inputs():
-    with pytest.raises(DataFileError, match="different instruments.*--symbol"):
+    with pytest.raises(DataFileError, match=r"different instruments.*--symbol"):
         rp.load([BOOK_FILES["bybit-spot"], BOOK_FILES["bybit"]])
     with pytest.raises(DataFileError, match="do not overlap"):
         data = rp.load(SPOT)
@@ -197,7 +197,7 @@ def test_the_help_examples_run_on_the_shared_data(tmp_path, monkeypatch):
         example = example.replace("--out out/", f"--out {tmp_path}/out")
         args = []
         for word in shlex.split(example)[1:]:
-            args.extend(sorted(glob.glob(word)) if "*" in word else [word])
+            args.extend(sorted(glob.glob(word)) if "*" in word else [word])  # noqa: PTH207
         result = runner.invoke(app, args)
         assert result.exit_code == 0, (example, result.output)
 

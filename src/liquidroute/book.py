@@ -117,7 +117,9 @@ class L2Book:
         out.bids, out.asks, out.repaired = self.bids.copy(), self.asks.copy(), self.repaired
         return out
 
-    def apply(self, is_bid: BoolArray, price: FloatArray, amount: FloatArray, row: IntArray) -> None:
+    def apply(
+        self, is_bid: BoolArray, price: FloatArray, amount: FloatArray, row: IntArray
+    ) -> None:
         if is_bid.all():
             self.bids.apply(price, amount, row)
         elif not is_bid.any():
@@ -162,9 +164,7 @@ class L2Book:
 class BookCursor:
     """A file's book moved forward in time over its batches; one pass, two clocks."""
 
-    def __init__(
-        self, batches: Iterable[Rows], *, path: Path, venue: str, symbol: str
-    ) -> None:
+    def __init__(self, batches: Iterable[Rows], *, path: Path, venue: str, symbol: str) -> None:
         self._batches: Iterator[Rows] = iter(batches)
         self.path, self.venue, self.symbol = path, venue, symbol
         self.book = L2Book()

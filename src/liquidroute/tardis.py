@@ -536,9 +536,7 @@ class TardisFile:
                 )
             yield rows
 
-    def _check_times(
-        self, local_ts: IntArray, ts: IntArray, offset: int, prev: int | None
-    ) -> None:
+    def _check_times(self, local_ts: IntArray, ts: IntArray, offset: int, prev: int | None) -> None:
         path = self.path
         for name, values in (("local_timestamp", local_ts), ("timestamp", ts)):
             late = values > MAX_US
@@ -811,11 +809,11 @@ def describe(source: TardisFile, gap_s: float = 5.0) -> dict[str, object]:
 
 __all__ = [
     "COLUMNS",
+    "MAX_US",
+    "TARDIS_EXCHANGES",
     "FileIndex",
     "L2Updates",
-    "MAX_US",
     "Rows",
-    "TARDIS_EXCHANGES",
     "TardisFile",
     "ccxt_id",
     "check_file",

@@ -15,7 +15,15 @@ from pathlib import Path
 CASES = {
     "spot3_buy": (["binance", "bybit-spot", "okex"], "start", "buy", 3.0, 1.0, 0.0, 200),
     "spot3_sell_lat900": (["binance", "bybit-spot", "okex"], "start", "sell", 2.0, 1.0, 900.0, 200),
-    "spot3_buy_big_depth40": (["binance", "bybit-spot", "okex"], "start", "buy", 25.0, 0.5, 0.0, 40),
+    "spot3_buy_big_depth40": (
+        ["binance", "bybit-spot", "okex"],
+        "start",
+        "buy",
+        25.0,
+        0.5,
+        0.0,
+        40,
+    ),
     "binance_buy_lat1500": (["binance"], None, "buy", 2.0, 1.0, 1500.0, 200),
     "bybit2_sell": (["bybit-spot", "okex"], "start", "sell", 5.0, 0.7, 250.0, 100),
     "perp_buy": (["bybit"], None, "buy", 1.0, 0.5, 0.0, 200),

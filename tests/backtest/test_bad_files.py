@@ -20,7 +20,10 @@ HEADER = "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amoun
 
 
 def book_rows(n: int, t0: int = 1_723_161_254_000_000) -> str:
-    rows = [f"binance,BTCUSDT,{t0},{t0},true,bid,100,1\n", f"binance,BTCUSDT,{t0},{t0},true,ask,101,1\n"]
+    rows = [
+        f"binance,BTCUSDT,{t0},{t0},true,bid,100,1\n",
+        f"binance,BTCUSDT,{t0},{t0},true,ask,101,1\n",
+    ]
     for i in range(1, n):
         t = t0 + i * 100_000
         rows.append(f"binance,BTCUSDT,{t},{t},false,bid,{100 - (i % 5) * 0.01:.2f},{1 + i % 3}\n")

@@ -6,11 +6,11 @@ This module re-exports its names so that old imports keep working.
 from __future__ import annotations
 
 from liquidroute.tardis import (
-    describe,
     COLUMNS,
     TARDIS_EXCHANGES,
     L2Updates,
     ccxt_id,
+    describe,
     format_us,
     parse_time_ms,
     read_incremental_l2,

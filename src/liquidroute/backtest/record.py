@@ -18,8 +18,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
-from liquidroute.tardis import COLUMNS, TARDIS_EXCHANGES
 from liquidroute.errors import LiquidrouteError
+from liquidroute.tardis import COLUMNS, TARDIS_EXCHANGES
 from liquidroute.venues.ccxt_venue import CcxtVenue
 
 _TARDIS_ID = {ccxt: tardis for tardis, (ccxt, deriv) in TARDIS_EXCHANGES.items() if not deriv}

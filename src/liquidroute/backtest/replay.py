@@ -132,8 +132,9 @@ class Schedule:
     def part(self, start: int, stop: int) -> Schedule:
         """Orders start..stop-1 as a schedule of their own."""
         first = self.first_us + start * self.every_us
-        return Schedule(first, self.every_us, self.side, self.amount,
-                        self.first_us + (stop - 1) * self.every_us)
+        return Schedule(
+            first, self.every_us, self.side, self.amount, self.first_us + (stop - 1) * self.every_us
+        )
 
 
 Orders = Schedule | Sequence[ParentOrder]
@@ -238,13 +239,17 @@ def _first_book(source: TardisFile) -> tuple[int, DepthSnapshot]:
         if batch is None:
             break
         snaps = np.flatnonzero(batch.is_snapshot)
-        cursor.advance_to(int(batch.local_timestamp[snaps[0]] if len(snaps) else batch.local_timestamp[-1]))
+        cursor.advance_to(
+            int(batch.local_timestamp[snaps[0]] if len(snaps) else batch.local_timestamp[-1])
+        )
     if not cursor.started or cursor.start_us is None:
         raise DataFileError(f"{source.path}: no snapshot rows; the book is never known")
     return cursor.start_us, cursor.snapshot()
 
 
-def _pick_symbol(sources: list[TardisFile], symbol: str | None) -> tuple[list[TardisFile], list[str]]:
+def _pick_symbol(
+    sources: list[TardisFile], symbol: str | None
+) -> tuple[list[TardisFile], list[str]]:
     held: dict[str, list[str]] = {}
     for s in sources:
         held.setdefault(s.symbol, []).append(s.path.name)
@@ -256,8 +261,11 @@ def _pick_symbol(sources: list[TardisFile], symbol: str | None) -> tuple[list[Ta
                 f"--symbol {symbol}: no file holds it; the files hold "
                 + "; ".join(f"{k} ({', '.join(v)})" for k, v in held.items())
             )
-        left = [f"{s.path.name} ({s.symbol}) left out: not {chosen[0].symbol}"
-                for s in sources if s not in chosen]
+        left = [
+            f"{s.path.name} ({s.symbol}) left out: not {chosen[0].symbol}"
+            for s in sources
+            if s not in chosen
+        ]
         return chosen, left
     if len(held) > 1:
         raise DataFileError(
@@ -614,8 +622,8 @@ __all__ = [
     "iter_rows",
     "load",
     "orders_part",
-    "window_entry",
     "read_orders",
     "run",
     "schedule",
+    "window_entry",
 ]

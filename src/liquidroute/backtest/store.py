@@ -12,7 +12,6 @@ and the plot from that file, one strategy at a time.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,7 +100,7 @@ class ResultsStore:
         target = self.path(window)
         tmp = target.with_name(f".{target.name}.tmp")
         pq.write_table(table, tmp)
-        os.replace(tmp, target)
+        tmp.replace(target)
 
     def finish(self, label: str, *, keep_files: bool = True) -> Path:
         """results.parquet and .csv from the parts, in window order; returns the Parquet."""

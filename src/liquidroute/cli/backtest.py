@@ -129,7 +129,7 @@ def backtest(
       liquidroute backtest ../shared/data/books/binance_*.csv.gz --every 1s --size 2
 
       liquidroute backtest ../shared/data/books/*.csv.gz --align start --symbol BTC/USDT --every 2s --size 20 --out out/
-    """
+    """  # noqa: E501
     with reported_errors():
         import tempfile
 
