@@ -84,7 +84,7 @@ QUOTE_CURRENCIES = (
 #: 2100-01-01T00:00:00Z in µs: a later arrival time is a corrupt row, not data
 MAX_US = 4_102_444_800 * 10**6
 #: rows per batch read (CSV blocks are sized to give about this many)
-BATCH_ROWS = 1 << 18
+BATCH_ROWS = 1 << 16
 INDEX_KEY = b"liquidroute.index"
 
 IntArray = npt.NDArray[np.int64]
@@ -423,7 +423,7 @@ class TardisFile:
                 self.skipped_rows += skipped
                 yield pcsv.read_csv(io.BytesIO(data), convert_options=options)
             return
-        read = pcsv.ReadOptions(block_size=max(1 << 16, self.batch_rows * 96))
+        read = pcsv.ReadOptions(block_size=max(1 << 16, self.batch_rows * 96), use_threads=False)
         if self.kind == "book_snapshot":
             header = _header(path)
             types = {c: pa.float64() for c in header if c.endswith(("].price", "].amount"))}
