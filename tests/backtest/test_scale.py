@@ -51,8 +51,10 @@ def test_windows_seeded_from_snapshots_equal_one_pass(books, latency_ms):
     replay = dist.open_replay(spec).scan()
     assert all(len(v.index.snapshot_rows) >= 5 for v in replay.venues if v.index)
     orders = rp.schedule(replay, 0.7, "buy", 3.0)
-    single = [r for _, rows in rp.iter_rows(replay, orders, strategies=spec.strategies,
-                                            latency_ms=latency_ms, depth=50) for r in rows]  # fmt: skip
+    passes = rp.iter_rows(
+        replay, orders, strategies=spec.strategies, latency_ms=latency_ms, depth=50
+    )
+    single = [r for _, rows in passes for r in rows]
     indexes = [v.index for v in replay.venues]
     assert all(i is not None for i in indexes)
     windowed = []
