@@ -77,25 +77,31 @@ class _Side:
             last[-1] = True
             np.not_equal(price[1:], price[:-1], out=last[:-1])
             price, amount, row = price[last], amount[last], row[last]
-        book = self.price
+        book, size, rows = self.price, self.size, self.row
         idx = np.searchsorted(book, price)
         found = idx < len(book)
         found[found] = book[idx[found]] == price[found]
-        size, rows = self.size, self.row
-        if found.any():
-            at = idx[found]
-            size[at] = amount[found]
+        deleted = False
+        if found.any():  # existing levels: new size in place (0 marks a deletion)
+            at, new_size = idx[found], amount[found]
+            size[at] = new_size
             rows[at] = row[found]
-        new = ~found & (amount > 0)
-        if new.any():
-            at = idx[new]
-            book = np.insert(book, at, price[new])
-            size = np.insert(size, at, amount[new])
-            rows = np.insert(rows, at, row[new])
-        if found.any():
+            deleted = bool((new_size == 0).any())
+        new = ~found & (amount > 0)  # deleting an absent level changes nothing
+        k = int(np.count_nonzero(new))
+        if k:  # new levels: merged in one pass (positions shift by those before them)
+            pos = idx[new] + np.arange(k)
+            total = len(book) + k
+            old = np.ones(total, dtype=bool)
+            old[pos] = False
+            merged_p, merged_s = np.empty(total), np.empty(total)
+            merged_r = np.empty(total, dtype=np.int64)
+            merged_p[pos], merged_s[pos], merged_r[pos] = price[new], amount[new], row[new]
+            merged_p[old], merged_s[old], merged_r[old] = book, size, rows
+            book, size, rows = merged_p, merged_s, merged_r
+        if deleted:
             keep = size > 0
-            if not keep.all():
-                book, size, rows = book[keep], size[keep], rows[keep]
+            book, size, rows = book[keep], size[keep], rows[keep]
         self.price, self.size, self.row = book, size, rows
 
 
