@@ -39,3 +39,41 @@ def test_streaming_equals_the_in_memory_replay(case):
     want = ref[ref["case"] == case].drop(columns="case").reset_index(drop=True)
     assert len(want) > 0
     assert_rows_equal(run_case(case), want)
+
+
+@pytest.mark.parametrize("latency_ms", [0.0, 700.0])
+def test_optimal_fills_equal_route_and_walk_book_on_the_books_at_fill_time(latency_ms):
+    """Independent of the replay: books from `book_at` (a fresh pass per instant), the split
+    from route(), the fill from walk_book on the books as of t + latency."""
+    from liquidroute import route
+    from liquidroute.book import book_at
+    from liquidroute.model import DepthSnapshot
+    from liquidroute.optimizer.curves import walk_book
+    from liquidroute.tardis import TardisFile
+
+    files = [BOOK_FILES["binance"], BOOK_FILES["bybit-spot"], BOOK_FILES["okex"]]
+    data = rp.load(files, align="start")
+    parents = rp.schedule(data, 1.5, "buy", 7.0)
+    rows = pd.DataFrame(rp.run(data, parents, strategies=["optimal"], latency_ms=latency_ms))
+    assert len(rows) >= 5
+
+    def books_at(t_us: int) -> list[DepthSnapshot]:
+        out = []
+        for v in data.venues:
+            snap = book_at(TardisFile(v.path), at_ms=(t_us - v.shift_us) / 1e3, depth=200)
+            s = v.price_scale
+            out.append(DepthSnapshot(snap.venue, snap.symbol, snap.bids * [s, 1], snap.asks * [s, 1]))
+        return out
+
+    for row in rows.itertuples():
+        quote = route(books_at(row.t_us), "buy", 7.0, markets=data.markets, baselines=False)
+        fill_books = {b.venue: b for b in books_at(row.t_us + int(latency_ms * 1e3))}
+        cost = filled = 0.0
+        for leg in quote.legs:
+            walk = walk_book(fill_books[leg.venue].asks, "buy", leg.amount)
+            cost += walk.all_in("buy", data.markets[leg.venue].taker_fee)
+            filled += walk.filled
+        assert row.venues == ",".join(leg.venue for leg in quote.legs)
+        assert row.planned_cost == pytest.approx(quote.total_cost, rel=1e-12)
+        assert row.cost == pytest.approx(cost, rel=1e-12)
+        assert row.filled == pytest.approx(filled, rel=1e-12)

@@ -105,11 +105,13 @@ def backtest(
         ),
     ] = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
-            min=1, help="Run windows on N Dask workers (a local cluster unless --scheduler)."
+            min=1,
+            help="Run windows on N Dask workers (a local cluster unless --scheduler); "
+            "default: one process, no Dask.",
         ),
-    ] = 1,
+    ] = None,
     scheduler: Annotated[
         str | None,
         typer.Option(help="A running Dask scheduler (tcp://HOST:PORT) to send the windows to."),
@@ -156,7 +158,7 @@ def backtest(
         )  # fmt: skip
         data = dist.open_replay(spec)
         rp.iter_rows(data, [], strategies=names, latency_ms=latency_ms)  # checks the options
-        distributed = workers > 1 or scheduler is not None
+        distributed = workers is not None or scheduler is not None
         parents: rp.Orders
         if orders is not None:
             parents = rp.read_orders(orders, data)
@@ -181,7 +183,7 @@ def backtest(
 
                 if distributed:
                     n = dist.run_distributed_windows(
-                        spec, data, parents, store, workers=workers, scheduler=scheduler,
+                        spec, data, parents, store, workers=workers or 1, scheduler=scheduler,
                         window=window, progress=tick,
                     )  # fmt: skip
                 else:
