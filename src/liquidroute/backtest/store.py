@@ -62,6 +62,11 @@ class ResultsStore:
             raise InvalidInputError(f"--out {self.out}: is a file; give a directory")
         manifest = self.parts / "run.json"
         if resume:
+            if not manifest.is_file() and (self.out / "results.parquet").is_file():
+                raise InvalidInputError(
+                    f"--resume: the run in {self.out} already finished (results.parquet); "
+                    "nothing to resume (run without --resume to redo it)"
+                )
             if not manifest.is_file():
                 raise InvalidInputError(
                     f"--resume: {self.out} holds no interrupted run (no parts/run.json); "
