@@ -107,9 +107,13 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, shared with other work (figures are noisy)")
     read = probe("read", one)
     rows = a.rows
-    print(f"read+validate only  : {rows / read['work_s']:,.0f} rows/s, peak {read['peak_mb']:.0f} MB")
+    print(
+        f"read+validate only  : {rows / read['work_s']:,.0f} rows/s, peak {read['peak_mb']:.0f} MB"
+    )
     book = probe("replay", one)
-    print(f"read + book replay  : {rows / book['work_s']:,.0f} rows/s, peak {book['peak_mb']:.0f} MB")
+    print(
+        f"read + book replay  : {rows / book['work_s']:,.0f} rows/s, peak {book['peak_mb']:.0f} MB"
+    )
     full = probe("backtest", one, *run)
     n = full["orders"]
     print(

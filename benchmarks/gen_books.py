@@ -119,7 +119,7 @@ def generate(
             ("amount", pa.float64()),
         ]
     )
-    tmp = out.with_name(f".{out.name}.tmp")
+    tmp = out.with_name(f".tmp-{out.name}")  # keeps the suffix
     with ExitStack() as stack:
         if out.suffix == ".parquet":
             writer = stack.enter_context(pq.ParquetWriter(tmp, schema, compression="zstd"))
@@ -169,6 +169,10 @@ def generate(
             )
             write(table)
             written += n
+    if out.suffix == ".parquet":  # our layout carries its snapshot index (windows seek)
+        from liquidroute.tardis import TardisFile, _attach_index, scan
+
+        _attach_index(tmp, scan(TardisFile(tmp)))
     tmp.replace(out)
     return written
 

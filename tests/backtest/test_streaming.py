@@ -62,7 +62,9 @@ def test_optimal_fills_equal_route_and_walk_book_on_the_books_at_fill_time(laten
         for v in data.venues:
             snap = book_at(TardisFile(v.path), at_ms=(t_us - v.shift_us) / 1e3, depth=200)
             s = v.price_scale
-            out.append(DepthSnapshot(snap.venue, snap.symbol, snap.bids * [s, 1], snap.asks * [s, 1]))
+            out.append(
+                DepthSnapshot(snap.venue, snap.symbol, snap.bids * [s, 1], snap.asks * [s, 1])
+            )
         return out
 
     for row in rows.itertuples():
