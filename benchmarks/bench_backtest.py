@@ -5,8 +5,8 @@ and 2 Dask workers against 1, all measured in one run.
                                         [--format csv.gz|parquet] [--skip-dask] [--skip-multi]
 
 Files come from benchmarks/gen_books.py (seeded; generated once into --dir and reused).
-Each measured run is a separate `liquidroute backtest` process (its own peak RSS from
-getrusage, import time reported apart). Printed, for the one-venue file (a parent order
+Each measured run is a separate `liquidroute backtest` process (its own peak RSS, VmHWM,
+import time reported apart). Printed, for the one-venue file (a parent order
 every second, 5 strategies): wall time, orders/s, rows/s, peak RSS; the same for
 `--venues` files of `--rows` rows each (peak RSS); and one vs two Dask workers (a
 LocalCluster) on the one-venue run, as a ratio. Baselines in the same run: reading the
@@ -29,7 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PROBE = """
-import json, resource, sys, time
+import json, sys, time
+
+def hwm_mb():  # this process's peak RSS (ru_maxrss would carry the parent's over exec)
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024
+
 t0 = time.perf_counter()
 from typer.testing import CliRunner
 from liquidroute.cli.app import app
@@ -54,7 +59,7 @@ else:
         else:
             open_cursor(src).advance_all()
 work_s = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = hwm_mb()
 print(json.dumps({"import_s": import_s, "work_s": work_s, "peak_mb": peak, "orders": orders}))
 """
 

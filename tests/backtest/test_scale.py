@@ -159,14 +159,19 @@ def test_a_real_dask_scheduler_and_two_workers_equal_one_process(books, tmp_path
 
 
 MEMORY_PROBE = """
-import resource, sys, json
+import sys, json
+
+def hwm_mb():  # this process's peak RSS (ru_maxrss would carry the parent's over exec)
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024
+
 from liquidroute.book import open_cursor
 from liquidroute.cli.app import app
 from typer.testing import CliRunner
 import liquidroute.backtest.replay, pandas, pyarrow.parquet, liquidroute.router.route
 from liquidroute.venues.ccxt_venue import static_taker_fee
 static_taker_fee("binance")  # imports ccxt: a fixed cost, not data
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm_mb()
 mode, path = sys.argv[1], sys.argv[2]
 if mode == "backtest":
     r = CliRunner().invoke(app, ["backtest", path, "--every", "5s", "--size", "1",
@@ -176,8 +181,7 @@ else:  # what the replay held before streaming: the whole file in arrays
     from liquidroute.tardis import read_incremental_l2
     u = read_incremental_l2(path)
     prices, amounts = u.price.tolist(), u.amount.tolist()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"base_mb": base / 1024, "peak_mb": peak / 1024}))
+print(json.dumps({"base_mb": base, "peak_mb": hwm_mb()}))
 """
 
 
