@@ -221,6 +221,29 @@ class BookCursor:
                 return applied
             self._batch = None
 
+    def next_time(self) -> int | None:
+        """Arrival time of the next row not applied yet (None at the end of the file)."""
+        if self._batch is None and (self.exhausted or not self._next()):
+            return None
+        assert self._batch is not None
+        return int(self._batch.local_timestamp[self._pos])
+
+    def advance_to_first_book(self) -> bool:
+        """Apply rows up to the first snapshot message (inclusive); False if there is none."""
+        while not self.started:
+            t = self.next_time()
+            if t is None:
+                return False
+            batch = self._batch
+            assert batch is not None
+            snaps = np.flatnonzero(batch.is_snapshot[self._pos :])
+            self.advance_to(
+                int(batch.local_timestamp[self._pos + snaps[0]])
+                if len(snaps)
+                else int(batch.local_timestamp[-1])
+            )
+        return True
+
     def advance_all(self) -> int:
         return self.advance_to(np.iinfo(np.int64).max)
 
@@ -349,14 +372,8 @@ def crossed_checks(source: TardisFile, every_us: int = 1_000_000) -> dict[str, o
     cursor = open_cursor(source)
     checks = crossed = 0
     first: str | None = None
-    t: int | None = None
-    while not cursor.exhausted:
-        if t is None:
-            cursor.advance_to(-1)
-            batch = cursor._batch
-            if batch is None:
-                break
-            t = int(batch.local_timestamp[0])
+    t = cursor.next_time()
+    while t is not None:
         cursor.advance_to(t)
         if cursor.started:
             checks += 1
@@ -364,10 +381,10 @@ def crossed_checks(source: TardisFile, every_us: int = 1_000_000) -> dict[str, o
                 crossed += 1
                 first = first or format_us(float(t))
                 cursor.book.uncross()
-        t += every_us
-        upcoming = cursor._batch
-        if upcoming is not None and cursor._pos < len(upcoming):  # skip quiet stretches
-            t = max(t, int(upcoming.local_timestamp[cursor._pos]))
+        upcoming = cursor.next_time()
+        if upcoming is None:
+            break
+        t = max(t + every_us, upcoming)  # quiet stretches are skipped
     return {"crossed_checks": checks, "crossed_books": crossed, "first_crossed": first}
 
 

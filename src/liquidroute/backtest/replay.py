@@ -233,16 +233,7 @@ class Replay:
 
 def _first_book(source: TardisFile) -> tuple[int, DepthSnapshot]:
     cursor = open_cursor(source)
-    while not cursor.started and not cursor.exhausted:
-        cursor.advance_to(-1)  # loads a batch
-        batch = cursor._batch
-        if batch is None:
-            break
-        snaps = np.flatnonzero(batch.is_snapshot)
-        cursor.advance_to(
-            int(batch.local_timestamp[snaps[0]] if len(snaps) else batch.local_timestamp[-1])
-        )
-    if not cursor.started or cursor.start_us is None:
+    if not cursor.advance_to_first_book() or cursor.start_us is None:
         raise DataFileError(f"{source.path}: no snapshot rows; the book is never known")
     return cursor.start_us, cursor.snapshot()
 
