@@ -333,8 +333,24 @@ def _check_parquet_schema(path: Path, schema: Any) -> None:
             )
 
 
+class _Named:
+    """ccxt venue and unified symbol from a file's tardis exchange id and native symbol."""
+
+    __slots__ = ()
+    exchange: str
+    native_symbol: str
+
+    @property
+    def venue(self) -> str:
+        return ccxt_id(self.exchange)[0]
+
+    @property
+    def symbol(self) -> str:
+        return unified_symbol(self.native_symbol, ccxt_id(self.exchange)[1])
+
+
 @dataclass(slots=True)
-class TardisFile:
+class TardisFile(_Named):
     """One recorded book file, read as a stream of validated `Rows` batches.
 
     `exchange`/`native_symbol` come from the first batch (read on construction); every call
@@ -379,14 +395,6 @@ class TardisFile:
             raise DataFileError(f"{self.path}: no rows")
         self.exchange, self.native_symbol = self._names(first, 0)
         ccxt_id(self.exchange)  # unknown exchange ids are refused here
-
-    @property
-    def venue(self) -> str:
-        return ccxt_id(self.exchange)[0]
-
-    @property
-    def symbol(self) -> str:
-        return unified_symbol(self.native_symbol, ccxt_id(self.exchange)[1])
 
     # -- raw pyarrow batches -------------------------------------------------------------
 
@@ -580,7 +588,7 @@ def starts_snapshot(
 
 
 @dataclass(frozen=True, slots=True)
-class L2Updates:
+class L2Updates(_Named):
     """A tardis incremental_book_L2 file as arrays (one element per row, file order)."""
 
     path: Path
@@ -593,14 +601,6 @@ class L2Updates:
     price: FloatArray
     amount: FloatArray
     skipped_rows: int = 0
-
-    @property
-    def venue(self) -> str:
-        return ccxt_id(self.exchange)[0]
-
-    @property
-    def symbol(self) -> str:
-        return unified_symbol(self.native_symbol, ccxt_id(self.exchange)[1])
 
     def __len__(self) -> int:
         return len(self.price)
