@@ -96,7 +96,8 @@ def test_an_interrupted_run_resumes_from_its_last_window(books, tmp_path, monkey
     other = runner.invoke(app, [*args, "--size", "2", "--out", str(tmp_path / "cut"),
                                 "--resume"])  # fmt: skip
     assert other.exit_code == 2 and "different run" in other.stderr
-    again = runner.invoke(app, [*args, "--out", str(tmp_path / "cut"), "--resume", "--json"])
+    assert args[-2:] == ["--window", "9"]  # resuming takes the run's windows from run.json
+    again = runner.invoke(app, [*args[:-2], "--out", str(tmp_path / "cut"), "--resume", "--json"])
     assert again.exit_code == 0, again.output
     a = pd.read_parquet(tmp_path / "full" / "results.parquet")
     b = pd.read_parquet(tmp_path / "cut" / "results.parquet")

@@ -166,7 +166,11 @@ def backtest(
             if distributed or resume:
                 data.scan()  # windows need the end and the snapshot index
             parents = rp.schedule(data, parse_duration(every), check_side(side), size)
-        size_w = window or (None if distributed else 10_000)
+        if window is None and resume and out is not None:
+            window = previous_window(out)  # the interrupted run's windows, whatever --workers
+        if window is None:
+            window = -(-len(parents) // (4 * (workers or 1))) if distributed else 10_000
+        size_w = max(1, window)
         run_info = fingerprint(files, spec.options() | {
             "every": every, "side": side, "size": size, "window": size_w,
             "orders": str(orders.resolve()) if orders else None,
@@ -184,12 +188,10 @@ def backtest(
                 if distributed:
                     n = dist.run_distributed_windows(
                         spec, data, parents, store, workers=workers or 1, scheduler=scheduler,
-                        window=window, progress=tick,
+                        window=size_w, progress=tick,
                     )  # fmt: skip
                 else:
-                    n = dist.run_local(
-                        spec, data, parents, store, window=size_w or 10_000, progress=tick
-                    )
+                    n = dist.run_local(spec, data, parents, store, window=size_w, progress=tick)
             if n == 0 and not store.done():
                 data.scan()  # says so when the recordings do not overlap
                 raise fail("no parent order falls inside the recordings; shorten --every")
@@ -209,6 +211,16 @@ def backtest(
         err.print(f"[yellow]note:[/] {note}", markup=True, highlight=False)
     if out is not None:
         err.print(f"wrote {out}/results.parquet, results.csv, summary.csv, summary.json, plot.png")
+
+
+def previous_window(out: Path) -> int | None:
+    """The window size recorded by an interrupted run in `out` (None if there is none)."""
+    manifest = out / "parts" / "run.json"
+    try:
+        value = json.loads(manifest.read_text())["options"]["window"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return int(value) if isinstance(value, int) else None
 
 
 def report_json(summ: object, label: str) -> str:
