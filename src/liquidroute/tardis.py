@@ -672,6 +672,31 @@ class FileIndex:
         return self.snapshot_rows[max(i, 0)]
 
 
+class _IndexBuilder:
+    """Collects a `FileIndex` batch by batch."""
+
+    def __init__(self) -> None:
+        self.rows, self.end = 0, -1
+        self.prev: tuple[bool, int] | None = None
+        self.snap_rows: list[int] = []
+        self.snap_us: list[int] = []
+
+    def add(self, b: Rows) -> None:
+        starts = np.flatnonzero(starts_snapshot(b.is_snapshot, b.local_timestamp, self.prev))
+        self.snap_rows.extend((starts + b.offset).tolist())
+        self.snap_us.extend(b.local_timestamp[starts].tolist())
+        self.prev = (bool(b.is_snapshot[-1]), int(b.local_timestamp[-1]))
+        self.end = int(b.local_timestamp[-1])
+        self.rows = b.offset + len(b)
+
+    def index(self) -> FileIndex | None:
+        if not self.snap_rows:
+            return None
+        return FileIndex(
+            self.rows, self.snap_us[0], self.end, tuple(self.snap_rows), tuple(self.snap_us)
+        )
+
+
 def scan(source: TardisFile) -> FileIndex:
     """One streaming pass (or the Parquet file's stored index): the file's `FileIndex`."""
     if source.index:
@@ -683,19 +708,13 @@ def scan(source: TardisFile) -> FileIndex:
             tuple(i["snapshot_rows"]),
             tuple(i["snapshot_us"]),
         )
-    rows, prev, end = 0, None, -1
-    snap_rows: list[int] = []
-    snap_us: list[int] = []
+    builder = _IndexBuilder()
     for b in source.batches():
-        starts = np.flatnonzero(starts_snapshot(b.is_snapshot, b.local_timestamp, prev))
-        snap_rows.extend((starts + b.offset).tolist())
-        snap_us.extend(b.local_timestamp[starts].tolist())
-        prev = (bool(b.is_snapshot[-1]), int(b.local_timestamp[-1]))
-        end = int(b.local_timestamp[-1])
-        rows = b.offset + len(b)
-    if not snap_rows:
+        builder.add(b)
+    index = builder.index()
+    if index is None:
         raise DataFileError(f"{source.path}: no snapshot rows; the book is never known")
-    return FileIndex(rows, snap_us[0], end, tuple(snap_rows), tuple(snap_us))
+    return index
 
 
 def write_parquet(updates: L2Updates | TardisFile, out: Path, row_group_rows: int = 1 << 20) -> int:
@@ -709,18 +728,12 @@ def write_parquet(updates: L2Updates | TardisFile, out: Path, row_group_rows: in
     exchange, native = updates.exchange, updates.native_symbol
     schema = pa.schema([(c, t) for c, t in _types().items()])
     tmp = out.with_name(f".{out.name}.tmp")
-    rows, prev, end = 0, None, -1
-    snap_rows: list[int] = []
-    snap_us: list[int] = []
+    builder = _IndexBuilder()
     writer = pq.ParquetWriter(tmp, schema, compression="zstd")
     try:
         for b in batches:
             n = len(b)
-            starts = np.flatnonzero(starts_snapshot(b.is_snapshot, b.local_timestamp, prev))
-            snap_rows.extend((starts + b.offset).tolist())
-            snap_us.extend(b.local_timestamp[starts].tolist())
-            prev = (bool(b.is_snapshot[-1]), int(b.local_timestamp[-1]))
-            end = int(b.local_timestamp[-1])
+            builder.add(b)
             table = pa.table(
                 {
                     "exchange": pa.array([exchange] * n, pa.string()),
@@ -735,15 +748,13 @@ def write_parquet(updates: L2Updates | TardisFile, out: Path, row_group_rows: in
                 schema=schema,
             )
             writer.write_table(table, row_group_size=row_group_rows)
-            rows += n
     finally:
         writer.close()
-    if snap_rows:
-        index = FileIndex(rows, snap_us[0], end, tuple(snap_rows), tuple(snap_us))
-        # the index goes in the footer: rewrite the schema metadata of the finished file
+    index = builder.index()
+    if index is not None:  # the index goes in the footer: the finished file is rewritten
         _attach_index(tmp, index)
     tmp.replace(out)
-    return rows
+    return builder.rows
 
 
 def _attach_index(path: Path, index: FileIndex) -> None:
