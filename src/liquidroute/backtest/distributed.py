@@ -62,6 +62,19 @@ def open_replay(spec: RunSpec, indexes: Sequence[FileIndex] | None = None) -> rp
     return replay
 
 
+def window_table(
+    spec: RunSpec,
+    indexes: Sequence[FileIndex] | None,
+    orders: rp.Orders,
+    start: int,
+    stop: int,
+) -> Any:
+    """`window_rows` as a pyarrow Table: what a worker sends back (columnar, compact)."""
+    from liquidroute.backtest.store import rows_table
+
+    return rows_table(window_rows(spec, indexes, orders, start, stop))
+
+
 def window_rows(
     spec: RunSpec,
     indexes: Sequence[FileIndex] | None,
@@ -165,7 +178,7 @@ def run_distributed_windows(
     finished = n - sum(b - a for _, (a, b) in todo)
     try:
         futures = {
-            client.submit(window_rows, spec, indexes, orders, a, b, pure=False): (k, b - a)
+            client.submit(window_table, spec, indexes, orders, a, b, pure=False): (k, b - a)
             for k, (a, b) in todo
         }
         for future in as_completed(futures):

@@ -43,6 +43,13 @@ def _schema() -> Any:
     return pa.schema([(c, types.get(c, num)) for c in COLUMNS])
 
 
+def rows_table(rows: Sequence[dict[str, Any]]) -> Any:
+    """Result rows as a pyarrow Table in the results schema (cheap to send and write)."""
+    import pyarrow as pa
+
+    return pa.table({c: [r[c] for r in rows] for c in COLUMNS}, schema=_schema())
+
+
 def fingerprint(files: Sequence[Path], options: dict[str, Any]) -> dict[str, Any]:
     """What a run depends on: each file's path, size and mtime, and the options."""
     out = []
@@ -96,12 +103,11 @@ class ResultsStore:
             if p.stem.split("-")[1].isdigit()
         }
 
-    def write(self, window: int, rows: Sequence[dict[str, Any]]) -> None:
-        import pyarrow as pa
+    def write(self, window: int, rows: Sequence[dict[str, Any]] | Any) -> None:
+        """Window `window`'s rows (dicts, or a table from `rows_table`), atomically."""
         import pyarrow.parquet as pq
 
-        schema = _schema()
-        table = pa.table({c: [r[c] for r in rows] for c in COLUMNS}, schema=schema)
+        table = rows if hasattr(rows, "num_rows") else rows_table(rows)
         target = self.path(window)
         tmp = target.with_name(f".{target.name}.tmp")
         pq.write_table(table, tmp)
