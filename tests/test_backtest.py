@@ -155,6 +155,19 @@ def test_cli_backtest_data_info_and_convert(tmp_path):
     assert conv.exit_code == 0 and (tmp_path / "o.parquet").exists()
     bad = runner.invoke(app, ["backtest", str(BOOK_FILES["okex"]), "--every", "soon"])
     assert bad.exit_code == 2 and "--every takes a duration" in bad.stderr
+    magic = runner.invoke(
+        app,
+        [
+            "backtest",
+            str(BOOK_FILES["okex"]),
+            "--strategies",
+            "magic",
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert magic.exit_code == 2 and "unknown strategies ['magic']" in magic.stderr
+    assert not (tmp_path / "m").exists()  # refused before anything is written
     mixed = runner.invoke(
         app, ["backtest", str(BOOK_FILES["bybit-spot"]), str(BOOK_FILES["bybit"])]
     )

@@ -376,7 +376,8 @@ class _Planned:
     plans: list[tuple[str, FloatArray | None, float]]  # strategy, amounts, planned cost
 
 
-def _check(strategies: Sequence[str], latency_ms: float) -> int:
+def check_options(strategies: Sequence[str], latency_ms: float) -> int:
+    """Known strategies and a valid latency (µs returned), or a clear error."""
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
         raise InvalidInputError(
@@ -404,7 +405,7 @@ def iter_rows(
     (needs `replay.scan()`); the pass ends before order `stop`, or at the first order
     after the end of a recording.
     """
-    lat_us = _check(strategies, latency_ms)
+    lat_us = check_options(strategies, latency_ms)
     names = [v.name for v in replay.venues]
     fees = [replay.markets[n].taker_fee for n in names]
     cursors = _cursors(replay, orders, start, lat_us)
@@ -610,6 +611,7 @@ __all__ = [
     "Replay",
     "Schedule",
     "Venue",
+    "check_options",
     "iter_rows",
     "load",
     "orders_part",

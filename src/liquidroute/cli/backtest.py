@@ -157,7 +157,7 @@ def backtest(
             latency_ms, depth,
         )  # fmt: skip
         data = dist.open_replay(spec)
-        rp.iter_rows(data, [], strategies=names, latency_ms=latency_ms)  # checks the options
+        rp.check_options(names, latency_ms)
         distributed = workers is not None or scheduler is not None
         parents: rp.Orders
         if orders is not None:
