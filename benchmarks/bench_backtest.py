@@ -1,69 +1,149 @@
-"""Backtest throughput, measured in one run on the real Binance file.
+"""Backtest at scale: peak memory, rows/s and parent orders/s on long generated files,
+and 2 Dask workers against 1, all measured in one run.
 
-    python benchmarks/bench_backtest.py [SHARED_DATA_DIR]
+    python benchmarks/bench_backtest.py [--rows 20000000] [--venues 4] [--dir /tmp/lr_bench]
+                                        [--format csv.gz|parquet] [--skip-dask] [--skip-multi]
 
-Prints: incremental-L2 rows reconstructed per second (one core), parent orders routed
-per second on 5 venues x 100 levels (exact path, no baselines), and the Binance file
-(126k rows, ~6 minutes) replayed end to end with a parent order every second and five
-strategies. Targets: >= 500k rows/s, >= 1,000 orders/s, end to end < 30 s.
+Files come from benchmarks/gen_books.py (seeded; generated once into --dir and reused).
+Each measured run is a separate `liquidroute backtest` process (its own peak RSS, VmHWM,
+import time reported apart). Printed, for the one-venue file (a parent order
+every second, 5 strategies): wall time, orders/s, rows/s, peak RSS; the same for
+`--venues` files of `--rows` rows each (peak RSS); and one vs two Dask workers (a
+LocalCluster) on the one-venue run, as a ratio. Baselines in the same run: reading the
+file alone (batches, validated) and reading + book replay without routing.
+Targets (DESIGN.md, issue 13): 20 M rows one venue <= 1 GB; 4 x 20 M <= 1.5 GB;
+>= 1,000 parent orders/s and >= 3 M rows/s per core; 2 workers >= 1.7x one.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from liquidroute import DepthSnapshot, Market, route
-from liquidroute.backtest import replay as rp
-from liquidroute.backtest.book import BookReplay
-from liquidroute.backtest.data import read_incremental_l2
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PROBE = """
+import json, sys, time
+
+def hwm_mb():  # this process's peak RSS (ru_maxrss would carry the parent's over exec)
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024
+
+t0 = time.perf_counter()
+from typer.testing import CliRunner
+from liquidroute.cli.app import app
+import liquidroute.backtest.replay, liquidroute.router.route, pandas, pyarrow.parquet
+from liquidroute.venues.ccxt_venue import static_taker_fee
+static_taker_fee("binance")
+import_s = time.perf_counter() - t0
+t0 = time.perf_counter()
+mode, args = sys.argv[1], sys.argv[2:]
+if mode == "backtest":
+    r = CliRunner().invoke(app, ["backtest", *args, "--json"])
+    assert r.exit_code == 0, r.output
+    orders = json.loads(r.stdout)["strategies"][0]["orders"]
+else:
+    from liquidroute.book import open_cursor
+    from liquidroute.tardis import TardisFile
+    orders = 0
+    for path in args:
+        src = TardisFile(path)
+        if mode == "read":
+            sum(len(b) for b in src.batches())
+        else:
+            open_cursor(src).advance_all()
+work_s = time.perf_counter() - t0
+peak = hwm_mb()
+print(json.dumps({"import_s": import_s, "work_s": work_s, "peak_mb": peak, "orders": orders}))
+"""
+
+
+def probe(mode: str, *args: str) -> dict[str, float]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, mode, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def ensure(path: Path, rows: int, exchange: str, symbol: str, seed: int, shift_us: int) -> Path:
+    from benchmarks.gen_books import generate
+
+    if not path.exists():
+        t0 = time.perf_counter()
+        generate(path, rows, exchange=exchange, symbol=symbol, seed=seed,
+                 start_us=1_723_161_254_206_652 + shift_us)  # fmt: skip
+        print(f"generated {path} ({rows:,} rows) in {time.perf_counter() - t0:.0f} s", flush=True)
+    return path
 
 
 def main() -> None:
-    data = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"
-    path = data / "books" / "binance_incremental_book_L2_BTCUSDT.csv.gz"
-    t0 = time.perf_counter()
-    updates = read_incremental_l2(path)
-    read_s = time.perf_counter() - t0
-    book = BookReplay(updates)
-    t0 = time.perf_counter()
-    book.advance_rows(len(updates))
-    rebuild_s = time.perf_counter() - t0
-    print(
-        f"read {len(updates):,} rows in {read_s * 1e3:.0f} ms; reconstruction "
-        f"{len(updates) / rebuild_s:,.0f} rows/s (target >= 500,000)"
-    )
-
-    snap = book.snapshot(100)
-    rng = np.random.default_rng(0)
-    shifts = 1 + rng.normal(0, 1e-4, 5)
-    snaps = [
-        DepthSnapshot(f"v{i}", snap.symbol, snap.bids * [f, 1], snap.asks * [f, 1])
-        for i, f in enumerate(shifts)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=20_000_000)
+    ap.add_argument("--venues", type=int, default=4)
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/lr_bench"))
+    ap.add_argument("--format", default="csv.gz", choices=["csv.gz", "parquet"])
+    ap.add_argument("--skip-dask", action="store_true")
+    ap.add_argument("--skip-multi", action="store_true")
+    a = ap.parse_args()
+    a.dir.mkdir(parents=True, exist_ok=True)
+    venues = [("binance", "BTCUSDT"), ("okex", "BTC-USDT"), ("bybit-spot", "BTCUSDT"),
+              ("coinbase", "BTC-USD"), ("kraken", "XBT-USDT")][: max(1, a.venues)]  # fmt: skip
+    venues = [(e, "BTCUSDT" if e != "okex" else "BTC-USDT") for e, _ in venues]
+    files = [
+        ensure(a.dir / f"{e}_incremental_book_L2_{s}_{a.rows}.{a.format}", a.rows, e, s, i, i * 7)
+        for i, (e, s) in enumerate(venues)
     ]
-    markets = {s.venue: Market(s.venue, s.symbol, 0.001) for s in snaps}
-    n = 2000
-    t0 = time.perf_counter()
-    for i in range(n):
-        route(snaps, "buy", 1.0 + (i % 10), markets=markets, baselines=False, rules=False)
-    per_s = n / (time.perf_counter() - t0)
-    print(f"routing (5 venues x 100 levels, exact): {per_s:,.0f} parent orders/s (target >= 1,000)")
-
-    t0 = time.perf_counter()
-    replay = rp.load([path])
-    parents = rp.schedule(replay, 1.0, "buy", 2.0)
-    rows = rp.run(replay, parents)
-    total = time.perf_counter() - t0
+    one = str(files[0])
+    run = ["--every", "1s", "--size", "2"]
+    print(f"machine: {os.cpu_count()} cores, shared with other work (figures are noisy)")
+    read = probe("read", one)
+    rows = a.rows
     print(
-        f"Binance file end to end: {len(parents)} parent orders x "
-        f"{len(rp.DEFAULT_STRATEGIES)} strategies = {len(rows)} rows in {total:.1f} s "
-        "(target < 30 s)"
+        f"read+validate only  : {rows / read['work_s']:,.0f} rows/s, peak {read['peak_mb']:.0f} MB"
     )
+    book = probe("replay", one)
+    print(
+        f"read + book replay  : {rows / book['work_s']:,.0f} rows/s, peak {book['peak_mb']:.0f} MB"
+    )
+    full = probe("backtest", one, *run)
+    n = full["orders"]
+    print(
+        f"backtest 1 venue x {rows:,} rows, 5 strategies, an order every 1 s: "
+        f"{n:,.0f} orders in {full['work_s']:.1f} s (imports {full['import_s']:.1f} s apart) = "
+        f"{n / full['work_s']:,.0f} orders/s, {rows / full['work_s']:,.0f} rows/s, "
+        f"peak RSS {full['peak_mb']:.0f} MB (target <= 1024)"
+    )
+    print(f"  ratio backtest/replay-only time: {full['work_s'] / book['work_s']:.2f}x")
+    if not a.skip_multi and len(files) > 1:
+        multi = probe("backtest", *map(str, files), *run, "--align", "start")
+        print(
+            f"backtest {len(files)} venues x {rows:,} rows: {multi['orders']:,.0f} orders in "
+            f"{multi['work_s']:.1f} s = {multi['orders'] / multi['work_s']:,.0f} orders/s, "
+            f"{len(files) * rows / multi['work_s']:,.0f} rows/s, peak RSS "
+            f"{multi['peak_mb']:.0f} MB (target <= 1536)"
+        )
+    if not a.skip_dask:
+        w1 = probe("backtest", one, *run, "--workers", "1")
+        w2 = probe("backtest", one, *run, "--workers", "2")
+        print(
+            f"dask LocalCluster: 1 worker {w1['work_s']:.1f} s, 2 workers {w2['work_s']:.1f} s: "
+            f"{w1['work_s'] / w2['work_s']:.2f}x (target >= 1.7x; the client's scan of the file "
+            "and cluster start-up are included)"
+        )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from liquidroute.backtest.book import book_at
-from liquidroute.backtest.data import format_us, read_incremental_l2
+from liquidroute.book import book_at
+from liquidroute.tardis import format_us, read_incremental_l2
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "src" / "liquidroute" / "data" / "sample_books.json"

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from liquidroute.backtest.book import book_at
-from liquidroute.backtest.data import read_incremental_l2
 from liquidroute.backtest.record import level_changes, record
+from liquidroute.book import book_at
 from liquidroute.cli.app import app
 from liquidroute.model import DepthSnapshot, Market
 from liquidroute.router.route import route
+from liquidroute.tardis import read_incremental_l2
 from liquidroute.venues.recorded import static_taker_fee
 from tests.loopback.binance_ws import BinanceWsLoopback
 from tests.venues.test_live import ASKS, BIDS, SYMBOL, equal_to_server, live, on_server, until

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from liquidroute.backtest.book import BookReplay, book_at
-from liquidroute.backtest.data import read_incremental_l2, unified_symbol
+from liquidroute.book import BookReplay, book_at
 from liquidroute.errors import DataFileError
+from liquidroute.tardis import read_incremental_l2, unified_symbol
 from liquidroute.venues.recorded import RecordedVenue
 from tests.conftest import BOOK_FILES
 

@@ -80,8 +80,8 @@ def test_one_data_set_behind_every_sample():
 
 def test_bybit_perpetual_keeps_its_real_basis(shared_data):
     """Both Bybit books (recorded together) are re-centred by ONE factor: the basis stays."""
-    from liquidroute.backtest.book import book_at
-    from liquidroute.backtest.data import read_incremental_l2
+    from liquidroute.book import book_at
+    from liquidroute.tardis import read_incremental_l2
 
     books = shared_data / "books"
     spot = book_at(read_incremental_l2(books / "bybit-spot_incremental_book_L2_BTCUSDT.csv.gz"))

@@ -1,37 +1,202 @@
-"""Scale-out: run chunks of the parent orders on Dask workers.
+"""Running a backtest in windows: one process, or Dask workers on a cluster.
 
-The orders are cut into contiguous time chunks; each worker loads the files and replays
-its chunk from the start of the recordings, so every chunk sees exactly the books the
-single-process run sees, and the concatenated rows are identical to it. A LocalCluster
-with `workers` processes is started unless `scheduler` names an existing one. Dask is
+A run's parent orders are cut into windows of consecutive orders. `window_rows` computes
+one window anywhere: it opens the files, enters each at its last snapshot before the
+window (`FileIndex.seed_row`, found by the client's scan and sent along), replays the
+reads of the orders between that snapshot and the window without routing them, and routes
+the window's orders (`replay.iter_rows(start=...)`). Its rows equal the single pass's
+rows for those orders exactly, so the windows can run in any order, on any worker, and be
+resumed. `run_local` is the single pass, writing each window as it completes;
+`run_distributed` submits the windows to Dask (a LocalCluster with `workers` processes
+unless `scheduler` names a running scheduler) and writes each as it arrives. Dask is
 imported only here, only when asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liquidroute.backtest.replay import ParentOrder, load, run
+from liquidroute.backtest import replay as rp
+from liquidroute.backtest.store import ResultsStore
+from liquidroute.tardis import FileIndex
+
+Progress = Callable[[int], None]
 
 
-def _chunk(
-    files: Sequence[Path],
-    parents: Sequence[ParentOrder],
-    align: str | None,
-    fees: Mapping[str, float],
-    strategies: Sequence[str],
-    latency_ms: float,
-    depth: int,
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """Everything a worker needs to open the same replay as the client."""
+
+    files: tuple[str, ...]
+    align: str | None = None
+    fees: dict[str, float] = field(default_factory=dict)
+    symbol: str | None = None
+    skip_bad_rows: bool = False
+    strategies: tuple[str, ...] = rp.DEFAULT_STRATEGIES
+    latency_ms: float = 0.0
+    depth: int = 200
+
+    def options(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("files")
+        out["strategies"] = list(self.strategies)
+        return out
+
+
+def open_replay(spec: RunSpec, indexes: Sequence[FileIndex] | None = None) -> rp.Replay:
+    replay = rp.load(
+        [Path(f) for f in spec.files],
+        align=spec.align,
+        fees=spec.fees,
+        skip_bad_rows=spec.skip_bad_rows,
+        symbol=spec.symbol,
+    )
+    if indexes is not None:
+        for v, index in zip(replay.venues, indexes, strict=True):
+            v.index = index
+        replay.scan()
+    return replay
+
+
+def window_table(
+    spec: RunSpec,
+    indexes: Sequence[FileIndex] | None,
+    orders: rp.Orders,
+    start: int,
+    stop: int,
+) -> Any:
+    """`window_rows` as a pyarrow Table: what a worker sends back (columnar, compact)."""
+    from liquidroute.backtest.store import rows_table
+
+    return rows_table(window_rows(spec, indexes, orders, start, stop))
+
+
+def window_rows(
+    spec: RunSpec,
+    indexes: Sequence[FileIndex] | None,
+    orders: rp.Orders,
+    start: int,
+    stop: int,
 ) -> list[dict[str, Any]]:
-    data = load(files, align=align, fees=fees)
-    return run(data, parents, strategies=strategies, latency_ms=latency_ms, depth=depth)
+    """The rows of orders start..stop-1 (module doc)."""
+    replay = open_replay(spec, indexes)
+    entry = rp.window_entry(replay, orders, start, spec.latency_ms)
+    part = rp.orders_part(orders, entry, stop)
+    rows: list[dict[str, Any]] = []
+    for _, r in rp.iter_rows(
+        replay,
+        part,
+        strategies=spec.strategies,
+        latency_ms=spec.latency_ms,
+        depth=spec.depth,
+        start=start - entry,
+    ):
+        rows.extend(r)
+    return rows
+
+
+def windows(n_orders: int, size: int) -> list[tuple[int, int]]:
+    return [(i, min(i + size, n_orders)) for i in range(0, n_orders, size)]
+
+
+def run_local(
+    spec: RunSpec,
+    replay: rp.Replay,
+    orders: rp.Orders,
+    store: ResultsStore,
+    *,
+    window: int,
+    progress: Progress | None = None,
+) -> int:
+    """One pass (from the first missing window on), each window written as it completes.
+    Returns the orders routed."""
+    done = store.done()
+    first = 0
+    while first in done:
+        first += 1
+    start = first * window
+    if start and replay.end_us is None:
+        replay.scan()  # resuming: the seeds come from the index
+    buffer: list[dict[str, Any]] = []
+    current, count = first, start
+    for i, rows in rp.iter_rows(
+        replay,
+        orders,
+        strategies=spec.strategies,
+        latency_ms=spec.latency_ms,
+        depth=spec.depth,
+        start=start,
+    ):
+        w = i // window
+        if w != current:
+            if current not in done:
+                store.write(current, buffer)
+            buffer, current = [], w
+        buffer.extend(rows)
+        count = i + 1
+        if progress is not None:
+            progress(count)
+    if buffer and current not in done:
+        store.write(current, buffer)
+    return count
+
+
+def run_distributed_windows(
+    spec: RunSpec,
+    replay: rp.Replay,
+    orders: rp.Orders,
+    store: ResultsStore,
+    *,
+    workers: int,
+    scheduler: str | None = None,
+    window: int | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """The windows on Dask workers; each written by the client as it arrives."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    if replay.end_us is None:
+        replay.scan()
+    if isinstance(orders, rp.Schedule) and orders.end_us is None:
+        orders = dataclasses.replace(orders, end_us=replay.end_us)
+    indexes = [v.index for v in replay.venues]
+    n = len(orders)
+    size = window or max(1, -(-n // (4 * max(1, workers))))
+    todo = [(k, w) for k, w in enumerate(windows(n, size)) if k not in store.done()]
+    cluster = (
+        None
+        if scheduler
+        else LocalCluster(
+            n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    )
+    client = Client(scheduler or cluster)
+    finished = n - sum(b - a for _, (a, b) in todo)
+    try:
+        futures = {
+            client.submit(window_table, spec, indexes, orders, a, b, pure=False): (k, b - a)
+            for k, (a, b) in todo
+        }
+        for future in as_completed(futures):
+            k, count = futures[future]
+            store.write(k, future.result())
+            finished += count
+            if progress is not None:
+                progress(finished)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return n
 
 
 def run_distributed(
     files: Sequence[Path],
-    parents: Sequence[ParentOrder],
+    parents: rp.Orders,
     *,
     align: str | None,
     fees: Mapping[str, float],
@@ -40,38 +205,30 @@ def run_distributed(
     depth: int,
     workers: int,
     scheduler: str | None = None,
+    symbol: str | None = None,
+    window: int | None = None,
 ) -> list[dict[str, Any]]:
-    from dask.distributed import Client, LocalCluster
+    """The rows of a run on Dask, in memory (small runs and tests; the CLI streams them to
+    disk with `run_distributed_windows`)."""
+    import tempfile
 
-    n = max(1, workers)
-    size = -(-len(parents) // n)
-    chunks = [list(parents[i : i + size]) for i in range(0, len(parents), size)]
-    cluster = (
-        None
-        if scheduler
-        else LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    import pyarrow.parquet as pq
+
+    spec = RunSpec(
+        tuple(str(f) for f in files),
+        align,
+        dict(fees),
+        symbol,
+        False,
+        tuple(strategies),
+        latency_ms,
+        depth,
     )
-    client = Client(scheduler or cluster)
-    try:
-        futures = [
-            client.submit(
-                _chunk,
-                list(files),
-                c,
-                align,
-                dict(fees),
-                list(strategies),
-                latency_ms,
-                depth,
-                pure=False,
-            )
-            for c in chunks
-        ]
-        rows: list[dict[str, Any]] = []
-        for part in client.gather(futures):
-            rows.extend(part)
-        return rows
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    replay = open_replay(spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ResultsStore(Path(tmp), {"spec": spec.options()})
+        run_distributed_windows(
+            spec, replay, parents, store, workers=workers, scheduler=scheduler, window=window
+        )
+        path = store.finish("", keep_files=False)
+        return list(pq.read_table(path).to_pylist())

@@ -28,8 +28,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
-from liquidroute.backtest.data import COLUMNS, TARDIS_EXCHANGES
 from liquidroute.model import FloatArray
+from liquidroute.tardis import COLUMNS, TARDIS_EXCHANGES
 from liquidroute.venues.ccxt_venue import CcxtVenue
 from liquidroute.venues.live import BookEvent, LiveVenue
 

@@ -1,58 +1,75 @@
 """Replay recorded books, route parent orders with several strategies, fill them later.
 
-Loader -> per-venue book replay -> parent orders on a schedule -> at each order time t,
-every strategy splits the order on the books as of t (arrival time); the split is then
-filled on the books as of t + latency (a second replay per venue, so the two clocks never
-interfere). Each fill walks the venue's levels at fill time, taker fee included, with no
-limit price — what a marketable order would have paid. Strategies are independent: each
-fills against the same book (none sees another's impact).
+Files -> per-venue streams of validated batches (`liquidroute.tardis`) -> one forward
+pass in time over all venues (`liquidroute.book.BookCursor`) -> parent orders on a
+schedule. At each order time t every strategy splits the order on the books as of t
+(arrival time); the split is filled on the books as of t + latency. Both clocks are served
+by the same pass: the events (route at t_i, fill at t_i + latency) are visited in time
+order, and each venue's cursor only moves forward; memory is the books, one batch per
+venue, and the orders in flight (latency / spacing of them).
 
-A strategy is a function `(ladder, amount, markets, venues) -> amounts per venue`; the
-built-ins are "optimal" (rules-aware `route`), "optimal_exact" (rule-free),
-"best_venue", "equal_split", "pro_rata" and "percent_grid".
+Each strategy is a split of the order across venues: "optimal" is `route()` (rules-aware,
+venue rules applied when they can bind), "optimal_exact" is `route(rules=False)`, the
+others are the baselines of `liquidroute.optimizer.baselines` ("best_venue",
+"equal_split", "pro_rata", "percent_grid"). Every split is filled through the one book walk
+(`liquidroute.optimizer.curves.walk_book`, the walk SimulatedVenue uses) at fill time,
+taker fee included, with no limit price — what a marketable order would have paid.
+Strategies are independent: each fills against the same book (none sees another's impact).
 
 `align="start"` overlays recordings from different windows: each file's clock is shifted
 so that all start together, and each venue's prices are re-centred (multiplied by
 common_mid / its mid at the start). Every output says so.
+
+A run can be cut into windows of consecutive orders (`run(..., start=k)`): a window's books
+are seeded from each file's last snapshot before the window, and the reads the orders before
+it would have made since that snapshot are replayed without routing (a read repairs crossed
+books, so it changes state); the rows then equal the single pass exactly.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from liquidroute.backtest.book import BookReplay
-from liquidroute.backtest.data import L2Updates, read_incremental_l2
+from liquidroute.book import BookCursor, open_cursor
 from liquidroute.errors import DataFileError, InvalidInputError, LiquidrouteError
 from liquidroute.model import DepthSnapshot, FloatArray, Market, Side
 from liquidroute.optimizer.baselines import BASELINE_SPLITS
 from liquidroute.optimizer.curves import Ladder, build_ladder, walk_book
 from liquidroute.optimizer.exact import allocate
+from liquidroute.tardis import FileIndex, TardisFile, format_us, scan
 
-Strategy = Callable[[Ladder, float, Mapping[str, Market], Sequence[str]], FloatArray | None]
+#: (books at t, ladder built from them, side, amount, markets) -> base amount per venue
+Strategy = Callable[
+    [Sequence[DepthSnapshot], Ladder, Side, float, Mapping[str, Market]], FloatArray | None
+]
 
 
-def _optimal(rules: bool) -> Strategy:
+def _routed(rules: bool | None) -> Strategy:
     def split(
-        ladder: Ladder, amount: float, markets: Mapping[str, Market], venues: Sequence[str]
+        books: Sequence[DepthSnapshot],
+        ladder: Ladder,
+        side: Side,
+        amount: float,
+        markets: Mapping[str, Market],
     ) -> FloatArray | None:
-        from liquidroute.optimizer.constrained import apply_rules, venue_rules
-        from liquidroute.optimizer.exact import solve_exact
+        from liquidroute.router.route import route
 
-        alloc = solve_exact(ladder, amount)
-        if rules and alloc.filled > 0:
-            vr = venue_rules(venues, markets, ladder, alloc.filled, None, None, None)
-            if vr.can_bind():
-                try:
-                    alloc = apply_rules(ladder, alloc, vr, venues, [False] * len(venues), 1.0).alloc
-                except LiquidrouteError:
-                    return None
-        return alloc.amount
+        try:
+            quote = route(books, side, amount, markets=markets, baselines=False, rules=rules)
+        except LiquidrouteError:
+            return None
+        out = np.zeros(len(books))
+        where = {b.venue: i for i, b in enumerate(books)}
+        for leg in quote.legs:
+            out[where[leg.venue]] = leg.amount
+        return out
 
     return split
 
@@ -61,7 +78,11 @@ def _baseline(name: str) -> Strategy:
     fn = BASELINE_SPLITS[name]
 
     def split(
-        ladder: Ladder, amount: float, markets: Mapping[str, Market], venues: Sequence[str]
+        books: Sequence[DepthSnapshot],
+        ladder: Ladder,
+        side: Side,
+        amount: float,
+        markets: Mapping[str, Market],
     ) -> FloatArray | None:
         return fn(ladder, amount)
 
@@ -69,8 +90,8 @@ def _baseline(name: str) -> Strategy:
 
 
 STRATEGIES: dict[str, Strategy] = {
-    "optimal": _optimal(rules=True),
-    "optimal_exact": _optimal(rules=False),
+    "optimal": _routed(rules=None),
+    "optimal_exact": _routed(rules=False),
     **{name: _baseline(name) for name in BASELINE_SPLITS},
 }
 DEFAULT_STRATEGIES = ("optimal", "best_venue", "equal_split", "pro_rata", "percent_grid")
@@ -83,23 +104,93 @@ class ParentOrder:
     amount: float
 
 
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A parent order every `every_us` from `first_us` on, while every recording lasts
+    (`end_us` when known, from a scan; otherwise the run stops at the first file's end)."""
+
+    first_us: int
+    every_us: int
+    side: Side
+    amount: float
+    end_us: int | None = None
+
+    def __iter__(self) -> Iterator[ParentOrder]:
+        t = self.first_us
+        while self.end_us is None or t <= self.end_us:
+            yield ParentOrder(t, self.side, self.amount)
+            t += self.every_us
+
+    def __len__(self) -> int:
+        if self.end_us is None:
+            raise InvalidInputError("the schedule's length needs the recordings' end (scan)")
+        return max(0, (self.end_us - self.first_us) // self.every_us + 1)
+
+    def __getitem__(self, i: int) -> ParentOrder:
+        return ParentOrder(self.first_us + i * self.every_us, self.side, self.amount)
+
+    def part(self, start: int, stop: int) -> Schedule:
+        """Orders start..stop-1 as a schedule of their own."""
+        first = self.first_us + start * self.every_us
+        return Schedule(
+            first, self.every_us, self.side, self.amount, self.first_us + (stop - 1) * self.every_us
+        )
+
+
+Orders = Schedule | Sequence[ParentOrder]
+
+
+def orders_part(orders: Orders, start: int, stop: int) -> Orders:
+    """Orders start..stop-1 (a schedule stays a schedule: small to send to a worker)."""
+    if isinstance(orders, Schedule):
+        return orders.part(start, stop)
+    return list(orders[start:stop])
+
+
+def window_entry(replay: Replay, orders: Orders, start: int, latency_ms: float) -> int:
+    """The first order a window starting at order `start` must replay (without routing):
+    the first whose fill time is at or after the earliest seed snapshot of the window."""
+    if start == 0:
+        return 0
+    if any(v.index is None for v in replay.venues):
+        replay.scan()
+    lat_us = int(latency_ms * 1e3)
+    t0 = orders[start].t_us
+    seeds = []
+    for v in replay.venues:
+        assert v.index is not None
+        row = v.index.seed_row(t0 - v.shift_us)
+        seeds.append(v.index.snapshot_us[v.index.snapshot_rows.index(row)] + v.shift_us)
+    seed = min(seeds)
+    lo, hi = 0, start  # first j with t_j + lat >= seed (times are sorted)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if orders[mid].t_us + lat_us < seed:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @dataclass(slots=True)
 class Venue:
-    """One recorded venue: two replays (route time, fill time), clock shift, price scale."""
+    """One recorded venue: its file, clock shift and price scale."""
 
-    updates: L2Updates
-    route_book: BookReplay
-    fill_book: BookReplay
+    source: TardisFile
+    start_us: int = 0  # the file's first snapshot, file clock
     shift_us: int = 0
     price_scale: float = 1.0
+    index: FileIndex | None = None
 
     @property
     def name(self) -> str:
-        return self.updates.venue
+        return self.source.venue
 
-    def snapshot(self, replay: BookReplay, t_us: int, depth: int) -> DepthSnapshot:
-        replay.advance_to(t_us - self.shift_us)
-        snap = replay.snapshot(depth)
+    @property
+    def path(self) -> Path:
+        return self.source.path
+
+    def scaled(self, snap: DepthSnapshot) -> DepthSnapshot:
         if self.price_scale == 1.0:
             return snap
         scale = [self.price_scale, 1.0]
@@ -115,15 +206,66 @@ class Venue:
 
 @dataclass(slots=True)
 class Replay:
-    """Everything a backtest needs, loaded once."""
+    """The files of a backtest, opened (first batch and first book read), not loaded."""
 
     venues: list[Venue]
     markets: dict[str, Market]
     aligned: bool
     label: str
+    symbol: str = ""
     start_us: int = 0
-    end_us: int = 0
+    end_us: int | None = None
     notes: list[str] = field(default_factory=list)
+
+    def scan(self) -> Replay:
+        """Read each file's index (a streaming pass, or the Parquet index): `end_us` and the
+        snapshot starts that windows seed from."""
+        for v in self.venues:
+            if v.index is None:
+                v.index = scan(v.source)
+        self.end_us = min(v.index.end_us + v.shift_us for v in self.venues if v.index)
+        if self.end_us <= self.start_us:
+            raise DataFileError(
+                "the recordings do not overlap in time; use --align start to overlay them"
+            )
+        return self
+
+
+def _first_book(source: TardisFile) -> tuple[int, DepthSnapshot]:
+    cursor = open_cursor(source)
+    if not cursor.advance_to_first_book() or cursor.start_us is None:
+        raise DataFileError(f"{source.path}: no snapshot rows; the book is never known")
+    return cursor.start_us, cursor.snapshot()
+
+
+def _pick_symbol(
+    sources: list[TardisFile], symbol: str | None
+) -> tuple[list[TardisFile], list[str]]:
+    held: dict[str, list[str]] = {}
+    for s in sources:
+        held.setdefault(s.symbol, []).append(s.path.name)
+    if symbol is not None:
+        want = symbol.strip().upper()
+        chosen = [s for s in sources if s.symbol.upper() == want]
+        if not chosen:
+            raise InvalidInputError(
+                f"--symbol {symbol}: no file holds it; the files hold "
+                + "; ".join(f"{k} ({', '.join(v)})" for k, v in held.items())
+            )
+        left = [
+            f"{s.path.name} ({s.symbol}) left out: not {chosen[0].symbol}"
+            for s in sources
+            if s not in chosen
+        ]
+        return chosen, left
+    if len(held) > 1:
+        raise DataFileError(
+            "the files hold different instruments: "
+            + "; ".join(f"{k} in {', '.join(v)}" for k, v in sorted(held.items()))
+            + "; choose one with "
+            + " or ".join(f"--symbol {k}" for k in sorted(held))
+        )
+    return sources, []
 
 
 def load(
@@ -132,75 +274,67 @@ def load(
     align: str | None = None,
     fees: Mapping[str, float] | None = None,
     skip_bad_rows: bool = False,
+    symbol: str | None = None,
 ) -> Replay:
-    """Read the files, check they hold one symbol on distinct venues, set up the clocks."""
-    from liquidroute.venues.recorded import static_taker_fee
+    """Open the files, check they hold one symbol on distinct venues, set up the clocks.
+
+    Only each file's start is read (its first batch and first snapshot); the run streams
+    the rest. With `symbol`, files of other instruments are left out (and said so).
+    """
+    from liquidroute.venues.ccxt_venue import static_taker_fee
 
     if not paths:
         raise InvalidInputError("give at least one recorded book file")
     if align not in (None, "start"):
         raise InvalidInputError(f"--align takes 'start', got {align!r}")
-    venues = []
-    for path in paths:
-        updates = read_incremental_l2(path, skip_bad_rows=skip_bad_rows)
-        venues.append(Venue(updates, BookReplay(updates), BookReplay(updates)))
-    symbols = {v.updates.symbol for v in venues}
-    if len(symbols) > 1:
-        raise DataFileError(f"the files hold different symbols {sorted(symbols)}")
-    names = [v.name for v in venues]
+    sources = [TardisFile(Path(p), skip_bad_rows=skip_bad_rows) for p in paths]
+    sources, left_out = _pick_symbol(sources, symbol)
+    names = [s.venue for s in sources]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"two files for one venue: {names}; one file per venue")
-    symbol = symbols.pop()
+    sym = sources[0].symbol
     fees = dict(fees or {})
-    markets = {
-        v.name: Market(v.name, symbol, fees.get(v.name, static_taker_fee(v.name))) for v in venues
-    }
-    replay = Replay(venues, markets, aligned=align == "start", label="recorded books")
-    starts = [v.route_book.start_us for v in venues]
+    markets = {n: Market(n, sym, fees.get(n, static_taker_fee(n))) for n in names}
+    venues, mids = [], []
+    for s in sources:
+        start, book = _first_book(s)
+        venues.append(Venue(s, start_us=start))
+        mids.append(book.mid or 1.0)
+    replay = Replay(venues, markets, aligned=align == "start", label="recorded books", symbol=sym)
+    replay.notes.extend(left_out)
     if align == "start":
-        common_start = max(starts)
-        mids = []
-        for v, s in zip(venues, starts, strict=True):
-            v.shift_us = common_start - s
-            mid = BookReplay(v.updates)
-            mid.advance_to(s)
-            m = mid.snapshot().mid
-            mids.append(m or 1.0)
+        common_start = max(v.start_us for v in venues)
         common_mid = float(np.median(mids))
         for v, m in zip(venues, mids, strict=True):
+            v.shift_us = common_start - v.start_us
             v.price_scale = common_mid / m
         replay.label = (
             "recorded books from different windows, ALIGNED: clocks shifted to a "
             "common start and prices re-centred on a common mid"
         )
         replay.notes.append(replay.label)
-    for v in venues:
-        if v.updates.skipped_rows:
-            replay.notes.append(f"{v.updates.path.name}: {v.updates.skipped_rows} bad rows skipped")
-    replay.start_us = max(v.route_book.start_us + v.shift_us for v in venues)
-    replay.end_us = min(v.route_book.end_us + v.shift_us for v in venues)
-    if replay.end_us <= replay.start_us:
-        raise DataFileError(
-            "the recordings do not overlap in time; use --align start to overlay them"
-        )
+    replay.start_us = max(v.start_us + v.shift_us for v in venues)
     return replay
 
 
-def schedule(replay: Replay, every_s: float, side: Side, amount: float) -> list[ParentOrder]:
+def schedule(replay: Replay, every_s: float, side: Side, amount: float) -> Schedule:
+    """A parent order every `every_s` seconds after the common start, while the books last."""
     if not math.isfinite(every_s) or every_s <= 0:
         raise InvalidInputError(f"--every must be a positive duration, got {every_s!r}")
     step = int(every_s * 1e6)
-    times = range(replay.start_us + step, replay.end_us + 1, step)
-    return [ParentOrder(t, side, amount) for t in times]
+    if step <= 0:
+        raise InvalidInputError(f"--every must be at least 1 µs, got {every_s!r} s")
+    return Schedule(replay.start_us + step, step, side, amount, replay.end_us)
 
 
 def read_orders(path: Path, replay: Replay) -> list[ParentOrder]:
     """Parent orders from a CSV with columns timestamp (ISO-8601 or epoch ms), side, amount."""
     import csv
 
-    from liquidroute.backtest.data import parse_time_ms
     from liquidroute.model import check_amount, check_side
+    from liquidroute.tardis import check_file, parse_time_ms
 
+    check_file(path)
     orders = []
     try:
         with path.open(newline="") as fh:
@@ -216,9 +350,15 @@ def read_orders(path: Path, replay: Replay) -> list[ParentOrder]:
                     raise DataFileError(f"{path}: line {line}: {exc}") from None
     except OSError as exc:
         raise DataFileError(f"{path}: {exc.strerror}") from None
-    outside = [o for o in orders if not replay.start_us <= o.t_us <= replay.end_us]
+    if replay.end_us is None:
+        replay.scan()
+    end = replay.end_us if replay.end_us is not None else replay.start_us
+    outside = [o for o in orders if not replay.start_us <= o.t_us <= end]
     if outside:
-        raise DataFileError(f"{path}: {len(outside)} order(s) outside the recordings' window")
+        raise DataFileError(
+            f"{path}: {len(outside)} order(s) outside the recordings' window "
+            f"{format_us(replay.start_us)} .. {format_us(end)}"
+        )
     return sorted(orders, key=lambda o: o.t_us)
 
 
@@ -228,16 +368,16 @@ def _fill(snap: DepthSnapshot, side: Side, amount: float, fee: float) -> tuple[f
     return walk.filled, walk.all_in(side, fee)
 
 
-def run(
-    replay: Replay,
-    orders: Sequence[ParentOrder],
-    *,
-    strategies: Sequence[str] = DEFAULT_STRATEGIES,
-    latency_ms: float = 0.0,
-    depth: int = 200,
-    progress: Callable[[int], None] | None = None,
-) -> list[dict[str, Any]]:
-    """One row per (parent order, strategy). Orders must be sorted by time."""
+@dataclass(slots=True)
+class _Planned:
+    index: int
+    order: ParentOrder
+    mid: float
+    plans: list[tuple[str, FloatArray | None, float]]  # strategy, amounts, planned cost
+
+
+def check_options(strategies: Sequence[str], latency_ms: float) -> int:
+    """Known strategies and a valid latency (µs returned), or a clear error."""
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
         raise InvalidInputError(
@@ -245,62 +385,238 @@ def run(
         )
     if not math.isfinite(latency_ms) or latency_ms < 0:
         raise InvalidInputError(f"--latency-ms must be >= 0, got {latency_ms!r}")
-    lat_us = int(latency_ms * 1e3)
+    return int(latency_ms * 1e3)
+
+
+def iter_rows(
+    replay: Replay,
+    orders: Iterable[ParentOrder],
+    *,
+    strategies: Sequence[str] = DEFAULT_STRATEGIES,
+    latency_ms: float = 0.0,
+    depth: int = 200,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(order number, its rows: one per strategy), in order, in one pass over the files.
+
+    Orders numbered below `start` are replayed without routing (their reads only; see the
+    module doc), and the files are entered at the last snapshot before order `start`
+    (needs `replay.scan()`); the pass ends before order `stop`, or at the first order
+    after the end of a recording.
+    """
+    lat_us = check_options(strategies, latency_ms)
     names = [v.name for v in replay.venues]
     fees = [replay.markets[n].taker_fee for n in names]
-    rows: list[dict[str, Any]] = []
+    cursors = _cursors(replay, orders, start, lat_us)
+    pending: deque[_Planned] = deque()
+    seed_us = min(
+        (c.seed_us + v.shift_us for v, c in zip(replay.venues, cursors, strict=True)),
+        default=0,
+    )
     for i, order in enumerate(orders):
-        books = [v.snapshot(v.route_book, order.t_us, depth) for v in replay.venues]
-        fill_books = [v.snapshot(v.fill_book, order.t_us + lat_us, depth) for v in replay.venues]
-        ladder = build_ladder([b.levels(order.side) for b in books], fees, order.side)
-        bids = [b.best_bid for b in books if b.best_bid is not None]
-        asks = [b.best_ask for b in books if b.best_ask is not None]
-        mid = (max(bids) + min(asks)) / 2 if bids and asks else math.nan
-        for name in strategies:
-            amounts = STRATEGIES[name](ladder, order.amount, replay.markets, names)
-            row: dict[str, Any] = {
-                "t_us": order.t_us,
-                "strategy": name,
-                "side": order.side,
-                "amount": order.amount,
-                "mid": mid,
+        if stop is not None and i >= stop:
+            break
+        t = order.t_us
+        while pending and pending[0].order.t_us + lat_us <= t:
+            first = pending.popleft()
+            rows = _filled(replay, cursors, first, lat_us, depth, fees)
+            if rows:
+                yield first.index, rows
+        if i < start:
+            if t + lat_us < seed_us:
+                continue  # before every file's seed snapshot: nothing to replay
+            if _advance(replay, cursors, t):
+                break
+            for c in cursors:
+                c.repair("route")
+            if lat_us:
+                pending.append(_Planned(i, order, math.nan, []))
+            continue
+        if _advance(replay, cursors, t):
+            break
+        books = [
+            v.scaled(c.snapshot(depth, "route"))
+            for v, c in zip(replay.venues, cursors, strict=True)
+        ]
+        planned = _plan(i, order, books, fees, strategies, replay.markets)
+        if lat_us == 0:
+            yield i, _rows(planned, books, fees, names)
+        else:
+            pending.append(planned)
+    while pending:
+        first = pending.popleft()
+        rows = _filled(replay, cursors, first, lat_us, depth, fees)
+        if rows:
+            yield first.index, rows
+
+
+def _cursors(
+    replay: Replay, orders: Iterable[ParentOrder], start: int, lat_us: int
+) -> list[BookCursor]:
+    if start == 0:
+        return [open_cursor(v.source) for v in replay.venues]
+    if any(v.index is None for v in replay.venues):
+        replay.scan()
+    first = next(o for i, o in enumerate(orders) if i == start)
+    out = []
+    for v in replay.venues:
+        assert v.index is not None
+        row = v.index.seed_row(first.t_us - v.shift_us)
+        cursor = open_cursor(v.source, row)
+        cursor.seed_us = v.index.snapshot_us[v.index.snapshot_rows.index(row)]
+        out.append(cursor)
+    return out
+
+
+def _advance(replay: Replay, cursors: Sequence[BookCursor], t_us: int) -> bool:
+    """Move every venue to `t_us`; True when a recording ended before it."""
+    for v, c in zip(replay.venues, cursors, strict=True):
+        local = t_us - v.shift_us
+        c.advance_to(local)
+        if c.exhausted and c.last_local_ts < local:
+            return True
+    return False
+
+
+def _plan(
+    i: int,
+    order: ParentOrder,
+    books: Sequence[DepthSnapshot],
+    fees: Sequence[float],
+    strategies: Sequence[str],
+    markets: Mapping[str, Market],
+) -> _Planned:
+    ladder = build_ladder([b.levels(order.side) for b in books], fees, order.side)
+    bids = [b.best_bid for b in books if b.best_bid is not None]
+    asks = [b.best_ask for b in books if b.best_ask is not None]
+    mid = (max(bids) + min(asks)) / 2 if bids and asks else math.nan
+    plans: list[tuple[str, FloatArray | None, float]] = []
+    for name in strategies:
+        amounts = STRATEGIES[name](books, ladder, order.side, order.amount, markets)
+        if amounts is None or amounts.sum() <= 0:
+            plans.append((name, None, math.nan))
+        else:
+            plans.append((name, amounts, allocate(ladder, amounts).value))
+    return _Planned(i, order, mid, plans)
+
+
+def _filled(
+    replay: Replay,
+    cursors: Sequence[BookCursor],
+    planned: _Planned,
+    lat_us: int,
+    depth: int,
+    fees: Sequence[float],
+) -> list[dict[str, Any]]:
+    t = planned.order.t_us + lat_us
+    _advance(replay, cursors, t)
+    if not planned.plans:  # an order before the window: its read only
+        for c in cursors:
+            c.repair("fill")
+        return []
+    books = [
+        v.scaled(c.snapshot(depth, "fill")) for v, c in zip(replay.venues, cursors, strict=True)
+    ]
+    return _rows(planned, books, fees, [v.name for v in replay.venues])
+
+
+def _rows(
+    planned: _Planned,
+    fill_books: Sequence[DepthSnapshot],
+    fees: Sequence[float],
+    names: Sequence[str],
+) -> list[dict[str, Any]]:
+    order, mid = planned.order, planned.mid
+    sign = 1.0 if order.side == "buy" else -1.0
+    rows: list[dict[str, Any]] = []
+    for name, amounts, planned_cost in planned.plans:
+        row: dict[str, Any] = {
+            "t_us": order.t_us,
+            "strategy": name,
+            "side": order.side,
+            "amount": order.amount,
+            "mid": mid,
+        }
+        if amounts is None:
+            rows.append(row | _UNFILLED)
+            continue
+        filled, cost = 0.0, 0.0
+        for v, q in enumerate(amounts):
+            if q > 0:
+                f, c = _fill(fill_books[v], order.side, float(q), fees[v])
+                filled += f
+                cost += c
+        avg = cost / filled if filled else math.nan
+        planned_avg = planned_cost / float(amounts.sum())
+        rows.append(
+            row
+            | {
+                "filled": filled,
+                "cost": cost,
+                "planned_cost": planned_cost,
+                "avg_price": avg,
+                "slippage_bps": sign * (avg - mid) / mid * 1e4,
+                "shortfall_bps": sign * (avg - planned_avg) / planned_avg * 1e4,
+                "venues": ",".join(n for n, q in zip(names, amounts, strict=True) if q > 0),
             }
-            if amounts is None or amounts.sum() <= 0:
-                rows.append(
-                    row
-                    | {
-                        "filled": 0.0,
-                        "cost": math.nan,
-                        "planned_cost": math.nan,
-                        "avg_price": math.nan,
-                        "slippage_bps": math.nan,
-                        "shortfall_bps": math.nan,
-                        "venues": "",
-                    }
-                )
-                continue
-            planned = allocate(ladder, amounts).value
-            filled, cost = 0.0, 0.0
-            for v, q in enumerate(amounts):
-                if q > 0:
-                    f, c = _fill(fill_books[v], order.side, float(q), fees[v])
-                    filled += f
-                    cost += c
-            avg = cost / filled if filled else math.nan
-            sign = 1.0 if order.side == "buy" else -1.0
-            planned_avg = planned / float(amounts.sum())
-            rows.append(
-                row
-                | {
-                    "filled": filled,
-                    "cost": cost,
-                    "planned_cost": planned,
-                    "avg_price": avg,
-                    "slippage_bps": sign * (avg - mid) / mid * 1e4,
-                    "shortfall_bps": sign * (avg - planned_avg) / planned_avg * 1e4,
-                    "venues": ",".join(n for n, q in zip(names, amounts, strict=True) if q > 0),
-                }
-            )
-        if progress is not None:
-            progress(i + 1)
+        )
     return rows
+
+
+_UNFILLED = {
+    "filled": 0.0,
+    "cost": math.nan,
+    "planned_cost": math.nan,
+    "avg_price": math.nan,
+    "slippage_bps": math.nan,
+    "shortfall_bps": math.nan,
+    "venues": "",
+}
+
+
+def run(
+    replay: Replay,
+    orders: Iterable[ParentOrder],
+    *,
+    strategies: Sequence[str] = DEFAULT_STRATEGIES,
+    latency_ms: float = 0.0,
+    depth: int = 200,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per (parent order, strategy), in memory (small runs; `iter_rows` streams).
+    Orders must be sorted by time."""
+    rows: list[dict[str, Any]] = []
+    n = 0
+    for _, part in iter_rows(
+        replay, orders, strategies=strategies, latency_ms=latency_ms, depth=depth
+    ):
+        rows.extend(part)
+        n += 1
+        if progress is not None:
+            progress(n)
+    if n == 0:
+        _no_orders(replay)
+    return rows
+
+
+def _no_orders(replay: Replay) -> None:
+    replay.scan()  # raises when the recordings do not overlap
+
+
+__all__ = [
+    "DEFAULT_STRATEGIES",
+    "STRATEGIES",
+    "ParentOrder",
+    "Replay",
+    "Schedule",
+    "Venue",
+    "check_options",
+    "iter_rows",
+    "load",
+    "orders_part",
+    "read_orders",
+    "run",
+    "schedule",
+    "window_entry",
+]

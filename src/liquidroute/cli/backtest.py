@@ -61,6 +61,13 @@ def backtest(
             help="CSV of parent orders (timestamp, side, amount) instead of --every/--side/--size."
         ),
     ] = None,
+    symbol: Annotated[
+        str | None,
+        typer.Option(
+            help="Backtest this instrument only (e.g. BTC/USDT or the perpetual BTC/USDT:USDT); "
+            "files holding others are left out."
+        ),
+    ] = None,
     latency_ms: Annotated[
         float, typer.Option(min=0, help="Route at t, fill at t + latency.")
     ] = 0.0,
@@ -90,14 +97,31 @@ def backtest(
         Path | None,
         typer.Option(help="Write results.parquet/.csv, summary.csv/.json and plot.png here."),
     ] = None,
-    workers: Annotated[
-        int,
+    resume: Annotated[
+        bool,
         typer.Option(
-            min=1, help="Run chunks on N Dask workers (a local cluster unless --scheduler)."
+            "--resume", help="Continue an interrupted run in --out from its missing windows."
         ),
-    ] = 1,
+    ] = False,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Parent orders per window (the unit of --resume and of work sent to workers; "
+            "default 10,000, or a quarter of each worker's share).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Run windows on N Dask workers (a local cluster unless --scheduler); "
+            "default: one process, no Dask.",
+        ),
+    ] = None,
     scheduler: Annotated[
-        str | None, typer.Option(help="An existing Dask scheduler address.")
+        str | None,
+        typer.Option(help="A running Dask scheduler (tcp://HOST:PORT) to send the windows to."),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -106,70 +130,111 @@ def backtest(
     Every parent order is split by each strategy on the books as of its time and filled on
     the books as of time + --latency-ms (taker fees included). The summary shows all-in
     slippage vs mid (mean, median, p95), implementation shortfall, and what each strategy
-    saves against the best single venue, in bps and in quote currency.
+    saves against the best single venue, in bps and in quote currency. Files are streamed
+    (memory does not grow with their length); results go to disk window by window.
 
     Examples:
 
       liquidroute backtest ../shared/data/books/binance_*.csv.gz --every 1s --size 2
 
-      liquidroute backtest binance.csv.gz bybit-spot.csv.gz --align start --size 20
+      liquidroute backtest ../shared/data/books/*.gz --symbol BTC/USDT:USDT
     """
     with reported_errors():
+        import tempfile
+
         from rich.progress import Progress
 
+        from liquidroute.backtest import distributed as dist
         from liquidroute.backtest import replay as rp
-        from liquidroute.backtest import report
+        from liquidroute.backtest.store import (
+            ResultsStore,
+            fingerprint,
+            plot_from_file,
+            summary_from_file,
+        )
+        from liquidroute.errors import InvalidInputError
         from liquidroute.model import check_side
 
-        names = [s.strip() for s in strategies.split(",") if s.strip()]
-        data = rp.load(
-            files, align=align, fees=parse_pairs(fee, "--fee"), skip_bad_rows=skip_bad_rows
-        )
+        if resume and out is None:
+            raise InvalidInputError("--resume needs --out DIR (the interrupted run's folder)")
+        names = tuple(s.strip() for s in strategies.split(",") if s.strip())
+        fees = parse_pairs(fee, "--fee")
+        spec = dist.RunSpec(
+            tuple(str(f) for f in files), align, fees, symbol, skip_bad_rows, names,
+            latency_ms, depth,
+        )  # fmt: skip
+        data = dist.open_replay(spec)
+        rp.check_options(names, latency_ms)
+        distributed = workers is not None or scheduler is not None
+        parents: rp.Orders
         if orders is not None:
             parents = rp.read_orders(orders, data)
         else:
+            if distributed or resume:
+                data.scan()  # windows need the end and the snapshot index
             parents = rp.schedule(data, parse_duration(every), check_side(side), size)
-        if not parents:
-            raise fail("no parent order falls inside the recordings; shorten --every")
-        if workers > 1 or scheduler:
-            from liquidroute.backtest.distributed import run_distributed
-
-            rows = run_distributed(
-                files,
-                parents,
-                align=align,
-                fees=parse_pairs(fee, "--fee"),
-                strategies=names,
-                latency_ms=latency_ms,
-                depth=depth,
-                workers=workers,
-                scheduler=scheduler,
-            )
-        else:
+        if window is None and resume and out is not None:
+            window = previous_window(out)  # the interrupted run's windows, whatever --workers
+        if window is None:
+            window = -(-len(parents) // (4 * (workers or 1))) if distributed else 10_000
+        size_w = max(1, window)
+        run_info = fingerprint(files, spec.options() | {
+            "every": every, "side": side, "size": size, "window": size_w,
+            "orders": str(orders.resolve()) if orders else None,
+        })  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            target = out if out is not None else Path(tmp)
+            store = ResultsStore(target, run_info, resume=resume)
+            total = len(parents) if data.end_us is not None or orders else None
             with Progress(console=console(stderr=True), transient=True) as bar:
-                task = bar.add_task("replaying", total=len(parents))
-                rows = rp.run(
-                    data,
-                    parents,
-                    strategies=names,
-                    latency_ms=latency_ms,
-                    depth=depth,
-                    progress=lambda n: bar.update(task, completed=n),
-                )
-        df = report.frame(rows)
-        summ = report.summary(df)
-        if out is not None:
-            report.save(df, summ, out, data.label)
+                task = bar.add_task("replaying", total=total)
+
+                def tick(n: int) -> None:
+                    bar.update(task, completed=n)
+
+                if distributed:
+                    n = dist.run_distributed_windows(
+                        spec, data, parents, store, workers=workers or 1, scheduler=scheduler,
+                        window=size_w, progress=tick,
+                    )  # fmt: skip
+                else:
+                    n = dist.run_local(spec, data, parents, store, window=size_w, progress=tick)
+            if n == 0 and not store.done():
+                data.scan()  # says so when the recordings do not overlap
+                raise fail("no parent order falls inside the recordings; shorten --every")
+            results = store.finish(data.label, keep_files=out is not None)
+            summ = summary_from_file(results)
+            n_orders = int(summ["orders"].max()) if len(summ) else 0
+            if out is not None:
+                (out / "summary.csv").write_text(summ.to_csv(index=False))
+                (out / "summary.json").write_text(report_json(summ, data.label))
+                plot_from_file(results, out / "plot.png", data.label)
     if json_out:
-        echo_json(json.loads(report.summary_json(summ, data.label)))  # float noise removed
+        echo_json(json.loads(report_json(summ, data.label)))  # float noise removed
     else:
-        symbol = next(iter(data.markets.values())).symbol
-        render(summ, len(parents), data.label, symbol.split("/")[1].split(":")[0])
+        symbol = data.symbol or next(iter(data.markets.values())).symbol
+        render(summ, n_orders, data.label, symbol.split("/")[1].split(":")[0])
     err = console(stderr=True)
     for message in data.notes:
         note(err, message)
     if out is not None:
         err.print(f"wrote {out}/results.parquet, results.csv, summary.csv, summary.json, plot.png")
+
+
+def previous_window(out: Path) -> int | None:
+    """The window size recorded by an interrupted run in `out` (None if there is none)."""
+    manifest = out / "parts" / "run.json"
+    try:
+        value = json.loads(manifest.read_text())["options"]["window"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return int(value) if isinstance(value, int) else None
+
+
+def report_json(summ: object, label: str) -> str:
+    from liquidroute.backtest import report
+
+    return report.summary_json(summ, label)  # type: ignore[arg-type]
 
 
 def render(summ: object, n: int, label: str, currency: str = "quote") -> None:
@@ -219,21 +284,28 @@ def info(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Venue, symbol, time span, rows, snapshots and gaps of a recorded book file."""
+    """Venue, symbol, time span, rows, snapshots, gaps and crossed books of a book file."""
     with reported_errors():
-        from liquidroute.backtest.data import describe, read_incremental_l2
+        from liquidroute.book import crossed_checks
+        from liquidroute.tardis import TardisFile, describe
 
-        updates = read_incremental_l2(file, skip_bad_rows=skip_bad_rows)
-        facts = describe(updates) | {"skipped_rows": updates.skipped_rows}
+        source = TardisFile(file, skip_bad_rows=skip_bad_rows)
+        facts = describe(source) | crossed_checks(source)
     if json_out:
         typer.echo(json.dumps(facts, indent=2))
         return
     out = console()
     for key, value in facts.items():
         if key != "gaps":
-            out.print(f"{key:<14} {value}")
-    gaps = facts["gaps"]
-    out.print(f"{'gaps > 5 s':<14} {len(gaps) if isinstance(gaps, list) else 0}")
+            out.print(f"{key:<16} {value}", markup=False, highlight=False)
+    if facts["crossed_books"]:
+        console(stderr=True).print(
+            f"warning: the book came out crossed at {facts['crossed_books']} of "
+            f"{facts['crossed_checks']} checks (1 s apart; first at {facts['first_crossed']}): "
+            "the feed missed deletions; replays drop the stale levels",
+            markup=False,
+            highlight=False,
+        )
 
 
 @data_app.command("convert")
@@ -241,16 +313,15 @@ def convert(
     source: Annotated[Path, typer.Argument(help="tardis incremental_book_L2 CSV(.gz).")],
     target: Annotated[Path, typer.Argument(help="Output .parquet file.")],
 ) -> None:
-    """Convert a tardis CSV(.gz) into our typed Parquet layout (same rows, ~zstd)."""
+    """Convert a tardis CSV(.gz) into our typed Parquet layout (same rows, zstd, indexed)."""
     with reported_errors():
-        from liquidroute.backtest.data import read_incremental_l2, write_parquet
         from liquidroute.errors import InvalidInputError
+        from liquidroute.tardis import TardisFile, write_parquet
 
         if target.suffix != ".parquet":
             raise InvalidInputError(f"the output must end in .parquet, got {target.name}")
-        updates = read_incremental_l2(source)
-        write_parquet(updates, target)
-    console(stderr=True).print(f"wrote {target} ({len(updates)} rows)")
+        rows = write_parquet(TardisFile(source), target)
+    console(stderr=True).print(f"wrote {target} ({rows} rows)")
 
 
 def record(

@@ -149,6 +149,6 @@ def parse_venue_list(value: str | None) -> list[str]:
 
 def parse_time_ms(value: str, option: str = "--at") -> float:
     """ISO-8601 (UTC unless an offset is given) or epoch ms -> epoch ms (lazy import)."""
-    from liquidroute.backtest.data import parse_time_ms as parse
+    from liquidroute.tardis import parse_time_ms as parse
 
     return parse(value, option)

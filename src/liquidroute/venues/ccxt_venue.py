@@ -513,3 +513,12 @@ def venue_from_spec(
         websocket=websocket,
         ws_url=os.environ.get(prefix + "WS_URL") or None,
     )
+
+
+def static_taker_fee(venue: str) -> float:
+    """The taker fee from ccxt's static fee table for `venue` (0.001 when it has none)."""
+    import ccxt
+
+    exchange = getattr(ccxt, venue)()
+    fee = exchange.fees.get("trading", {}).get("taker")
+    return float(fee) if fee is not None else 0.001

@@ -1,29 +1,24 @@
-"""Books replayed from a recorded tardis `incremental_book_L2` file.
+"""Books replayed from a recorded tardis `incremental_book_L2` file (or our Parquet).
 
 `RecordedVenue(path, at=ms)` is a `Venue` whose book is the file's book as of `at`
 (arrival time, ms since the epoch; the end of the file by default). The venue name is the
 ccxt id of the file's tardis exchange (okex -> okx, bybit-spot -> bybit, ...), the symbol
 the unified form of its native symbol, and the taker fee ccxt's static fee table for that
-venue unless `fee` is given. The file is read once, on first use.
+venue unless `fee` is given. The file is opened on first use and streamed to `at` once
+(memory: one batch plus the book, whatever the file's length).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from liquidroute.backtest.book import book_at
-from liquidroute.backtest.data import L2Updates, ccxt_id, read_incremental_l2
+from liquidroute.book import book_at
 from liquidroute.errors import DataFileError
 from liquidroute.model import DepthSnapshot, Market
+from liquidroute.tardis import TardisFile
+from liquidroute.venues.ccxt_venue import static_taker_fee
 
-
-def static_taker_fee(venue: str) -> float:
-    """The taker fee from ccxt's static fee table for `venue` (0.001 when it has none)."""
-    import ccxt
-
-    exchange = getattr(ccxt, venue)()
-    fee = exchange.fees.get("trading", {}).get("taker")
-    return float(fee) if fee is not None else 0.001
+__all__ = ["RecordedVenue", "static_taker_fee"]
 
 
 class RecordedVenue:
@@ -37,34 +32,34 @@ class RecordedVenue:
         self.path = Path(path)
         self.at = at
         self._fee = fee
-        self._updates: L2Updates | None = None
+        self._source: TardisFile | None = None
         self._snapshot: DepthSnapshot | None = None
 
     @property
-    def updates(self) -> L2Updates:
-        if self._updates is None:
-            self._updates = read_incremental_l2(self.path)
-        return self._updates
+    def source(self) -> TardisFile:
+        if self._source is None:
+            self._source = TardisFile(self.path)
+        return self._source
 
     @property
     def name(self) -> str:
-        return ccxt_id(self.updates.exchange)[0]
+        return self.source.venue
 
     @property
     def symbol(self) -> str:
-        return self.updates.symbol
+        return self.source.symbol
 
     def _check(self, symbol: str) -> None:
         if symbol != self.symbol:
             raise DataFileError(
-                f"{self.path.name} holds {self.symbol} ({self.updates.native_symbol} on "
-                f"{self.updates.exchange}), not {symbol}"
+                f"{self.path.name} holds {self.symbol} ({self.source.native_symbol} on "
+                f"{self.source.exchange}), not {symbol}"
             )
 
     async def snapshot(self, symbol: str, depth: int | None = None) -> DepthSnapshot:
         self._check(symbol)
         if self._snapshot is None:
-            self._snapshot = book_at(self.updates, self.at)
+            self._snapshot = book_at(self.source, self.at)
         return self._snapshot.top(depth) if depth else self._snapshot
 
     async def market(self, symbol: str) -> Market:

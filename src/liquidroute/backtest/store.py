@@ -1,0 +1,183 @@
+"""Backtest results on disk, written as the run goes, so a long run never holds its rows.
+
+A run is cut into windows of consecutive parent orders. Each finished window is written
+atomically to `OUT/parts/window-NNNNNN.parquet` (one Parquet file per window); `run.json`
+beside them records what was run (files with their size and mtime, every option), so
+`--resume` continues an interrupted run from the windows that are missing, and refuses
+when anything differs. `finish()` then streams the parts, in order, into
+`results.parquet` (one row group per window) and `results.csv`, and computes the summary
+and the plot from that file, one strategy at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from liquidroute.errors import InvalidInputError
+
+COLUMNS = (
+    "t_us",
+    "strategy",
+    "side",
+    "amount",
+    "mid",
+    "filled",
+    "cost",
+    "planned_cost",
+    "avg_price",
+    "slippage_bps",
+    "shortfall_bps",
+    "venues",
+)
+
+
+def _schema() -> Any:
+    import pyarrow as pa
+
+    text, num = pa.string(), pa.float64()
+    types = {"t_us": pa.int64(), "strategy": text, "side": text, "venues": text}
+    return pa.schema([(c, types.get(c, num)) for c in COLUMNS])
+
+
+def rows_table(rows: Sequence[dict[str, Any]]) -> Any:
+    """Result rows as a pyarrow Table in the results schema (cheap to send and write)."""
+    import pyarrow as pa
+
+    return pa.table({c: [r[c] for r in rows] for c in COLUMNS}, schema=_schema())
+
+
+def fingerprint(files: Sequence[Path], options: dict[str, Any]) -> dict[str, Any]:
+    """What a run depends on: each file's path, size and mtime, and the options."""
+    out = []
+    for f in files:
+        st = Path(f).stat()
+        out.append({"path": str(Path(f).resolve()), "size": st.st_size, "mtime": st.st_mtime})
+    return {"files": out, "options": options}
+
+
+class ResultsStore:
+    """Window parts under `out/parts`, the final files in `out` (module doc)."""
+
+    def __init__(self, out: Path, run: dict[str, Any], *, resume: bool = False) -> None:
+        self.out = Path(out)
+        self.parts = self.out / "parts"
+        if self.out.exists() and not self.out.is_dir():
+            raise InvalidInputError(f"--out {self.out}: is a file; give a directory")
+        manifest = self.parts / "run.json"
+        if resume:
+            if not manifest.is_file() and (self.out / "results.parquet").is_file():
+                raise InvalidInputError(
+                    f"--resume: the run in {self.out} already finished (results.parquet); "
+                    "nothing to resume (run without --resume to redo it)"
+                )
+            if not manifest.is_file():
+                raise InvalidInputError(
+                    f"--resume: {self.out} holds no interrupted run (no parts/run.json); "
+                    "run without --resume"
+                )
+            previous = json.loads(manifest.read_text())
+            if previous != json.loads(json.dumps(run)):
+                raise InvalidInputError(
+                    f"--resume: {self.out} was a different run (files or options changed); "
+                    "use another --out or drop --resume"
+                )
+        else:
+            if self.parts.exists():
+                shutil.rmtree(self.parts)
+            self.parts.mkdir(parents=True)
+            tmp = manifest.with_suffix(".tmp")
+            tmp.write_text(json.dumps(run, indent=2))
+            tmp.replace(manifest)
+
+    def path(self, window: int) -> Path:
+        return self.parts / f"window-{window:06d}.parquet"
+
+    def done(self) -> set[int]:
+        return {
+            int(p.stem.split("-")[1])
+            for p in self.parts.glob("window-*.parquet")
+            if p.stem.split("-")[1].isdigit()
+        }
+
+    def write(self, window: int, rows: Sequence[dict[str, Any]] | Any) -> None:
+        """Window `window`'s rows (dicts, or a table from `rows_table`), atomically."""
+        import pyarrow.parquet as pq
+
+        table = rows if hasattr(rows, "num_rows") else rows_table(rows)
+        target = self.path(window)
+        tmp = target.with_name(f".{target.name}.tmp")
+        pq.write_table(table, tmp)
+        tmp.replace(target)
+
+    def finish(self, label: str, *, keep_files: bool = True) -> Path:
+        """results.parquet and .csv from the parts, in window order; returns the Parquet."""
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        schema = _schema()
+        results = self.out / "results.parquet"
+        tmp_pq = self.out / ".results.parquet.tmp"
+        tmp_csv = self.out / ".results.csv.tmp"
+        with pq.ParquetWriter(tmp_pq, schema) as pw, pcsv.CSVWriter(tmp_csv, schema) as cw:
+            for w in sorted(self.done()):
+                table = pq.read_table(self.path(w), schema=schema)
+                if table.num_rows:
+                    pw.write_table(table)
+                    cw.write_table(table)
+        tmp_pq.replace(results)
+        if keep_files:
+            tmp_csv.replace(self.out / "results.csv")
+        else:
+            tmp_csv.unlink()
+        shutil.rmtree(self.parts)
+        return results
+
+
+def summary_from_file(path: Path) -> Any:
+    """The per-strategy summary (`report.summary`) computed from a results file, reading
+    one strategy (and the best-venue baseline it is compared with) at a time."""
+    import pandas as pd
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from liquidroute.backtest.report import summary
+
+    cols = ["t_us", "strategy", "side", "amount", "filled", "cost", "slippage_bps",
+            "shortfall_bps"]  # fmt: skip
+    names = pc.unique(pq.read_table(path, columns=["strategy"]).column("strategy")).to_pylist()
+    best = pq.read_table(path, columns=cols, filters=[("strategy", "==", "best_venue")])
+    best_df = best.to_pandas()
+    out = []
+    for name in names:
+        if name == "best_venue":
+            part = best_df
+        else:
+            g = pq.read_table(path, columns=cols, filters=[("strategy", "==", name)]).to_pandas()
+            part = pd.concat([best_df, g], ignore_index=True) if len(best_df) else g
+        summ = summary(part)
+        out.append(summ[summ["strategy"] == name])
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def plot_from_file(path: Path, png: Path, label: str, max_orders: int = 20_000) -> None:
+    """The report's plot from a results file, thinned to about `max_orders` parent orders."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from liquidroute.backtest.report import plot
+
+    table = pq.read_table(path, columns=["t_us", "strategy", "side", "cost", "slippage_bps"])
+    times = np.unique(table.column("t_us").to_numpy())
+    step = max(1, len(times) // max(1, max_orders))
+    if step > 1:  # whole orders (every strategy of one order) are kept or dropped together
+        table = table.filter(pc.is_in(table.column("t_us"), value_set=pa.array(times[::step])))
+    df = table.to_pandas()
+    df["time"] = pd.to_datetime(df["t_us"], unit="us", utc=True)
+    plot(df, png, label)
