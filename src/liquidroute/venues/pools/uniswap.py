@@ -1,0 +1,188 @@
+"""Read Uniswap v2 pairs and v3 pools over JSON-RPC, batched across pools.
+
+v2: `getReserves`, `token0`, `token1`. v3: `slot0`, `liquidity`, `fee`, `tickSpacing`,
+`token0`, `token1`, the `tickBitmap` words around the price and `ticks(t)` for each
+initialized tick (its liquidityNet). A first read takes three round trips (immutables and
+price, bitmap words, ticks); `refresh` re-reads price, liquidity, bitmap words and the known
+ticks of every pool in ONE round trip, and a fourth only when a bitmap word changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from liquidroute.venues.pools.rpc import Call, JsonRpc
+from liquidroute.venues.pools.uniswap_math import MAX_TICK, MIN_TICK, V3State
+
+PoolKind = Literal["uniswap-v2", "uniswap-v3"]
+MAX_WORDS = 512  # bitmap words read per v3 pool (256 ticks·spacing each), centred on the price
+
+
+@dataclass(frozen=True, slots=True)
+class V2State:
+    """A v2 pair: reserves of token0 and token1 and the fee in bps (30 for Uniswap v2)."""
+
+    reserve0: int
+    reserve1: int
+    fee_bps: int = 30
+
+
+@dataclass(slots=True)
+class Pool:
+    """A pool venue's identity and last-read state (`state` is V2State or V3State)."""
+
+    kind: PoolKind
+    address: str
+    token0: str = ""
+    token1: str = ""
+    state: V2State | V3State | None = None
+    words: tuple[int, ...] = ()
+    bitmap: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.address}"
+
+
+def _word_range(tick: int, spacing: int) -> tuple[int, ...]:
+    lo = (MIN_TICK // spacing) >> 8
+    hi = (MAX_TICK // spacing) >> 8
+    if hi - lo + 1 > MAX_WORDS:
+        centre = (tick // spacing) >> 8
+        lo, hi = max(lo, centre - MAX_WORDS // 2), min(hi, centre + MAX_WORDS // 2 - 1)
+    return tuple(range(lo, hi + 1))
+
+
+def _initialized(bitmap: dict[int, int], spacing: int) -> list[int]:
+    ticks = []
+    for word, bits in bitmap.items():
+        while bits:
+            low = bits & -bits
+            ticks.append(((word << 8) + low.bit_length() - 1) * spacing)
+            bits ^= low
+    return sorted(ticks)
+
+
+def _head_calls(pool: Pool) -> list[Call]:
+    a = pool.address
+    if pool.kind == "uniswap-v2":
+        return [
+            Call(a, "getReserves()", returns=("uint112", "uint112", "uint32")),
+            Call(a, "token0()", returns=("address",)),
+            Call(a, "token1()", returns=("address",)),
+        ]
+    return [
+        Call(
+            a,
+            "slot0()",
+            returns=("uint160", "int24", "uint16", "uint16", "uint16", "uint8", "bool"),
+        ),
+        Call(a, "liquidity()", returns=("uint128",)),
+        Call(a, "fee()", returns=("uint24",)),
+        Call(a, "tickSpacing()", returns=("int24",)),
+        Call(a, "token0()", returns=("address",)),
+        Call(a, "token1()", returns=("address",)),
+    ]
+
+
+_TICK_RETURNS = ("uint128", "int128", "uint256", "uint256", "int56", "uint160", "uint32", "bool")
+
+
+def _tick_calls(pool: Pool, ticks: Sequence[int]) -> list[Call]:
+    return [Call(pool.address, "ticks(int24)", (t,), _TICK_RETURNS) for t in ticks]
+
+
+def _word_calls(pool: Pool) -> list[Call]:
+    return [Call(pool.address, "tickBitmap(int16)", (w,), ("uint256",)) for w in pool.words]
+
+
+def read_pools(rpc: JsonRpc, pools: Sequence[Pool]) -> None:
+    """First read of every pool's tokens and state (three round trips for any number)."""
+    heads = [_head_calls(p) for p in pools]
+    answers = rpc.call_many([c for h in heads for c in h])
+    spacing: dict[int, tuple[int, int, int, int]] = {}
+    at = 0
+    for i, (pool, head) in enumerate(zip(pools, heads, strict=True)):
+        got = answers[at : at + len(head)]
+        at += len(head)
+        if pool.kind == "uniswap-v2":
+            (r0, r1, _), (t0,), (t1,) = got
+            pool.token0, pool.token1, pool.state = t0, t1, V2State(int(r0), int(r1))
+            continue
+        slot0, (liq,), (fee,), (sp,), (t0,), (t1,) = got
+        pool.token0, pool.token1 = t0, t1
+        spacing[i] = (int(slot0[0]), int(slot0[1]), int(liq), int(fee))
+        pool.words = _word_range(int(slot0[1]), int(sp))
+        pool.state = V3State(int(slot0[0]), int(slot0[1]), int(liq), int(fee), int(sp), {})
+    v3 = [p for p in pools if p.kind == "uniswap-v3"]
+    word_answers = rpc.call_many([c for p in v3 for c in _word_calls(p)])
+    at = 0
+    for pool in v3:
+        pool.bitmap = {w: int(word_answers[at + k][0]) for k, w in enumerate(pool.words)}
+        at += len(pool.words)
+    _read_ticks(rpc, v3)
+
+
+def _read_ticks(rpc: JsonRpc, pools: Sequence[Pool]) -> None:
+    lists = []
+    for pool in pools:
+        assert isinstance(pool.state, V3State)
+        lists.append(_initialized(pool.bitmap, pool.state.tick_spacing))
+    answers = rpc.call_many(
+        [c for p, t in zip(pools, lists, strict=True) for c in _tick_calls(p, t)]
+    )
+    at = 0
+    for pool, ticks in zip(pools, lists, strict=True):
+        nets = {t: int(answers[at + k][1]) for k, t in enumerate(ticks)}
+        at += len(ticks)
+        pool.state = _with_range(pool, nets)
+
+
+def _with_range(pool: Pool, nets: dict[int, int]) -> V3State:
+    state = pool.state
+    assert isinstance(state, V3State)
+    sp = state.tick_spacing
+    lo = max(MIN_TICK, (pool.words[0] << 8) * sp)
+    hi = min(MAX_TICK, ((pool.words[-1] << 8) + 255) * sp)
+    return replace(state, ticks=nets, tick_lo=lo, tick_hi=hi)
+
+
+def refresh_pools(rpc: JsonRpc, pools: Sequence[Pool]) -> None:
+    """Re-read every pool's price, liquidity, reserves, bitmap and known ticks in one round
+    trip (a second only for pools whose bitmap changed: positions opened or closed)."""
+    calls: list[list[Call]] = []
+    for pool in pools:
+        if pool.kind == "uniswap-v2":
+            calls.append(_head_calls(pool)[:1])
+            continue
+        state = pool.state
+        assert isinstance(state, V3State)
+        known = sorted(state.ticks)
+        calls.append(_head_calls(pool)[:2] + _word_calls(pool) + _tick_calls(pool, known))
+    answers = rpc.call_many([c for group in calls for c in group])
+    at = 0
+    changed = []
+    for pool, group in zip(pools, calls, strict=True):
+        got = answers[at : at + len(group)]
+        at += len(group)
+        if pool.kind == "uniswap-v2":
+            ((r0, r1, _),) = got
+            pool.state = V2State(int(r0), int(r1))
+            continue
+        state = pool.state
+        assert isinstance(state, V3State)
+        slot0, (liq,) = got[0], got[1]
+        n_words = len(pool.words)
+        bitmap = {w: int(got[2 + k][0]) for k, w in enumerate(pool.words)}
+        known = sorted(state.ticks)
+        nets = {t: int(got[2 + n_words + k][1]) for k, t in enumerate(known)}
+        pool.state = replace(
+            state, sqrt_price_x96=int(slot0[0]), tick=int(slot0[1]), liquidity=int(liq), ticks=nets
+        )
+        if bitmap != pool.bitmap:
+            pool.bitmap = bitmap
+            changed.append(pool)
+    if changed:
+        _read_ticks(rpc, changed)
