@@ -195,3 +195,31 @@ def test_v3_many_sizes_dry_run_batch(chain: Chain, uni: Uniswap) -> None:
         moved = max(moved, abs(predicted.state.tick - state.tick))
     assert moved > 2 * 2560  # some swaps crossed bitmap-word boundaries
     rpc.close()
+
+
+@pytest.mark.parametrize("base_is_token0", [True, False])
+@pytest.mark.parametrize("side", ["buy", "sell"])
+def test_optimizer_curve_equals_integer_swaps(
+    chain: Chain, uni: Uniswap, v3_pool: str, base_is_token0: bool, side: str
+) -> None:
+    """The float curve the optimizer sees (PoolCurve) prices every amount as the pool's
+    integer math does, across tick crossings, in both orientations and directions."""
+    import numpy as np
+
+    from liquidroute.venues.pools.uniswap import PoolSide, read_decimals
+
+    rpc = JsonRpc(chain.url)
+    pool = Pool("uniswap-v3", v3_pool)
+    read_pools(rpc, [pool])
+    decimals = read_decimals(rpc, [pool.token0, pool.token1])
+    venue = PoolSide(pool, base_is_token0, decimals[pool.token0], decimals[pool.token1])
+    curve = venue.curve()
+    lam_now = curve.marginal(side, np.array([curve.root]))[0]  # type: ignore[arg-type]
+    factors = np.linspace(1.0005, 1.03, 12) if side == "buy" else np.linspace(0.9995, 0.97, 12)
+    base, quote = curve.trade(side, lam_now * factors)  # type: ignore[arg-type]
+    assert np.all(np.diff(base) > 0)
+    for b, q in zip(base, quote, strict=True):
+        base_wei, quote_wei = venue.exact_trade(side, float(b))
+        assert base_wei / 10**venue.base_decimals == pytest.approx(b, rel=1e-12, abs=1e-18)
+        assert quote_wei / 10**venue.quote_decimals == pytest.approx(q, rel=1e-9)
+    rpc.close()

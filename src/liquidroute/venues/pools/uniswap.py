@@ -9,12 +9,25 @@ ticks of every pool in ONE round trip, and a fourth only when a bitmap word chan
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+import numpy as np
+
+from liquidroute.optimizer.pools import PoolCurve
 from liquidroute.venues.pools.rpc import Call, JsonRpc
-from liquidroute.venues.pools.uniswap_math import MAX_TICK, MIN_TICK, V3State
+from liquidroute.venues.pools.uniswap_math import (
+    MAX_TICK,
+    MIN_TICK,
+    Q96,
+    V3State,
+    sqrt_ratio_at_tick,
+    v2_amount_in,
+    v2_amount_out,
+    v3_swap,
+)
 
 PoolKind = Literal["uniswap-v2", "uniswap-v3"]
 MAX_WORDS = 512  # bitmap words read per v3 pool (256 ticks·spacing each), centred on the price
@@ -186,3 +199,111 @@ def refresh_pools(rpc: JsonRpc, pools: Sequence[Pool]) -> None:
             changed.append(pool)
     if changed:
         _read_ticks(rpc, changed)
+
+
+GAS_UNITS = {"uniswap-v2": 110_000, "uniswap-v3": 150_000}  # typical single-swap gas (estimates)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSide:
+    """A pool seen as a venue for one market: which token is the base, both decimals,
+    and the gas a swap costs in quote currency (units × gas price × native price)."""
+
+    pool: Pool
+    base_is_token0: bool
+    decimals0: int
+    decimals1: int
+    gas_quote: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.pool.name
+
+    @property
+    def base_decimals(self) -> int:
+        return self.decimals0 if self.base_is_token0 else self.decimals1
+
+    @property
+    def quote_decimals(self) -> int:
+        return self.decimals1 if self.base_is_token0 else self.decimals0
+
+    def curve(self) -> PoolCurve:
+        """The pool's liquidity profile in base/quote units (floats) for the optimizer.
+
+        With P the raw price (token1 wei per token0 wei) and d0, d1 the decimals: for base =
+        token0, √p = √P·10^((d0−d1)/2); for base = token1, √p = 10^((d1−d0)/2)/√P; in both
+        L = L_raw·10^(−(d0+d1)/2).
+        """
+        state = self.pool.state
+        scale_l = 10.0 ** (-(self.decimals0 + self.decimals1) / 2)
+        shift = 10.0 ** ((self.decimals0 - self.decimals1) / 2)
+        if isinstance(state, V2State):
+            raw_root = math.sqrt(state.reserve1 / state.reserve0)
+            roots_raw = np.array([0.0, math.inf])
+            liq = np.array([math.sqrt(state.reserve0 * state.reserve1) * scale_l])
+            fee = state.fee_bps / 1e4
+        elif isinstance(state, V3State):
+            raw_root = state.sqrt_price_x96 / Q96
+            roots_raw, liq_raw = _v3_ranges(state)
+            liq = liq_raw * scale_l
+            fee = state.fee / 1e6
+        else:
+            raise ValueError(f"pool {self.name} has not been read yet")
+        if self.base_is_token0:
+            roots, root = roots_raw * shift, raw_root * shift
+        else:
+            with np.errstate(divide="ignore"):
+                roots = (1.0 / roots_raw[::-1]) * shift**-1
+            liq, root = liq[::-1], shift**-1 / raw_root
+        return PoolCurve(self.name, roots, liq, root, fee, self.gas_quote)
+
+    def exact_trade(self, side: str, base_amount: float) -> tuple[int, int]:
+        """(base wei, quote wei) of the swap the pool would execute, integer-exact: a buy
+        is an exact-output swap of ⌊base⌋ wei, a sell an exact-input swap."""
+        base_wei = int(base_amount * 10**self.base_decimals)
+        if base_wei <= 0:
+            return 0, 0
+        state = self.pool.state
+        buy = side == "buy"
+        if isinstance(state, V2State):
+            r_base, r_quote = (
+                (state.reserve0, state.reserve1)
+                if self.base_is_token0
+                else (state.reserve1, state.reserve0)
+            )
+            if buy:
+                return base_wei, v2_amount_in(base_wei, r_quote, r_base, state.fee_bps)
+            return base_wei, v2_amount_out(base_wei, r_base, r_quote, state.fee_bps)
+        assert isinstance(state, V3State)
+        # buying token0 means paying token1: price up, zero_for_one False
+        zero_for_one = (not buy) if self.base_is_token0 else buy
+        swap = v3_swap(state, zero_for_one, -base_wei if buy else base_wei)
+        return (swap.amount_out, swap.amount_in) if buy else (swap.amount_in, swap.amount_out)
+
+
+def _v3_ranges(state: V3State) -> tuple[np.ndarray, np.ndarray]:
+    """Raw √P boundaries of the read tick window and the active liquidity between them."""
+    ticks = sorted(t for t in state.ticks if state.tick_lo < t < state.tick_hi)
+    bounds = [state.tick_lo, *ticks, state.tick_hi]
+    above = [t for t in ticks if t > state.tick]
+    below = [t for t in ticks if t <= state.tick]
+    liq: dict[int, int] = {}  # liquidity of the range starting at each boundary
+    current = state.liquidity
+    start = below[-1] if below else state.tick_lo
+    liq[start] = current
+    for t in above:
+        current += state.ticks[t]
+        liq[t] = current
+    current = state.liquidity
+    for lower, upper in zip(reversed([state.tick_lo, *below[:-1]]), reversed(below), strict=True):
+        current -= state.ticks[upper]
+        liq[lower] = current
+    roots = np.array([sqrt_ratio_at_tick(t) / Q96 for t in bounds])
+    values = np.array([float(max(liq.get(t, 0), 0)) for t in bounds[:-1]])
+    return roots, values
+
+
+def read_decimals(rpc: JsonRpc, tokens: Sequence[str]) -> dict[str, int]:
+    """ERC-20 `decimals()` of each token, one round trip."""
+    answers = rpc.call_many([Call(t, "decimals()", returns=("uint8",)) for t in tokens])
+    return {t: int(a[0]) for t, a in zip(tokens, answers, strict=True)}
