@@ -41,14 +41,16 @@ once, so each subset costs one vector sum: exact for up to `MAX_GAS_POOLS` pools
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
 
 from liquidroute.model import AmountUnit, FloatArray, Side
-from liquidroute.optimizer.curves import Ladder
+from liquidroute.optimizer.curves import IntArray, Ladder
 
 MAX_GAS_POOLS = 12
 
@@ -68,6 +70,14 @@ class PoolCurve:
     root: float
     fee: float
     gas: float = 0.0
+    _paths: dict[str, _Path] = field(default_factory=dict, repr=False, compare=False)
+
+    def path(self, side: Side) -> _Path:
+        """The trading path for `side`, built once (the curve is immutable)."""
+        path = self._paths.get(side)
+        if path is None:
+            path = self._paths[side] = _Path(self, side)
+        return path
 
     def __post_init__(self) -> None:
         if len(self.roots) != len(self.liquidity) + 1 or np.any(np.diff(self.roots) <= 0):
@@ -168,6 +178,71 @@ class JointAllocation:
     reached: float = 0.0  # in the order's units (base, or quote for amount_in="quote")
 
 
+class _Path:
+    """A pool's trading path for one side, for fast scalar evaluation at a λ."""
+
+    __slots__ = ("base", "bounds", "fee", "key", "liq", "quote", "side")
+
+    def __init__(self, pool: PoolCurve, side: Side) -> None:
+        bounds, liq = pool._path(side)
+        self.side, self.fee = side, pool.fee
+        self.bounds = bounds.tolist()
+        self.liq = liq.tolist()
+        base, quote = pool.trade(side, pool.marginal(side, bounds))
+        self.base, self.quote = base.tolist(), quote.tolist()
+        lam = pool.marginal(side, bounds)
+        self.key = (lam if side == "buy" else -lam).tolist()  # ascending in trading order
+
+    def at(self, lam: float) -> tuple[float, float]:
+        """(base, quote) traded when the marginal price reaches `lam` (cf. PoolCurve.trade)."""
+        key = lam if self.side == "buy" else -lam
+        k = bisect_right(self.key, key) - 1
+        if k < 0:
+            return 0.0, 0.0
+        if k >= len(self.liq):
+            return self.base[-1], self.quote[-1]
+        start, liq, f = self.bounds[k], self.liq[k], self.fee
+        if liq <= 0:
+            return self.base[k], self.quote[k]
+        if self.side == "buy":
+            t = math.sqrt(lam * (1 - f))
+            return (
+                self.base[k] + liq * (1.0 / start - 1.0 / t),
+                self.quote[k] + liq * (t - start) / (1 - f),
+            )
+        t = math.sqrt(lam / (1 - f))
+        return (
+            self.base[k] + liq * (1.0 / t - 1.0 / start) / (1 - f),
+            self.quote[k] + liq * (start - t),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """What every pool subset shares: the sorted book levels and the breakpoint grid."""
+
+    side: Side
+    order: IntArray
+    e_sorted: FloatArray
+    s_sorted: FloatArray
+    lam: FloatArray
+    excl: FloatArray
+    incl: FloatArray
+    paths: list[_Path]
+    quote_units: bool
+    amount: float
+    key_sorted: FloatArray  # e_sorted in trading order as an ascending key
+    cum_amount: FloatArray  # base of the first j sorted levels
+    cum_cost: FloatArray  # Σ e·s of the first j sorted levels
+
+    def at_price(self, j: int, marginal: float) -> float:
+        """Target units offered by the levels priced exactly `marginal`, from index j."""
+        key = marginal if self.side == "buy" else -marginal
+        end = int(np.searchsorted(self.key_sorted, key, side="right"))
+        cum = self.cum_cost if self.quote_units else self.cum_amount
+        return float(cum[end] - cum[j])
+
+
 def solve_joint(
     ladder: Ladder,
     pools: Sequence[PoolCurve],
@@ -178,133 +253,175 @@ def solve_joint(
     """The optimal split of `amount` over the ladder's levels and the pools (see module).
 
     With `gas`, each pool's fixed swap cost is decided exactly by enumerating pool subsets
-    (at most `MAX_GAS_POOLS` pools carry a non-zero gas cost).
+    (at most `MAX_GAS_POOLS` pools carry a non-zero gas cost). The segment that holds λ* is
+    found by bisection over the breakpoints: O(log K) pool evaluations per subset.
     """
     side = ladder.side
     order = np.argsort(ladder.eff if side == "buy" else -ladder.eff, kind="stable")
     e_sorted = ladder.eff[order]
     s_sorted = ladder.size[order]
     quote_units = amount_in == "quote"
-    lam = np.concatenate([e_sorted, *(p.breakpoints(side) for p in pools)])
-    lam = np.unique(lam)
-    if len(lam) == 0:
+    grid = np.unique(np.concatenate([e_sorted, *(p.breakpoints(side) for p in pools)]))
+    if len(grid) == 0:
         return _empty(ladder, pools)
     # one breakpoint far past the rest: pools' last ranges reach on past every breakpoint
     # (the two-term form holds there too), so the last segment is solved like any other
-    far = lam[-1] * 1e4 if side == "buy" else lam[0] * 1e-4
-    lam = np.concatenate((lam, [far])) if side == "buy" else np.concatenate(([far], lam))[::-1]
-    # book supply strictly better than / up to each λ (target units)
-    unit = s_sorted * e_sorted if quote_units else s_sorted
-    cum = np.concatenate(([0.0], np.cumsum(unit)))
-    key_sorted, key_lam = (e_sorted, lam) if side == "buy" else (-e_sorted, -lam)
-    excl = cum[np.searchsorted(key_sorted, key_lam, side="left")]
-    incl = cum[np.searchsorted(key_sorted, key_lam, side="right")]
-    per_pool = [p.trade(side, lam) for p in pools]
-    amounts = np.array([q if quote_units else b for b, q in per_pool]).reshape(len(pools), -1)
-    gas_cost = np.array([p.gas if gas else 0.0 for p in pools])
+    if side == "buy":
+        grid = np.concatenate((grid, [grid[-1] * 1e4]))
+    else:
+        grid = np.concatenate(([grid[0] * 1e-4], grid))[::-1]
+    cum_amount = np.concatenate(([0.0], np.cumsum(s_sorted)))
+    cum_cost = np.concatenate(([0.0], np.cumsum(s_sorted * e_sorted)))
+    cum = cum_cost if quote_units else cum_amount
+    key_sorted, key_grid = (e_sorted, grid) if side == "buy" else (-e_sorted, -grid)
+    excl = cum[np.searchsorted(key_sorted, key_grid, side="left")]
+    incl = cum[np.searchsorted(key_sorted, key_grid, side="right")]
+    problem = _Problem(
+        side,
+        order,
+        e_sorted,
+        s_sorted,
+        grid,
+        excl,
+        incl,
+        [p.path(side) for p in pools],
+        quote_units,
+        amount,
+        key_sorted,
+        cum_amount,
+        cum_cost,
+    )
+    gas_cost = [p.gas if gas else 0.0 for p in pools]
     charged = [i for i, g in enumerate(gas_cost) if g > 0]
     if len(charged) > MAX_GAS_POOLS:
         raise ValueError(
             f"{len(charged)} pools carry gas: at most {MAX_GAS_POOLS} are decided exactly"
         )
     free = [i for i in range(len(pools)) if gas_cost[i] <= 0]
-    best: JointAllocation | None = None
-    for r in range(len(charged) + 1):
+    sign = 1.0 if side == "buy" else -1.0
+
+    def solve(members: list[int]) -> tuple[tuple[float, float], list[int], float, float]:
+        marginal, rest = _locate(problem, members)
+        return _evaluate(problem, members, marginal, rest, gas_cost), members, marginal, rest
+
+    # Every pool first: it reaches the most and its gas-free cost bounds every subset's
+    # from below (more supply never costs more), so a subset S whose gas alone lifts that
+    # bound past the best found is skipped — with all its supersets' values covered too.
+    every = list(range(len(pools)))
+    best = solve(every)
+    _, _, lam_all, rest_all = best
+    convex_floor = _evaluate(problem, every, lam_all, rest_all, [0.0] * len(pools))[1]
+    for r in range(len(charged)):
         for subset in combinations(charged, r):
-            members = sorted([*free, *subset])
-            candidate = _solve_subset(
-                ladder,
-                pools,
-                members,
-                order,
-                e_sorted,
-                s_sorted,
-                lam,
-                excl,
-                incl,
-                amounts,
-                amount,
-                quote_units,
-                gas_cost,
-            )
-            if best is None or _better(side, candidate, best):
+            bound = convex_floor + sign * sum(gas_cost[i] for i in subset)
+            if sign * bound >= sign * best[0][1]:
+                continue
+            candidate = solve(sorted([*free, *subset]))
+            if _better(side, candidate[0], best[0]):
                 best = candidate
-    assert best is not None
-    return best
+    _, members, marginal, rest = best
+    return _allocation(ladder, problem, members, marginal, rest, gas_cost)
 
 
-def _better(side: Side, a: JointAllocation, b: JointAllocation) -> bool:
-    if abs(a.reached - b.reached) > 1e-12 * max(1.0, b.reached):
-        return a.reached > b.reached
-    return a.value < b.value if side == "buy" else a.value > b.value
+def _better(side: Side, a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """(reached, value): more of the order first, then cheaper (buy) / richer (sell)."""
+    if abs(a[0] - b[0]) > 1e-12 * max(1.0, b[0]):
+        return a[0] > b[0]
+    return a[1] < b[1] if side == "buy" else a[1] > b[1]
 
 
-def _solve_subset(
-    ladder: Ladder,
-    pools: Sequence[PoolCurve],
-    members: list[int],
-    order: np.ndarray,
-    e_sorted: FloatArray,
-    s_sorted: FloatArray,
-    lam: FloatArray,
-    excl: FloatArray,
-    incl: FloatArray,
-    amounts: FloatArray,
-    amount: float,
-    quote_units: bool,
-    gas_cost: FloatArray,
-) -> JointAllocation:
-    side = ladder.side
-    pool_sum = amounts[members].sum(axis=0) if members else np.zeros(len(lam))
-    total_incl = incl + pool_sum
-    k = int(np.searchsorted(total_incl, amount, side="left"))
-    n_pools = len(pools)
-    pool_lam: float
-    book_rest: float
-    if k >= len(lam):  # everything, to the last breakpoint, is not enough
-        pool_lam, book_rest, marginal = float(lam[-1]), float("inf"), float(lam[-1])
-    elif excl[k] + pool_sum[k] >= amount and k > 0:
-        # interior: books fixed at excl[k]; solve the pools' two-term form on (lam[k-1], lam[k])
-        need = amount - excl[k]
-        lo, hi = float(lam[k - 1]), float(lam[k])
-        f_lo, f_hi = float(pool_sum[k - 1]), float(pool_sum[k])
-        power = 0.5 if quote_units else -0.5
-        g_lo, g_hi = lo**power, hi**power
-        if f_hi == f_lo or g_hi == g_lo:
-            pool_lam = hi
+def _pool_supply(problem: _Problem, members: list[int], lam: float) -> float:
+    pick = 1 if problem.quote_units else 0
+    return sum(problem.paths[i].at(lam)[pick] for i in members)
+
+
+def _locate(problem: _Problem, members: list[int]) -> tuple[float, float]:
+    """(λ*, what the book levels priced exactly at λ* must supply) for a pool subset."""
+    lam, excl, incl, amount = problem.lam, problem.excl, problem.incl, problem.amount
+    lo, hi = 0, len(lam)  # first breakpoint whose supply (books to λ_k, pools at λ_k) suffices
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if incl[mid] + _pool_supply(problem, members, float(lam[mid])) >= amount:
+            hi = mid
         else:
-            g = g_lo + (need - f_lo) * (g_hi - g_lo) / (f_hi - f_lo)
-            pool_lam = float(np.clip(g ** (1 / power), min(lo, hi), max(lo, hi)))
-        book_rest, marginal = 0.0, pool_lam
-    else:
-        pool_lam = float(lam[k])
-        book_rest = amount - excl[k] - pool_sum[k]
-        marginal = pool_lam
+            lo = mid + 1
+    k = lo
+    if k >= len(lam):  # everything up to the last breakpoint is not enough
+        return float(lam[-1]), math.inf
+    at_k = _pool_supply(problem, members, float(lam[k]))
+    if k == 0 or excl[k] + at_k < amount:
+        return float(lam[k]), float(amount - excl[k] - at_k)
+    # interior of (λ_{k-1}, λ_k): books fixed at excl[k], pools = c + d·λ^power exactly
+    need = float(amount - excl[k])
+    a, b = float(lam[k - 1]), float(lam[k])
+    f_a = _pool_supply(problem, members, a)
+    power = 0.5 if problem.quote_units else -0.5
+    g_a, g_b = a**power, b**power
+    if at_k == f_a or g_a == g_b:
+        return b, 0.0
+    g = g_a + (need - f_a) * (g_b - g_a) / (at_k - f_a)
+    return min(max(g ** (1 / power), min(a, b)), max(a, b)), 0.0
+
+
+def _evaluate(
+    problem: _Problem,
+    members: list[int],
+    marginal: float,
+    book_rest: float,
+    gas_cost: Sequence[float],
+) -> tuple[float, float]:
+    """(reached, value) of a located subset, from prefix sums: no per-level arrays."""
+    key = marginal if problem.side == "buy" else -marginal
+    j = int(np.searchsorted(problem.key_sorted, key, side="left"))
+    room = problem.at_price(j, marginal)
+    rest = min(max(book_rest, 0.0), room)
+    per_unit = 1.0 if problem.quote_units else marginal
+    book_amount = float(problem.cum_amount[j]) + (rest / marginal if problem.quote_units else rest)
+    book_cost = float(problem.cum_cost[j]) + rest * per_unit
+    pool_base = pool_quote = gas = 0.0
+    for i in members:
+        b, q = problem.paths[i].at(marginal)
+        pool_base += b
+        pool_quote += q
+        gas += gas_cost[i] if b > 0 else 0.0
+    value = book_cost + pool_quote + (gas if problem.side == "buy" else -gas)
+    reached = book_cost + pool_quote if problem.quote_units else book_amount + pool_base
+    return reached, value
+
+
+def _allocation(
+    ladder: Ladder,
+    problem: _Problem,
+    members: list[int],
+    marginal: float,
+    book_rest: float,
+    gas_cost: Sequence[float],
+) -> JointAllocation:
+    side = problem.side
+    n_pools = len(problem.paths)
     base = np.zeros(n_pools)
     quote = np.zeros(n_pools)
     for i in members:
-        b, q = pools[i].trade(side, np.array([pool_lam]))
-        base[i], quote[i] = float(b[0]), float(q[0])
-    # books: every level strictly better than λ full, the rest at λ itself
+        base[i], quote[i] = problem.paths[i].at(marginal)
+    e_sorted, s_sorted = problem.e_sorted, problem.s_sorted
     better = e_sorted < marginal if side == "buy" else e_sorted > marginal
     take_sorted = np.where(better, s_sorted, 0.0)
-    at = np.flatnonzero(e_sorted == marginal)
     rest = book_rest
-    for j in at:
+    for j in np.flatnonzero(e_sorted == marginal):  # the levels priced at λ take the rest
         if rest <= 0:
             break
-        room = s_sorted[j] * (e_sorted[j] if quote_units else 1.0)
-        got = min(room, rest)
-        take_sorted[j] = got / (e_sorted[j] if quote_units else 1.0)
+        per_unit = e_sorted[j] if problem.quote_units else 1.0
+        got = min(s_sorted[j] * per_unit, rest)
+        take_sorted[j] = got / per_unit
         rest -= got
     take = np.zeros_like(ladder.size)
-    take[order] = take_sorted
+    take[problem.order] = take_sorted
     book_cost = float(take_sorted @ e_sorted)
     used = tuple(bool(base[i] > 0) for i in range(n_pools))
     gas_spent = float(sum(gas_cost[i] for i in range(n_pools) if used[i]))
     pool_value = float(quote.sum())
     filled = float(take.sum() + base.sum())
-    reached = book_cost + pool_value if quote_units else filled
+    reached = book_cost + pool_value if problem.quote_units else filled
     value = book_cost + pool_value + (gas_spent if side == "buy" else -gas_spent)
     return JointAllocation(
         take, book_cost, base, quote, gas_spent, marginal, filled, value, used, reached
