@@ -47,7 +47,8 @@ def market() -> Iterator[tuple[Chain, Uniswap, list[PoolSide]]]:
 def _book(mid: float) -> DepthSnapshot:
     steps = np.arange(1, 41) * mid * 2e-4
     return DepthSnapshot(
-        "cex", "ETH/USD",
+        "cex",
+        "ETH/USD",
         np.column_stack([mid - steps, np.full(40, 1.5)]),
         np.column_stack([mid + steps, np.full(40, 1.5)]),
     )

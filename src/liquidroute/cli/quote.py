@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +14,14 @@ from liquidroute.cli.common import (
     fail,
     parse_pairs,
     reported_errors,
+)
+from liquidroute.cli.pools import (
+    GasPriceOpt,
+    NativePriceOpt,
+    PoolsOpt,
+    RpcOpt,
+    TokenOpt,
+    load_pools,
 )
 from liquidroute.cli.sources import (
     ROUTING,
@@ -32,6 +41,11 @@ from liquidroute.cli.sources import (
     VenuesOpt,
     select_venues,
 )
+
+if TYPE_CHECKING:
+    from liquidroute.model import DepthSnapshot, Market, Quote
+    from liquidroute.router.router import Books
+    from liquidroute.venues.pools.uniswap import PoolSide
 
 
 def quote(
@@ -105,6 +119,11 @@ def quote(
     max_deviation_bps: MaxDeviationOpt = 50.0,
     timeout: TimeoutOpt = 10.0,
     json_out: JsonOpt = False,
+    pools: PoolsOpt = None,
+    rpc: RpcOpt = None,
+    token: TokenOpt = None,
+    gas_price_gwei: GasPriceOpt = None,
+    native_price: NativePriceOpt = 0.0,
 ) -> None:
     """Quote the cheapest split of an order across venues, taker fees included.
 
@@ -129,6 +148,9 @@ def quote(
       liquidroute quote BTC/USDT buy 10 --sample --balance bybit=100000 --max-venues 2
 
       liquidroute quote BTC/USDT buy 1 --books binance.csv.gz --at 2024-08-08T23:58:00Z
+
+      liquidroute quote ETH/USDC buy 20 --venues binance --pools uniswap-v3:0x88e6...5640
+      --rpc http://127.0.0.1:8545 --native-price 3000
     """
     with reported_errors():
         from liquidroute.model import check_amount, check_side, split_symbol
@@ -139,6 +161,22 @@ def quote(
         value = check_amount(amount, "AMOUNT")
         fees = parse_pairs(fee, "--fee")
         caps = parse_pairs(cap, "--cap")
+        if pools is not None:
+            result = _quote_with_pools(
+                symbol,
+                side_,
+                value,
+                spend,
+                venues,
+                sample,
+                books,
+                at,
+                fees,
+                timeout,
+                load_pools(symbol, pools, rpc, token, gas_price_gwei, native_price),
+            )
+            _report(result, json_out, spend, value)
+            return
         sources, label = select_venues(venues, sample, books, at, timeout_s=timeout)
         router = Router(
             sources,
@@ -164,6 +202,10 @@ def quote(
             time_limit=time_limit,
         )
 
+    _report(result, json_out, spend, value)
+
+
+def _report(result: Quote, json_out: bool, spend: bool, value: float) -> None:
     from liquidroute.cli.render import render_diagnostics, render_quote
 
     if json_out:
@@ -179,3 +221,45 @@ def quote(
             "add venues, raise limits or reduce AMOUNT",
             EXIT_NOT_ROUTABLE,
         )
+
+
+def _quote_with_pools(
+    symbol: str,
+    side: str,
+    value: float,
+    spend: bool,
+    venues: str | None,
+    sample: bool,
+    books: list[Path] | None,
+    at: str | None,
+    fees: dict[str, float],
+    timeout: float,
+    pool_sides: list[PoolSide],
+) -> Quote:
+    """Books from the chosen source (if any) and the pools, split jointly."""
+    import asyncio
+
+    from liquidroute.router.pool_route import route_with_pools
+    from liquidroute.router.router import Router
+
+    snapshots: list[DepthSnapshot] = []
+    markets: dict[str, Market] = {}
+    if venues or sample or books:
+        sources, label = select_venues(venues, sample, books, at, timeout_s=timeout)
+        router = Router(sources, timeout_s=timeout, source=label)
+
+        async def fetch() -> Books:
+            async with router:
+                return await router.books(symbol, fees)
+
+        got = asyncio.run(fetch())
+        snapshots, markets = list(got.snapshots), dict(got.markets)
+    return route_with_pools(
+        snapshots,
+        pool_sides,
+        side,
+        value,
+        markets=markets,
+        amount_in="quote" if spend else "base",
+        symbol=symbol,
+    )

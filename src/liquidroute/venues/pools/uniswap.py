@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from liquidroute.errors import InvalidInputError
 from liquidroute.optimizer.pools import PoolCurve
 from liquidroute.venues.pools.rpc import Call, JsonRpc
 from liquidroute.venues.pools.uniswap_math import (
@@ -307,3 +308,78 @@ def read_decimals(rpc: JsonRpc, tokens: Sequence[str]) -> dict[str, int]:
     """ERC-20 `decimals()` of each token, one round trip."""
     answers = rpc.call_many([Call(t, "decimals()", returns=("uint8",)) for t in tokens])
     return {t: int(a[0]) for t, a in zip(tokens, answers, strict=True)}
+
+
+def parse_pool_specs(text: str) -> list[Pool]:
+    """`uniswap-v3:0xADDRESS,uniswap-v2:0xADDRESS` -> pools (not yet read)."""
+    pools = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        kind, sep, address = part.partition(":")
+        if not sep or kind not in ("uniswap-v2", "uniswap-v3"):
+            raise InvalidInputError(
+                f"--pools: {part!r} is not KIND:ADDRESS with KIND uniswap-v2 or uniswap-v3"
+            )
+        if not (address.startswith("0x") and len(address) == 42):
+            raise InvalidInputError(f"--pools: {address!r} is not a 0x-prefixed 20-byte address")
+        try:
+            int(address, 16)
+        except ValueError:
+            raise InvalidInputError(f"--pools: {address!r} is not hexadecimal") from None
+        pools.append(Pool(kind, address))  # type: ignore[arg-type]
+    if not pools:
+        raise InvalidInputError("--pools is empty: give KIND:ADDRESS[,KIND:ADDRESS...]")
+    return pools
+
+
+ALIASES = {"WETH": "ETH", "WBTC": "BTC"}
+
+
+def pool_sides(
+    rpc: JsonRpc,
+    pools: Sequence[Pool],
+    base: str,
+    quote: str,
+    *,
+    tokens: dict[str, str] | None = None,
+    gas_price_wei: int | None = None,
+    native_price: float = 0.0,
+) -> list[PoolSide]:
+    """Read `pools` and orient each for the market base/quote.
+
+    A pool's tokens are matched to `base` and `quote` by `tokens` (SYMBOL -> address) or by
+    their ERC-20 `symbol()` (WETH counts as ETH, WBTC as BTC). Gas per swap in quote currency
+    = GAS_UNITS x gas price (the node's `eth_gasPrice` unless given) x `native_price`
+    (quote per native token; 0 leaves gas out).
+    """
+    read_pools(rpc, pools)
+    addresses = sorted({t for p in pools for t in (p.token0, p.token1)})
+    calls = [Call(t, "decimals()", returns=("uint8",)) for t in addresses]
+    calls += [Call(t, "symbol()", returns=("string",)) for t in addresses]
+    answers = rpc.call_many(calls)
+    decimals = {t: int(a[0]) for t, a in zip(addresses, answers[: len(addresses)], strict=True)}
+    symbols = {t: str(a[0]) for t, a in zip(addresses, answers[len(addresses) :], strict=True)}
+    by_address = {v.lower(): k.upper() for k, v in (tokens or {}).items()}
+    if gas_price_wei is None:
+        gas_price_wei = int(rpc.request("eth_gasPrice", []), 16)
+
+    def symbol_of(address: str) -> str:
+        name = by_address.get(address.lower()) or symbols[address].upper()
+        return ALIASES.get(name, name)
+
+    sides = []
+    for pool in pools:
+        s0, s1 = symbol_of(pool.token0), symbol_of(pool.token1)
+        want = {ALIASES.get(base.upper(), base.upper()), ALIASES.get(quote.upper(), quote.upper())}
+        if {s0, s1} != want:
+            raise InvalidInputError(
+                f"pool {pool.name} trades {s0}/{s1}, not {base}/{quote}: pick a pool of "
+                f"this market or name its tokens with --token SYMBOL=ADDRESS"
+            )
+        gas = GAS_UNITS[pool.kind] * gas_price_wei / 1e18 * native_price
+        base_is_token0 = s0 == ALIASES.get(base.upper(), base.upper())
+        sides.append(
+            PoolSide(pool, base_is_token0, decimals[pool.token0], decimals[pool.token1], gas)
+        )
+    return sides
