@@ -71,7 +71,7 @@ def test_signer_never_shows_the_key() -> None:
 
 @pytest.mark.parametrize(("side", "amount"), [("buy", 3.0), ("sell", 7.5)])
 def test_dry_run_equals_the_live_swap(setup, side, amount) -> None:
-    chain, uni, venue, rpc = setup
+    _, uni, venue, rpc = setup
     refresh_pools(rpc, [venue.pool])
     signer = Signer(DEV_KEY)
     plan = plan_swap(
