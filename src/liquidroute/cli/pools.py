@@ -18,7 +18,8 @@ PoolsOpt = Annotated[
         metavar="KIND:ADDRESS,...",
         help="AMM pools to route through beside the books: uniswap-v3:0x...,uniswap-v2:0x... "
         "(read over --rpc; each pool's swap output is computed with the contract's own "
-        "integer math).",
+        "integer math), or 'sample' for two SYNTHETIC offline WBTC/USDT pools priced at "
+        "the books' mid.",
         rich_help_panel=POOLS,
     ),
 ]
@@ -70,13 +71,26 @@ def load_pools(
     tokens: list[str] | None,
     gas_price_gwei: float | None,
     native_price: float,
+    mid: float | None = None,
 ) -> list[PoolSide]:
-    """Read the pools named by `specs` and orient them for `symbol` (base/quote)."""
+    """Read the pools named by `specs` and orient them for `symbol` (base/quote);
+    `specs == "sample"` gives the synthetic offline pools priced at `mid`."""
     from liquidroute.errors import InvalidInputError
     from liquidroute.model import split_symbol
     from liquidroute.venues.pools.rpc import JsonRpc
-    from liquidroute.venues.pools.uniswap import parse_pool_specs, pool_sides
+    from liquidroute.venues.pools.uniswap import GAS_UNITS, parse_pool_specs, pool_sides
 
+    if specs.strip().lower() == "sample":
+        from liquidroute.venues.pools.sample import sample_pools
+
+        if split_symbol(symbol) != ("BTC", "USDT"):
+            raise InvalidInputError("--pools sample holds WBTC/USDT pools: quote BTC/USDT")
+        if mid is None:
+            raise InvalidInputError(
+                "--pools sample is priced at the books' mid: add a book source (--sample)"
+            )
+        gas = GAS_UNITS["uniswap-v3"] * (gas_price_gwei or 0.0) * 1e-9 * native_price
+        return sample_pools(mid, gas)
     pools = parse_pool_specs(specs)
     if not rpc_url:
         raise InvalidInputError("--pools needs --rpc URL (or LIQUIDROUTE_RPC_URL) to read them")

@@ -45,7 +45,6 @@ from liquidroute.cli.sources import (
 if TYPE_CHECKING:
     from liquidroute.model import DepthSnapshot, Market, Quote
     from liquidroute.router.router import Books
-    from liquidroute.venues.pools.uniswap import PoolSide
 
 
 def quote(
@@ -154,6 +153,7 @@ def quote(
     """
     with reported_errors():
         from liquidroute.model import check_amount, check_side, split_symbol
+        from liquidroute.router.route import consolidated_mid
         from liquidroute.router.router import Router
 
         split_symbol(symbol)
@@ -162,18 +162,18 @@ def quote(
         fees = parse_pairs(fee, "--fee")
         caps = parse_pairs(cap, "--cap")
         if pools is not None:
-            result = _quote_with_pools(
-                symbol,
+            from liquidroute.router.pool_route import route_with_pools
+
+            snapshots, markets = _books_for_pools(symbol, venues, sample, books, at, fees, timeout)
+            mid = consolidated_mid(snapshots) if snapshots else None
+            result = route_with_pools(
+                snapshots,
+                load_pools(symbol, pools, rpc, token, gas_price_gwei, native_price, mid),
                 side_,
                 value,
-                spend,
-                venues,
-                sample,
-                books,
-                at,
-                fees,
-                timeout,
-                load_pools(symbol, pools, rpc, token, gas_price_gwei, native_price),
+                markets=markets,
+                amount_in="quote" if spend else "base",
+                symbol=symbol,
             )
             _report(result, json_out, spend, value)
             return
@@ -223,43 +223,28 @@ def _report(result: Quote, json_out: bool, spend: bool, value: float) -> None:
         )
 
 
-def _quote_with_pools(
+def _books_for_pools(
     symbol: str,
-    side: str,
-    value: float,
-    spend: bool,
     venues: str | None,
     sample: bool,
     books: list[Path] | None,
     at: str | None,
     fees: dict[str, float],
     timeout: float,
-    pool_sides: list[PoolSide],
-) -> Quote:
-    """Books from the chosen source (if any) and the pools, split jointly."""
+) -> tuple[list[DepthSnapshot], dict[str, Market]]:
+    """The chosen source's screened books (none when no source is given: pools alone)."""
     import asyncio
 
-    from liquidroute.router.pool_route import route_with_pools
     from liquidroute.router.router import Router
 
-    snapshots: list[DepthSnapshot] = []
-    markets: dict[str, Market] = {}
-    if venues or sample or books:
-        sources, label = select_venues(venues, sample, books, at, timeout_s=timeout)
-        router = Router(sources, timeout_s=timeout, source=label)
+    if not (venues or sample or books):
+        return [], {}
+    sources, label = select_venues(venues, sample, books, at, timeout_s=timeout)
+    router = Router(sources, timeout_s=timeout, source=label)
 
-        async def fetch() -> Books:
-            async with router:
-                return await router.books(symbol, fees)
+    async def fetch() -> Books:
+        async with router:
+            return await router.books(symbol, fees)
 
-        got = asyncio.run(fetch())
-        snapshots, markets = list(got.snapshots), dict(got.markets)
-    return route_with_pools(
-        snapshots,
-        pool_sides,
-        side,
-        value,
-        markets=markets,
-        amount_in="quote" if spend else "base",
-        symbol=symbol,
-    )
+    got = asyncio.run(fetch())
+    return list(got.snapshots), dict(got.markets)

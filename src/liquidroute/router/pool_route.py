@@ -136,7 +136,7 @@ def route_with_pools(
                 cost,
                 0.0,
                 1,
-                ("pool swap, priced to the wei",),
+                ("pool swap",),
             )
         )
         if curve.gas > 0:
