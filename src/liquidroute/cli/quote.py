@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,6 +15,14 @@ from liquidroute.cli.common import (
     fail,
     parse_pairs,
     reported_errors,
+)
+from liquidroute.cli.pools import (
+    GasPriceOpt,
+    NativePriceOpt,
+    PoolsOpt,
+    RpcOpt,
+    TokenOpt,
+    load_pools,
 )
 from liquidroute.cli.sources import (
     ROUTING,
@@ -35,6 +44,8 @@ from liquidroute.cli.sources import (
 )
 
 if TYPE_CHECKING:
+    from liquidroute.model import DepthSnapshot, Market, Quote
+    from liquidroute.router.router import Books
     from liquidroute.venues.base import Venue
 
 
@@ -140,6 +151,11 @@ def quote(
             "it changes, until Ctrl-C (--json: one quote per line).",
         ),
     ] = False,
+    pools: PoolsOpt = None,
+    rpc: RpcOpt = None,
+    token: TokenOpt = None,
+    gas_price_gwei: GasPriceOpt = None,
+    native_price: NativePriceOpt = 0.0,
 ) -> None:
     """Quote the cheapest split of an order across venues, taker fees included.
 
@@ -164,9 +180,12 @@ def quote(
       liquidroute quote BTC/USDT sell 20 --sample --max-venues 2 --max-share 0.7
 
       liquidroute quote btc/usdt buy 1 --books binance.csv.gz --at 1723161480000
+
+      liquidroute quote BTC/USDT buy 20 --sample --pools sample
     """
     with reported_errors():
         from liquidroute.model import check_amount, check_side, split_symbol
+        from liquidroute.router.route import consolidated_mid
         from liquidroute.router.router import Router
 
         split_symbol(symbol)
@@ -174,6 +193,22 @@ def quote(
         value = check_amount(amount, "AMOUNT")
         fees = parse_pairs(fee, "--fee")
         caps = parse_pairs(cap, "--cap")
+        if pools is not None:
+            from liquidroute.router.pool_route import route_with_pools
+
+            snapshots, markets = _books_for_pools(symbol, venues, sample, books, at, fees, timeout)
+            mid = consolidated_mid(snapshots) if snapshots else None
+            result = route_with_pools(
+                snapshots,
+                load_pools(symbol, pools, rpc, token, gas_price_gwei, native_price, mid),
+                side_,
+                value,
+                markets=markets,
+                amount_in="quote" if spend else "base",
+                symbol=symbol,
+            )
+            _report(result, json_out, spend, value, {})
+            return
         if watch:
             from liquidroute.cli.watch import watch_quote
 
@@ -231,12 +266,18 @@ def quote(
             time_limit=time_limit,
         )
 
+    _report(result, json_out, spend, value, lot_steps(sources, symbol, result.venues))
+
+
+def _report(
+    result: Quote, json_out: bool, spend: bool, value: float, steps: dict[str, float]
+) -> None:
     from liquidroute.cli.render import render_diagnostics, render_quote
 
     if json_out:
         echo_json(result.to_dict())
     else:
-        render_quote(result, console(), steps=lot_steps(sources, symbol, result.venues))
+        render_quote(result, console(), steps=steps)
     render_diagnostics(result, console(stderr=True))
     lots_only = result.reachable is not None and result.reachable[1] is not None
     if not result.complete and not lots_only:  # a lot-lattice shortfall is a note, not an error
@@ -247,3 +288,30 @@ def quote(
             "add venues, raise limits or reduce AMOUNT",
             EXIT_NOT_ROUTABLE,
         )
+
+
+def _books_for_pools(
+    symbol: str,
+    venues: str | None,
+    sample: bool,
+    books: list[Path] | None,
+    at: str | None,
+    fees: dict[str, float],
+    timeout: float,
+) -> tuple[list[DepthSnapshot], dict[str, Market]]:
+    """The chosen source's screened books (none when no source is given: pools alone)."""
+    import asyncio
+
+    from liquidroute.router.router import Router
+
+    if not (venues or sample or books):
+        return [], {}
+    sources, label = select_venues(venues, sample, books, at, timeout_s=timeout, symbol=symbol)
+    router = Router(sources, timeout_s=timeout, source=label)
+
+    async def fetch() -> Books:
+        async with router:
+            return await router.books(symbol, fees)
+
+    got = asyncio.run(fetch())
+    return list(got.snapshots), dict(got.markets)

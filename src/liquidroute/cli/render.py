@@ -178,6 +178,13 @@ def render_quote(quote: Quote, out: Console, steps: Mapping[str, float] | None =
                 "optimality certificate: every cheaper level is taken, none dearer)"
             )
         )
+    elif quote.solver == "exact-pools":
+        lines.append(
+            styled(
+                f"Marginal price  {money(quote.marginal_price, cur)} (fee-adjusted, common to "
+                "every book level and pool used; pool legs priced by the pools' integer math)"
+            )
+        )
     else:
         gap = DASH if quote.gap is None else f"{quote.gap:.1e}"
         lines.append(
