@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
 import pytest
@@ -124,7 +125,7 @@ def test_multi_hop_split_over_chains_returns_the_best_chain_by_route_graph():
     joint = route_graph(SNAPS, "USDC", "ETH", markets=markets, amount_in=3_000_000)
     assert result["amountOut"] <= joint.amount_out * (1 + 1e-9)  # never above the optimum
     chain = result["path"]
-    pairs = {frozenset(p) for p in zip(chain, chain[1:], strict=False)}
+    pairs = {frozenset(p) for p in itertools.pairwise(chain)}
     on_chain = [s for s in SNAPS if frozenset(s.symbol.split("/")) in pairs]
     if len(chain) == 2:  # the direct chain: route() on it
         snaps, mk = of(on_chain[0].symbol)
