@@ -46,7 +46,7 @@ from liquidroute.service.models import (
     Symbols,
     Version,
 )
-from liquidroute.service.pool import BookSet, PoolBusy, RoutePool, RouteTimeout
+from liquidroute.service.pool import COMPUTE, BookSet, PoolBusy, RoutePool, RouteTimeout
 from liquidroute.service.routing import parse_request
 from liquidroute.venues.base import Venue
 
@@ -156,15 +156,18 @@ def create_app(
     workers: int | None = None,
     queue: int | None = None,
     route_timeout: float = 10.0,
+    compute: str | None = None,
 ) -> FastAPI:
     """The app over `cache`; routes run in `workers` processes (default: one per core),
-    at most `queue` more wait (default 4 per worker), each stopped after `route_timeout` s."""
+    at most `queue` more wait (default 4 per worker), each stopped after `route_timeout` s.
+    `compute` replaces the worker's routing function (tests: a deliberately slow one)."""
     size = workers or max(1, os.cpu_count() or 1)
     pool = RoutePool(
         cache.book_set,
         workers=size,
         queue=4 * size if queue is None else queue,
         time_limit=route_timeout,
+        compute=compute or COMPUTE,
     )
     app = FastAPI(
         title="liquidroute routing service",

@@ -48,9 +48,15 @@ class RouteWorkerError(RuntimeError):
     """An unexpected exception inside a worker (its traceback is the message): a 500."""
 
 
-def _serve(conn: Connection) -> None:
+COMPUTE = "liquidroute.service.routing:compute_route"
+
+
+def _serve(conn: Connection, compute_path: str) -> None:
     """A worker's loop: (version, books or None, keys, request) in, (kind, payload) out."""
-    from liquidroute.service.routing import compute_route
+    import importlib
+
+    module, _, name = compute_path.partition(":")
+    compute_route = getattr(importlib.import_module(module), name)
 
     version, books, markets = -1, {}, {}
     while True:
@@ -88,10 +94,13 @@ class RoutePool:
         workers: int = 2,
         queue: int = 8,
         time_limit: float = 10.0,
+        compute: str = COMPUTE,
     ) -> None:
+        """`compute` ("module:function", called as f(request, snapshots, markets)) is what a
+        worker runs; the service's RouteResult by default."""
         if workers < 1 or queue < 0 or not time_limit > 0:
             raise InvalidInputError("workers >= 1, queue >= 0 and time_limit > 0 are required")
-        self._books = books
+        self._books, self._compute = books, compute
         self.size, self.queue_limit, self.time_limit = workers, queue, time_limit
         self._ctx = mp.get_context("forkserver")
         with contextlib.suppress(Exception):
@@ -109,7 +118,7 @@ class RoutePool:
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=_serve, args=(child,), daemon=True)
+        process = self._ctx.Process(target=_serve, args=(child, self._compute), daemon=True)
         process.start()
         child.close()
         return _Worker(process, parent)
