@@ -4,49 +4,23 @@ wait behind routes. Bounded: a few seconds and a few dozen requests per test."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from ccxt.base.errors import ExchangeNotAvailable, RequestTimeout
 from ccxt.base.order_router import OrderRouter
 
 from liquidroute.model import DepthSnapshot, Market
-from liquidroute.service.app import BookCache, create_app, refresh_forever
-from liquidroute.venues.sample_graph import sample_graph_markets, sample_graph_snapshots
+from liquidroute.service.app import create_app, refresh_forever
+from liquidroute.venues.sample_graph import sample_graph_snapshots
+from tests.service.live import sample_cache, serving
 
 SLOW = "tests.service.slow_compute:compute"
-
-
-def sample_cache() -> BookCache:
-    cache = BookCache(live=False)
-    for snap, market in zip(sample_graph_snapshots(), sample_graph_markets(), strict=True):
-        cache.put(snap, market)
-    return cache
-
-
-@contextlib.contextmanager
-def serving(app) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "the test server did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def alive(pid: int) -> bool:
@@ -133,7 +107,7 @@ def test_load_8_clients_heavy_multi_hop_while_health_is_polled():
     cache = sample_cache()
     cache.live, cache.stale_ms = True, 60_000.0
     venue = TickingVenue()
-    app = create_app(cache, workers=2, queue=4, route_timeout=30)
+    app = create_app(cache, workers=2, queue=4, route_timeout=20)
 
     async def refresh() -> None:
         app.state.refresher = __import__("asyncio").create_task(
@@ -141,21 +115,23 @@ def test_load_8_clients_heavy_multi_hop_while_health_is_polled():
         )
 
     app.router.on_startup.append(refresh)
-    heavy = {"from": "USDT", "to": "ETH", "strategy": "split_capped", "maxVenues": 2}
+    heavy = {"from": "USDT", "to": "ETH"}  # multi-hop: the joint LP, then the best chain
     statuses: list[int] = []
     health: list[float] = []
-    stop = time.monotonic() + 6.0
+    stop = 0.0
 
     def client(i: int) -> None:
         with httpx.Client(base_url=url, timeout=60) as http:
             for n in range(20):
                 if time.monotonic() > stop:
                     return
-                r = http.get("/route", params=heavy | {"amountIn": 2e6 + 1e5 * i + n})
+                r = http.get("/route", params=heavy | {"amountIn": 1e6 + 1e4 * i + n})
                 statuses.append(r.status_code)
                 if r.status_code == 503:
                     assert r.headers["retry-after"] == "1"
                     time.sleep(0.2)
+                elif r.status_code == 504:  # stopped at the time limit: a valid answer
+                    assert "stopped" in r.json()["error"]
                 else:
                     assert r.json()["path"][-1] == "ETH", r.text
 
@@ -169,7 +145,7 @@ def test_load_8_clients_heavy_multi_hop_while_health_is_polled():
 
     with serving(app) as url:
         httpx.get(url + "/route", params=heavy | {"amountIn": 1000}, timeout=60)  # warm
-        polls = venue.polls
+        polls, stop = venue.polls, time.monotonic() + 6.0
         threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
         threads.append(threading.Thread(target=poller))
         for t in threads:
@@ -177,7 +153,7 @@ def test_load_8_clients_heavy_multi_hop_while_health_is_polled():
         for t in threads:
             t.join(90)
         refreshed = venue.polls - polls
-    assert set(statuses) <= {200, 503} and statuses.count(200) >= 2, statuses
+    assert set(statuses) <= {200, 503, 504} and statuses.count(200) >= 2, statuses
     assert len(health) >= 50, f"/health answered {len(health)} times in 6 s"
     p99 = statistics.quantiles(health, n=100)[98]
     assert p99 < 0.25, (p99, max(health))  # never behind a route

@@ -29,6 +29,7 @@ from typing import Annotated, Any
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from liquidroute import __version__
@@ -136,11 +137,20 @@ def _field_errors(exc: RequestValidationError) -> str:
         shown = "" if isinstance(got, dict | list) or got is None else f" (got {ascii(got)[:60]})"
         if err.get("type") == "extra_forbidden":
             parts.append(f"{name}: unknown parameter; see /docs for the parameters of /route")
+        elif err.get("type") == "string_pattern_mismatch":
+            hint = PATTERN_HINTS.get(loc[0] if loc else "", "see /docs for its format")
+            parts.append(f"{name}: must be {hint}{shown}")
         else:
             parts.append(f"{name}: {err.get('msg', 'invalid')}{shown}")
     return "invalid request: " + "; ".join(parts)
 
 
+PATTERN_HINTS = {
+    "from": "an asset code such as USDT",
+    "to": "an asset code such as BTC",
+    "bridges": "asset codes such as BTC",
+    "balances": "[exchangeId.]ASSET:amount entries, e.g. binance.USDT:100,okx.USDT:50",
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Bad input: the message names the field"},
     500: {"model": ErrorBody, "description": "A server bug (logged)"},
@@ -186,8 +196,19 @@ def create_app(
         return SafeJSONResponse({"error": str(exc)}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return SafeJSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path (GET and POST /route are two)
+            methods = {
+                m
+                for r in app.routes
+                if isinstance(r, APIRoute) and r.path_regex.match(request.url.path)
+                for m in r.methods or ()
+            }
+            headers["Allow"] = ", ".join(sorted(methods))
+        return SafeJSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def bad_shape(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,9 +10,9 @@ answer, and the small status bodies of /health, /ready, /version, /symbols,
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Strategy = Literal["split_optimal", "split_capped", "best_single"]
 STRATEGIES: tuple[str, ...] = ("split_optimal", "split_capped", "best_single")
@@ -22,6 +22,17 @@ Amount = Annotated[float, Field(gt=0, lt=1e15, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, lt=1e15, allow_inf_nan=False)]
 # an asset amount, or {asset: amount} for one venue
 Wallet = dict[str, NonNegative | dict[str, NonNegative]]
+_NUMBER = r"[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,2})?"  # finite as a float
+_ENTRY = rf"([A-Za-z0-9_-]+\.)?[A-Za-z0-9_-]+:{_NUMBER}"
+BALANCE_ENTRY = Annotated[str, Field(pattern=rf"^{_ENTRY}$")]
+BALANCES_TEXT = Annotated[
+    str,
+    Field(
+        pattern=rf"^({_ENTRY}(,{_ENTRY}){{0,63}})?$",
+        description="[exchangeId.]ASSET:amount,... e.g. binance.USDT:1000,okx.USDT:500 "
+        "(a bare ASSET:amount is held on every venue); at most 64 entries",
+    ),
+]
 
 
 class _RouteFields(BaseModel):
@@ -78,21 +89,40 @@ class RouteParams(_RouteFields):
         "absent = any asset",
     )
     exchanges: str | None = Field(None, description="Comma-separated venue allowlist")
-    balances: str | None = Field(
-        None,
-        description="What you hold: [exchangeId.]ASSET:amount,... e.g. "
-        "binance.USDT:1000,okx.USDT:500 (a bare ASSET:amount applies on every venue)",
-    )
+    balances: BALANCES_TEXT | None = Field(None, description="What you hold")
+
+
+EXACTLY_ONE_AMOUNT: dict[str, Any] = {
+    "oneOf": [
+        {"required": [have], "not": {"required": [other]}, "properties": {have: {"type": "number"}}}
+        for have, other in (("amountIn", "amountOut"), ("amountOut", "amountIn"))
+    ]
+}
+
+
+def _whole(value: Any) -> Any:
+    """JSON Schema's integer includes 46.0: accept a float that is a whole number."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class RouteBody(_RouteFields):
-    """POST /route JSON body: the GET parameters, by the same names."""
+    """POST /route JSON body: the GET parameters, by the same names (exactly one amount);
+    JSON types are strict (a number is a JSON number, a flag true or false)."""
 
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, strict=True, json_schema_extra=EXACTLY_ONE_AMOUNT
+    )
+
+    maxVenues: Annotated[int, Field(ge=1, le=64), BeforeValidator(_whole)] | None = Field(  # noqa: N815
+        None, description="Venues per hop for strategy=split_capped"
+    )
     bridges: str | list[Asset] | None = Field(
         None, description="Assets allowed in between (list or comma-separated)"
     )
     exchanges: str | list[str] | None = Field(None, description="Venue allowlist")
-    balances: str | list[str] | Wallet | None = Field(
+    balances: (
+        BALANCES_TEXT | Annotated[list[BALANCE_ENTRY], Field(max_length=64)] | Wallet | None
+    ) = Field(
         None,
         description="What you hold: ccxt's string form '[exchangeId.]ASSET:amount,...', a "
         'list of such entries, a per-venue wallet {"binance": {"USDT": 1000}} or a flat '
