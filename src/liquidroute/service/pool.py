@@ -12,7 +12,8 @@ worker, a static book set one transfer in all).
   killed (SIGKILL: a MILP or LP inside a solver cannot be interrupted otherwise) and
   replaced; `RouteTimeout` is raised (504).
 - The event loop only waits on pipes (`loop.add_reader`), so /health, /ready and the live
-  book refresh never wait behind a route.
+  book refresh never wait behind a route; workers run at a lower CPU priority (nice 10),
+  so on a busy machine the loop is scheduled before them.
 """
 
 from __future__ import annotations
@@ -49,12 +50,16 @@ class RouteWorkerError(RuntimeError):
 
 
 COMPUTE = "liquidroute.service.routing:compute_route"
+WORKER_NICE = 10
 
 
 def _serve(conn: Connection, compute_path: str) -> None:
     """A worker's loop: (version, books or None, keys, request) in, (kind, payload) out."""
     import importlib
+    import os
 
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)  # routes are batch work: the event loop (/health) comes first
     module, _, name = compute_path.partition(":")
     compute_route = getattr(importlib.import_module(module), name)
 
