@@ -347,7 +347,26 @@ def create_app(
         )
 
     _offline_docs(app)
+    _no_422(app)
     return app
+
+
+def _no_422(app: FastAPI) -> None:
+    """Validation errors are answered 400 (ccxt's BadRequest): drop FastAPI's default 422."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for item in schema.get("paths", {}).values():
+                for op in item.values():
+                    op.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _offline_docs(app: FastAPI) -> None:
