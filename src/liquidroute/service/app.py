@@ -189,6 +189,7 @@ def create_app(
         default_response_class=SafeJSONResponse,
     )
     app.state.pool = pool
+    app.router.on_startup.append(pool.start)  # workers ready before the first request
     app.router.on_shutdown.append(pool.close)
 
     @app.exception_handler(LiquidrouteError)

@@ -69,6 +69,9 @@ def _serve(conn: Connection, compute_path: str) -> None:
             message = conn.recv()
         except (EOFError, OSError):
             return
+        if message is None:  # a ping: the worker is up and its imports done
+            conn.send(None)
+            continue
         new_version, payload, keys, request = message
         if payload is not None:
             version, books, markets = new_version, payload[0], payload[1]
@@ -126,6 +129,10 @@ class RoutePool:
         process = self._ctx.Process(target=_serve, args=(child, self._compute), daemon=True)
         process.start()
         child.close()
+        parent.send(None)  # blocks (in a thread) until the worker answers: ready to route
+        if not parent.poll(60) or parent.recv() is not None:
+            process.kill()
+            raise RouteWorkerError("a route worker did not start within 60 s")
         return _Worker(process, parent)
 
     async def start(self) -> None:
