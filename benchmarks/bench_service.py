@@ -68,11 +68,11 @@ def quantile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * (len(xs) - 1)))]
 
 
-def serve(port: int, n: int, workers: int) -> None:
+def serve(port: int, n: int, workers: int, nice: int) -> None:
     cache = BookCache(live=False)
     for s, m in zip(*books(n), strict=True):
         cache.put(s, m)
-    app = create_app(cache, workers=workers, queue=64, route_timeout=120)
+    app = create_app(cache, workers=workers, queue=64, route_timeout=120, nice=nice)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
 
 
@@ -99,16 +99,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--venues", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--nice", type=int, default=10, help="route workers' nice level")
     parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.venues, args.workers)
+        serve(args.serve, args.venues, args.workers, args.nice)
         return
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     cmd = [sys.executable, __file__, "--serve", str(port), "--venues", str(args.venues)]
-    server = subprocess.Popen([*cmd, "--workers", str(args.workers)])
+    server = subprocess.Popen([*cmd, "--workers", str(args.workers), "--nice", str(args.nice)])
     url = f"http://127.0.0.1:{port}"
     try:
         http = httpx.Client(base_url=url, timeout=300)
@@ -172,7 +173,7 @@ def main() -> None:
 
     med = statistics.median
     print(f"machine: {os.cpu_count()} cores, shared with other work; client, server and its")
-    print(f"  {args.workers} route workers are separate processes on the same cores")
+    print(f"  {args.workers} route workers (nice {args.nice}): separate processes, same cores")
     print(f"import time (liquidroute + service, client process): {IMPORT_S * 1e3:.0f} ms")
     print(f"1. direct /route, {args.venues} venues BTC/USDT, 250,000 USDT, one client at a time")
     print(f"   server-side p50 {med(server_ms):.3f} ms  p99 {quantile(server_ms, 0.99):.3f} ms")

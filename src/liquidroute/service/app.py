@@ -47,7 +47,14 @@ from liquidroute.service.models import (
     Symbols,
     Version,
 )
-from liquidroute.service.pool import COMPUTE, BookSet, PoolBusy, RoutePool, RouteTimeout
+from liquidroute.service.pool import (
+    COMPUTE,
+    WORKER_NICE,
+    BookSet,
+    PoolBusy,
+    RoutePool,
+    RouteTimeout,
+)
 from liquidroute.service.routing import parse_request
 from liquidroute.venues.base import Venue
 
@@ -167,6 +174,7 @@ def create_app(
     queue: int | None = None,
     route_timeout: float = 10.0,
     compute: str | None = None,
+    nice: int = WORKER_NICE,
 ) -> FastAPI:
     """The app over `cache`; routes run in `workers` processes (default: one per core),
     at most `queue` more wait (default 4 per worker), each stopped after `route_timeout` s.
@@ -178,6 +186,7 @@ def create_app(
         queue=4 * size if queue is None else queue,
         time_limit=route_timeout,
         compute=compute or COMPUTE,
+        nice=nice,
     )
     app = FastAPI(
         title="liquidroute routing service",

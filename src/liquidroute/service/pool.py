@@ -53,13 +53,14 @@ COMPUTE = "liquidroute.service.routing:compute_route"
 WORKER_NICE = 10
 
 
-def _serve(conn: Connection, compute_path: str) -> None:
+def _serve(conn: Connection, compute_path: str, nice: int = 0) -> None:
     """A worker's loop: (version, books or None, keys, request) in, (kind, payload) out."""
     import importlib
     import os
 
-    with contextlib.suppress(OSError):
-        os.nice(WORKER_NICE)  # routes are batch work: the event loop (/health) comes first
+    if nice:
+        with contextlib.suppress(OSError):
+            os.nice(nice)  # routes are batch work: the event loop (/health) comes first
     module, _, name = compute_path.partition(":")
     compute_route = getattr(importlib.import_module(module), name)
 
@@ -103,12 +104,14 @@ class RoutePool:
         queue: int = 8,
         time_limit: float = 10.0,
         compute: str = COMPUTE,
+        nice: int = WORKER_NICE,
     ) -> None:
         """`compute` ("module:function", called as f(request, snapshots, markets)) is what a
-        worker runs; the service's RouteResult by default."""
+        worker runs; the service's RouteResult by default. `nice` lowers the workers' CPU
+        priority (0 keeps the server's)."""
         if workers < 1 or queue < 0 or not time_limit > 0:
             raise InvalidInputError("workers >= 1, queue >= 0 and time_limit > 0 are required")
-        self._books, self._compute = books, compute
+        self._books, self._compute, self.nice = books, compute, nice
         self.size, self.queue_limit, self.time_limit = workers, queue, time_limit
         self._ctx = mp.get_context("forkserver")
         with contextlib.suppress(Exception):
@@ -126,7 +129,9 @@ class RoutePool:
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=_serve, args=(child, self._compute), daemon=True)
+        process = self._ctx.Process(
+            target=_serve, args=(child, self._compute, self.nice), daemon=True
+        )
         process.start()
         child.close()
         parent.send(None)  # blocks (in a thread) until the worker answers: ready to route
