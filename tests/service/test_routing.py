@@ -182,3 +182,40 @@ def test_balances_forms_parse_alike():
     for bad in ("garbage", "binance.USDT:-1", "USDT:nan"):
         with pytest.raises(InvalidInputError, match="balances"):
             parse_balances(bad)
+
+
+def test_a_profitable_cycle_in_the_books_never_reaches_the_answer():
+    """Issue 10's example: a crossed A/B across venues and a triangle. Whatever the joint
+    solver does with the cycle, the answer is one coherent chain spending exactly 1 S, or
+    unroutable saying why: never flow around the cycle."""
+    from liquidroute.model import DepthSnapshot, Market
+
+    def bk(v, sym, mid, half=1e-3, size=10.0):
+        bids = [[mid * (1 - half - i * 1e-3), size] for i in range(3)]
+        asks = [[mid * (1 + half + i * 1e-3), size] for i in range(3)]
+        return DepthSnapshot(v, sym, bids, asks)
+
+    books = [
+        bk("x0", "A/S", 1),
+        bk("x0", "T/A", 1),
+        bk("x0", "B/S", 1),
+        bk("x0", "T/B", 1),
+        bk("x0", "A/B", 1),
+        bk("x1", "A/B", 1.05),
+    ]
+    markets = {(s.venue, s.symbol): Market(s.venue, s.symbol, taker_fee=0.001) for s in books}
+    for exact in ("amountIn", "amountOut"):
+        req = parse_request(RouteBody.model_validate({"from": "S", "to": "T", exact: 1.0}))
+        result = compute_route(req, books, markets)
+        if result["unroutableReason"]:
+            assert result["unroutableReason"].startswith(("cycle:", "no_path:")), result
+            assert result["hops"] == []
+            continue
+        hops, path = result["hops"], result["path"]
+        assert path[0] == "S" and path[-1] == "T" and len(hops) == len(path) - 1 <= 3
+        for i, hop in enumerate(hops):
+            assert (hop["from"], hop["to"]) == (path[i], path[i + 1])
+            if i:
+                assert hop["amountIn"] == pytest.approx(hops[i - 1]["amountOut"], rel=1e-9)
+        assert result[exact] == pytest.approx(1.0, rel=1e-9)
+        assert 0.9 < result["amountIn"] < 1.1 and 0.9 < result["amountOut"] < 1.1  # no pumping

@@ -344,7 +344,7 @@ class Router:
                 q = self.graph(snaps, chain[1:-1], len(chain) - 1)
         except InsufficientLiquidityError:
             return None
-        return _Answer(chain, graph=q)
+        return _Answer(chain, graph=q) if _is_chain(q, chain) else None
 
     def multi_hop(self, direct: _Answer | None) -> _Answer | None:
         """The joint optimum when it is one chain, else the best chain it uses."""
@@ -365,7 +365,8 @@ class Router:
         chains = _chains(joint)
         if chains == [[self.req.source, self.req.target]]:
             return None  # the direct market alone is optimal: route() answers it
-        if len(chains) == 1 and self.req.venue_cap is None:
+        one_chain = len(chains) == 1 and len(joint.hops) == len(chains[0]) - 1  # no side flow
+        if one_chain and self.req.venue_cap is None and _is_chain(joint, chains[0]):
             best: _Answer | None = _Answer(chains[0], graph=joint)
         else:
             best = None
@@ -380,6 +381,11 @@ class Router:
                     f"({j_in:.10g} {self.req.source} -> {j_out:.10g} {self.req.target}); "
                     "a RouteResult holds one chain: the best single chain is returned"
                 )
+        if best is None and direct is None and joint.hops:  # flow, but on no usable chain
+            raise _Unroutable(
+                "cycle: the books hold a profitable cycle and no single chain from "
+                f"{self.req.source} to {self.req.target} routes without it; see /orderbook"
+            )
         if best is None or best.graph is None:
             return best
         best.considered = len(joint.paths)
@@ -451,6 +457,11 @@ class Router:
         if answer.graph is not None:
             answer.saving_bps = self._single_chain_saving(answer)
         return answer
+
+
+def _is_chain(q: GraphQuote, chain: Sequence[str]) -> bool:
+    """True when the quote's hops are exactly the chain's, in order (no flow elsewhere)."""
+    return [(h.asset_in, h.asset_out) for h in q.hops] == list(itertools.pairwise(chain))
 
 
 def _chains(q: GraphQuote) -> list[list[str]]:
