@@ -219,3 +219,36 @@ def test_a_profitable_cycle_in_the_books_never_reaches_the_answer():
                 assert hop["amountIn"] == pytest.approx(hops[i - 1]["amountOut"], rel=1e-9)
         assert result[exact] == pytest.approx(1.0, rel=1e-9)
         assert 0.9 < result["amountIn"] < 1.1 and 0.9 < result["amountOut"] < 1.1  # no pumping
+
+
+def test_multi_hop_venue_caps_keep_the_busiest_venues_and_resolve_the_chain():
+    books = [s for s in SNAPS if s.symbol in ("BTC/USDT", "ETH/BTC")]  # USDT->BTC->ETH only
+    markets = [MARKETS[(s.venue, s.symbol)] for s in books]
+    free = route_graph(books, "USDT", "ETH", amount_in=1_000_000, markets=markets)
+    assert all(len(h.legs) >= 2 for h in free.hops)  # the cap binds on both hops
+    single = answer(
+        books, **{"from": "USDT", "to": "ETH", "amountIn": 1_000_000}, strategy="best_single"
+    )
+    kept = {(h.legs[0].symbol, max(h.legs, key=lambda leg: leg.amount_in).venue) for h in free.hops}
+    assert {(h["pair"], h["legs"][0]["exchangeId"]) for h in single["hops"]} == kept
+    alone = route_graph(
+        [s for s in books if (s.symbol, s.venue) in kept],
+        "USDT",
+        "ETH",
+        amount_in=1_000_000,
+        markets=markets,
+    )
+    assert single["amountOut"] == pytest.approx(alone.amount_out, rel=1e-12)
+    assert single["amountOut"] <= free.amount_out * (1 + 1e-12)
+    capped = answer(
+        books,
+        **{"from": "USDT", "to": "ETH", "amountIn": 1_000_000},
+        strategy="split_capped",
+        maxVenues=2,
+    )
+    assert all(len(h["legs"]) <= 2 for h in capped["hops"])
+    assert single["amountOut"] <= capped["amountOut"] * (1 + 1e-9)
+    too_much = answer(
+        books, **{"from": "USDT", "to": "ETH", "amountIn": 2_000_000}, strategy="best_single"
+    )
+    assert too_much["unroutableReason"].startswith("insufficient_liquidity")

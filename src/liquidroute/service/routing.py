@@ -238,6 +238,7 @@ class Router:
         self.exact_in = req.amount_in is not None
         self.warnings: list[str] = list(req.warnings)
         self.caps = self._caps()
+        self.cycle_seen = False  # a chain's answer had flow off the chain (a cycle)
 
     # -- inputs -------------------------------------------------------------------------
     def market(self, snap: DepthSnapshot) -> Market:
@@ -344,7 +345,10 @@ class Router:
                 q = self.graph(snaps, chain[1:-1], len(chain) - 1)
         except InsufficientLiquidityError:
             return None
-        return _Answer(chain, graph=q) if _is_chain(q, chain) else None
+        if not _is_chain(q, chain):
+            self.cycle_seen = True
+            return None
+        return _Answer(chain, graph=q)
 
     def multi_hop(self, direct: _Answer | None) -> _Answer | None:
         """The joint optimum when it is one chain, else the best chain it uses."""
@@ -382,9 +386,15 @@ class Router:
                     "a RouteResult holds one chain: the best single chain is returned"
                 )
         if best is None and direct is None and joint.hops:  # flow, but on no usable chain
+            if self.cycle_seen or not chains:
+                raise _Unroutable(
+                    "cycle: the books hold a profitable cycle and no single chain from "
+                    f"{self.req.source} to {self.req.target} routes without it; see /orderbook"
+                )
             raise _Unroutable(
-                "cycle: the books hold a profitable cycle and no single chain from "
-                f"{self.req.source} to {self.req.target} routes without it; see /orderbook"
+                f"insufficient_liquidity: no single chain of at most {MAX_HOPS} hops fills "
+                f"the amount with strategy={self.req.strategy}; lower the amount or allow "
+                "more venues"
             )
         if best is None or best.graph is None:
             return best
