@@ -13,3 +13,8 @@ def compute(request: Any, snapshots: Any, markets: Any) -> dict[str, Any]:
     while request.hop_penalty_bps >= 9999 or time.monotonic() < until:
         pass
     return {"slept": float(request.hop_penalty_bps), "books": len(list(snapshots))}
+
+
+def boom(request: Any, snapshots: Any, markets: Any) -> dict[str, Any]:
+    """A bug in the routing code."""
+    return {"ratio": 1 / 0}

@@ -158,3 +158,17 @@ def test_load_8_clients_heavy_multi_hop_while_health_is_polled():
     p99 = statistics.quantiles(health, n=100)[98]
     assert p99 < 0.25, (p99, max(health))  # never behind a route
     assert refreshed >= 30  # ~120 polls in 6 s at 0.05 s: the refresh did not stall
+
+
+def test_a_bug_in_a_route_is_a_logged_500_never_a_4xx(caplog):
+    from fastapi.testclient import TestClient
+
+    app = create_app(sample_cache(), workers=1, compute="tests.service.slow_compute:boom")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/route", params={"from": "USDT", "to": "BTC", "amountIn": 1})
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "internal error (RouteWorkerError); it is logged, please report it"
+    }
+    logged = [r for r in caplog.records if r.name == "liquidroute.service"]
+    assert logged and "ZeroDivisionError" in str(logged[0].exc_info[1])
