@@ -2,6 +2,7 @@
 
     from liquidroute import DepthSnapshot, Market, route
     quote = route(snapshots, side="buy", amount=2.5, markets=markets)
+    quote = route(snapshots, "buy", 2.5, markets=markets, options=RouteOptions(max_venues=2))
 
 Public names are imported lazily (PEP 562) so that `liquidroute --help` stays fast.
 """
@@ -21,7 +22,10 @@ if TYPE_CHECKING:
         VenueError,
     )
     from liquidroute.model import DepthSnapshot, GraphQuote, Leg, Market, Quote
+    from liquidroute.optimizer.exact import LadderCache
+    from liquidroute.router.executor import ExecutionPolicy, Executor, execute, execute_sync
     from liquidroute.router.graph_route import route_graph
+    from liquidroute.router.options import RouteOptions
     from liquidroute.router.route import route
     from liquidroute.router.router import Router
 
@@ -40,24 +44,36 @@ _EXPORTS = {
     "Quote": "liquidroute.model",
     "GraphQuote": "liquidroute.model",
     "route_graph": "liquidroute.router.graph_route",
+    "LadderCache": "liquidroute.optimizer.exact",
+    "RouteOptions": "liquidroute.router.options",
     "route": "liquidroute.router.route",
     "Router": "liquidroute.router.router",
+    "ExecutionPolicy": "liquidroute.router.executor",
+    "Executor": "liquidroute.router.executor",
+    "execute": "liquidroute.router.executor",
+    "execute_sync": "liquidroute.router.executor",
 }
 
 __all__ = [
     "DataError",
     "DepthSnapshot",
+    "ExecutionPolicy",
+    "Executor",
     "GraphQuote",
     "InsufficientLiquidityError",
     "InvalidInputError",
+    "LadderCache",
     "Leg",
     "LiquidrouteError",
     "Market",
     "Quote",
+    "RouteOptions",
     "Router",
     "RoutingError",
     "VenueError",
     "__version__",
+    "execute",
+    "execute_sync",
     "route",
     "route_graph",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
@@ -53,7 +54,10 @@ class Market:
     Rules follow ccxt's unified market: `amount_step` is the lot (ccxt `precision.amount`
     in TICK_SIZE mode), `price_tick` the price increment, `min_amount`/`max_amount` the
     amount limits and `min_notional` the minimum cost (price x amount) of an order.
-    `None` means the venue states no such rule.
+    `None` means the venue states no such rule. `precision_mode` (ccxt's DECIMAL_PLACES,
+    SIGNIFICANT_DIGITS or TICK_SIZE) with the raw `amount_precision`/`price_precision`
+    is how the venue states its precision; in SIGNIFICANT_DIGITS mode there is no fixed
+    lot or tick, and orders are rounded with ccxt's `decimal_to_precision`.
     """
 
     venue: str
@@ -66,6 +70,9 @@ class Market:
     min_notional: float | None = None
     base: str = field(default="", compare=False)
     quote: str = field(default="", compare=False)
+    precision_mode: int | None = field(default=None, compare=False)
+    amount_precision: float | None = field(default=None, compare=False)
+    price_precision: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.venue:
@@ -280,13 +287,16 @@ class Quote:
       optimum is than each, in bps of the baseline's cost.
     - `solver` is "exact" (the rule-free optimum, which obeys every rule), "rounded-optimal"
       (the exact split rounded to the rules, proven optimal because it costs the rule-free
-      bound), "milp" (the rules' optimum, proven within `gap`) or "rounded-fallback" (the
-      rounded split, when the solver failed, ran out of time or found nothing better).
+      bound), "milp" (the rules' optimum on integer lots, proven within `gap`, a relative
+      gap in cost: by the structured bounds of `optimizer.constrained`, or by HiGHS's
+      MILP when those do not close) or "rounded-fallback" (the rounded split, only when
+      the solver failed; a warning says so).
       `lower_bound` is the exact rule-free cost of the same amount: no rule-respecting
       split can beat it.
       `fixed_costs` are the per-venue fixed costs charged (included in `total_cost`).
-      Under lot rules the amount is rounded down to what the lots can add up to; a
-      residue smaller than the coarsest lot is said in `warnings`, not counted unfilled.
+      When the venues' lots cannot add up to the amount asked, the route fills the nearest
+      reachable amount below it, counts the rest `unfilled` (so `complete` is False) and
+      `reachable` holds the nearest reachable base amounts (below, above); None otherwise.
     """
 
     symbol: str
@@ -313,6 +323,7 @@ class Quote:
     fixed_costs: Mapping[str, float] = field(default_factory=dict)
     gap: float | None = None
     lower_bound: float | None = None
+    reachable: tuple[float | None, float | None] | None = None
 
     @property
     def complete(self) -> bool:
@@ -364,94 +375,341 @@ def snapshot_map(snapshots: Sequence[DepthSnapshot]) -> dict[str, DepthSnapshot]
     return out
 
 
-OrderState = Literal[
-    "planned",
-    "submitted",
-    "partially_filled",
-    "filled",
-    "cancelled",
-    "rejected",
-    "failed",
-    "unknown",
-]
+class OrderState(StrEnum):
+    """Where a child order is. Terminal: filled, cancelled, rejected, failed."""
 
-#: The child-order state machine. `unknown` (sent, no answer) is left only by asking the
-#: venue what happened, never by sending again. Terminal states have no way out.
-TRANSITIONS: Mapping[str, frozenset[str]] = {
-    "planned": frozenset({"submitted", "failed"}),
-    "submitted": frozenset(
-        {"partially_filled", "filled", "cancelled", "rejected", "failed", "unknown"}
-    ),
-    "partially_filled": frozenset({"partially_filled", "filled", "cancelled", "unknown"}),
-    "unknown": frozenset(
-        {"submitted", "partially_filled", "filled", "cancelled", "rejected", "failed"}
-    ),
-    "filled": frozenset(),
-    "cancelled": frozenset(),
-    "rejected": frozenset(),
-    "failed": frozenset(),
+    PLANNED = "planned"
+    SUBMITTED = "submitted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class OrderEvent(StrEnum):
+    """What can happen to a child order; each is one row of `TRANSITIONS` per state."""
+
+    SUBMIT = "submit"  # handed to the venue
+    NOT_SENT = "not_sent"  # refused here before sending (kill switch, risk limit)
+    RECOVER = "recover"  # resume: an intent journalled before a crash; only the venue knows
+    ACCEPT = "accept"  # the venue holds it, nothing filled yet
+    PARTIAL_FILL = "partial_fill"  # part filled, the rest still working
+    FILL = "fill"  # completely filled
+    CANCEL = "cancel"  # the rest cancelled (an IOC's unfilled part); fills so far kept
+    REJECT = "reject"  # the venue refused it: it never reached the book
+    LOSE = "lose"  # sent, no answer: fate unknown until the venue is asked
+    NOT_FOUND = "not_found"  # the venue has no such order: it was never placed
+
+
+_S, _E = OrderState, OrderEvent
+#: The child-order state machine, (state, event) -> next state; a pair that is not here is
+#: refused with OrderStateError. `unknown` is left only by asking the venue what happened
+#: (never by sending again); terminal states have no way out.
+TRANSITIONS: Mapping[tuple[OrderState, OrderEvent], OrderState] = {
+    (_S.PLANNED, _E.SUBMIT): _S.SUBMITTED,
+    (_S.PLANNED, _E.NOT_SENT): _S.FAILED,
+    (_S.PLANNED, _E.RECOVER): _S.UNKNOWN,
+    (_S.SUBMITTED, _E.ACCEPT): _S.SUBMITTED,
+    (_S.SUBMITTED, _E.PARTIAL_FILL): _S.PARTIALLY_FILLED,
+    (_S.SUBMITTED, _E.FILL): _S.FILLED,
+    (_S.SUBMITTED, _E.CANCEL): _S.CANCELLED,
+    (_S.SUBMITTED, _E.REJECT): _S.REJECTED,
+    (_S.SUBMITTED, _E.LOSE): _S.UNKNOWN,
+    (_S.SUBMITTED, _E.NOT_FOUND): _S.FAILED,
+    (_S.PARTIALLY_FILLED, _E.PARTIAL_FILL): _S.PARTIALLY_FILLED,
+    (_S.PARTIALLY_FILLED, _E.FILL): _S.FILLED,
+    (_S.PARTIALLY_FILLED, _E.CANCEL): _S.CANCELLED,
+    (_S.PARTIALLY_FILLED, _E.LOSE): _S.UNKNOWN,
+    (_S.UNKNOWN, _E.ACCEPT): _S.SUBMITTED,
+    (_S.UNKNOWN, _E.PARTIAL_FILL): _S.PARTIALLY_FILLED,
+    (_S.UNKNOWN, _E.FILL): _S.FILLED,
+    (_S.UNKNOWN, _E.CANCEL): _S.CANCELLED,
+    (_S.UNKNOWN, _E.REJECT): _S.REJECTED,
+    (_S.UNKNOWN, _E.NOT_FOUND): _S.FAILED,
 }
-TERMINAL_STATES = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+TERMINAL_STATES = frozenset(
+    s for s in OrderState if not any(state == s for state, _ in TRANSITIONS)
+)
+PENDING_STATES = frozenset({_S.SUBMITTED, _S.PARTIALLY_FILLED, _S.UNKNOWN})
+#: Events that carry the venue's (cumulative) fill report.
+_FILL_EVENTS = frozenset({_E.ACCEPT, _E.PARTIAL_FILL, _E.FILL, _E.CANCEL})
 
 
-@dataclass(slots=True)
 class ChildOrder:
     """One IOC limit order sent (or to be sent) to one venue for one parent order.
 
-    `client_id` is deterministic (parent id + leg + attempt) so that a retry is
-    recognisable by the venue. The state only changes through `transition`.
+    `client_id` is deterministic (parent id + round + leg) so that a retry is recognisable
+    by the venue. The order's state and fills are private: they change only through
+    `apply(event, ...)`, which looks the move up in `TRANSITIONS` and refuses any other.
+
+    Fills are accounted per asset: `filled` is the base executed (gross), `fees` maps each
+    asset charged to the amount (Binance takes a spot buy's commission in the base asset,
+    or in BNB). `net_base`/`net_quote` are the signed balance changes of the account
+    (+ received, - paid); `fee` is the commission valued in quote where the price is
+    known (base at the fill price, quote as is; other assets through `fee_prices`).
     """
 
-    parent_id: str
-    client_id: str
-    venue: str
-    symbol: str
-    side: Side
-    amount: float
-    limit_price: float
-    leg: int = 0
-    attempt: int = 0
-    round: int = 1
-    state: OrderState = "planned"
-    filled: float = 0.0
-    avg_price: float | None = None
-    fee: float = 0.0
-    venue_order_id: str | None = None
-    error: str | None = None
+    __slots__ = (
+        "_avg_price",
+        "_error",
+        "_fees",
+        "_filled",
+        "_state",
+        "_venue_order_id",
+        "amount",
+        "attempt",
+        "base",
+        "client_id",
+        "leg",
+        "limit_price",
+        "parent_id",
+        "quote",
+        "round",
+        "side",
+        "symbol",
+        "venue",
+    )
 
-    def transition(self, new: OrderState, **changes: Any) -> None:
-        """Move to `new` (and set `changes`), or raise OrderStateError if not allowed."""
+    def __init__(
+        self,
+        parent_id: str,
+        client_id: str,
+        venue: str,
+        symbol: str,
+        side: Side,
+        amount: float,
+        limit_price: float,
+        leg: int = 0,
+        attempt: int = 0,
+        round: int = 1,
+    ) -> None:
+        self.parent_id, self.client_id, self.venue, self.symbol = (
+            parent_id,
+            client_id,
+            venue,
+            symbol,
+        )
+        self.side: Side = check_side(side)
+        self.amount = float(amount)
+        self.limit_price = float(limit_price)
+        self.leg, self.attempt, self.round = leg, attempt, round
+        self.base, self.quote = split_symbol(symbol)
+        self._state = OrderState.PLANNED
+        self._filled = 0.0
+        self._avg_price: float | None = None
+        self._fees: dict[str, float] = {}
+        self._venue_order_id: str | None = None
+        self._error: str | None = None
+
+    @classmethod
+    def restore(
+        cls,
+        *,
+        state: str,
+        filled: float,
+        avg_price: float | None,
+        fees: Mapping[str, float],
+        venue_order_id: str | None,
+        error: str | None,
+        **order: Any,
+    ) -> ChildOrder:
+        """Rebuild an order from what the journal recorded of it (resume, listings)."""
+        child = cls(**order)
+        child._state = OrderState(state)
+        child._filled, child._avg_price = float(filled), avg_price
+        child._fees = {k: float(v) for k, v in fees.items() if v}
+        child._venue_order_id, child._error = venue_order_id, error
+        return child
+
+    @property
+    def state(self) -> OrderState:
+        return self._state
+
+    @property
+    def filled(self) -> float:
+        return self._filled
+
+    @property
+    def avg_price(self) -> float | None:
+        return self._avg_price
+
+    @property
+    def fees(self) -> Mapping[str, float]:
+        return dict(self._fees)
+
+    @property
+    def venue_order_id(self) -> str | None:
+        return self._venue_order_id
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def apply(
+        self,
+        event: OrderEvent,
+        *,
+        filled: float | None = None,
+        avg_price: float | None = None,
+        fees: Mapping[str, float] | None = None,
+        venue_order_id: str | None = None,
+        reason: str | None = None,
+    ) -> OrderState:
+        """Apply `event` through the state table and return the new state.
+
+        Fill events (accept, partial_fill, fill, cancel) may carry the venue's cumulative
+        report: `filled` never decreases nor exceeds the amount. Raises OrderStateError for
+        a move the table does not have, or a fill report that cannot be true.
+        """
         from liquidroute.errors import OrderStateError
 
-        if new not in TRANSITIONS[self.state]:
+        new = TRANSITIONS.get((self._state, event))
+        if new is None:
             raise OrderStateError(
-                f"child order {self.client_id} on {self.venue}: {self.state} -> {new} "
-                "is not an allowed transition"
+                f"child order {self.client_id} on {self.venue}: event {event.value} is not "
+                f"allowed in state {self._state.value}"
             )
-        self.state = new
-        for name, value in changes.items():
-            setattr(self, name, value)
+        if event in _FILL_EVENTS and filled is not None:
+            filled = float(filled)
+            if not math.isfinite(filled) or filled < self._filled * (1 - 1e-12) - 1e-15:
+                raise OrderStateError(
+                    f"child order {self.client_id}: filled {filled} after {self._filled}"
+                )
+            if filled > self.amount * (1 + 1e-9):
+                raise OrderStateError(
+                    f"child order {self.client_id}: filled {filled} > amount {self.amount}"
+                )
+            self._filled = filled
+            if avg_price is not None:
+                self._avg_price = float(avg_price)
+            if fees is not None:
+                self._fees = {k: float(v) for k, v in fees.items() if v}
+        elif filled is not None or avg_price is not None or fees is not None:
+            raise OrderStateError(f"event {event.value} carries no fills ({self.client_id})")
+        if venue_order_id:
+            self._venue_order_id = venue_order_id
+        if reason:
+            from liquidroute.errors import redact
+
+            self._error = redact(reason)
+        self._state = new
+        return new
 
     @property
     def done(self) -> bool:
-        return self.state in TERMINAL_STATES
+        return self._state in TERMINAL_STATES
+
+    @property
+    def notional(self) -> float:
+        """Base filled x average book price, in quote."""
+        return self._filled * (self._avg_price or 0.0)
+
+    def fee_value(self, fee_prices: Mapping[str, float] | None = None) -> float:
+        """The commission in quote: quote as is, base at the fill price, any other asset at
+        `fee_prices[asset]` (quote per unit); assets without a price count 0 here and
+        are listed by `unvalued_fees`."""
+        total = 0.0
+        for asset, amount in self._fees.items():
+            if asset == self.quote:
+                total += amount
+            elif asset == self.base:
+                total += amount * (self._avg_price or 0.0)
+            elif fee_prices and asset in fee_prices:
+                total += amount * fee_prices[asset]
+        return total
+
+    def unvalued_fees(self, fee_prices: Mapping[str, float] | None = None) -> dict[str, float]:
+        known = {self.quote, self.base} | set(fee_prices or {})
+        return {a: v for a, v in self._fees.items() if a not in known}
+
+    @property
+    def fee(self) -> float:
+        """The commission valued in quote (base and quote assets; see `fee_value`)."""
+        return self.fee_value()
 
     @property
     def cost(self) -> float:
         """All-in quote amount: paid for a buy (fees included), received for a sell."""
-        notional = self.filled * (self.avg_price or 0.0)
-        return notional + self.fee if self.side == "buy" else notional - self.fee
+        fee = self.fee
+        return self.notional + fee if self.side == "buy" else self.notional - fee
+
+    @property
+    def net_base(self) -> float:
+        """Base the account gained (buy, net of a base commission) or gave (sell, < 0)."""
+        fee = self._fees.get(self.base, 0.0)
+        return self._filled - fee if self.side == "buy" else -self._filled - fee
+
+    @property
+    def net_quote(self) -> float:
+        """Quote the account gained (sell, net of a quote commission) or paid (buy, < 0)."""
+        fee = self._fees.get(self.quote, 0.0)
+        return -self.notional - fee if self.side == "buy" else self.notional - fee
 
     def to_dict(self) -> dict[str, Any]:
-        return _fields_dict(self, {"cost": self.cost})
+        return {
+            "parent_id": self.parent_id,
+            "client_id": self.client_id,
+            "venue": self.venue,
+            "symbol": self.symbol,
+            "side": self.side,
+            "amount": self.amount,
+            "limit_price": self.limit_price,
+            "leg": self.leg,
+            "attempt": self.attempt,
+            "round": self.round,
+            "state": self._state.value,
+            "filled": self._filled,
+            "avg_price": _json_float(self._avg_price),
+            "fee": _json_float(self.fee),
+            "fees": dict(self._fees),
+            "venue_order_id": self._venue_order_id,
+            "error": self._error,
+            "cost": _json_float(self.cost),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"ChildOrder({self.client_id!r}, {self.venue!r}, {self.side} {self.amount:g} "
+            f"@ {self.limit_price:g}, {self._state.value}, filled={self._filled:g})"
+        )
+
+
+class StopReason(StrEnum):
+    """Why a parent order stopped; `ExecutionReport.stop_detail` says it in words."""
+
+    FILLED = "filled"
+    UNKNOWN_FATE = "unknown_fate"  # an order's fate is unknown: run `liquidroute resume`
+    KILL_SWITCH = "kill_switch"
+    MAX_ROUNDS = "max_rounds"
+    DEADLINE = "deadline"
+    NO_ROUTE = "no_route"
+    NO_LIQUIDITY = "no_liquidity"
+    PRICE_LIMIT = "price_limit"  # the next round would breach --limit-price/--max-slippage-bps
+    BELOW_MINIMUM = "below_minimum"
+    RISK_LIMIT = "risk_limit"  # --max-notional would be exceeded by the next child order
+
+    @property
+    def parent_state(self) -> str:
+        """The parent's state in the journal: filled, unknown (resume it) or stopped."""
+        if self is StopReason.FILLED:
+            return "filled"
+        return "unknown" if self is StopReason.UNKNOWN_FATE else "stopped"
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutionReport:
     """What happened to a parent order: every child order, the totals and why it stopped.
 
+    `filled` is the base executed (gross of a base-charged commission) and `total_cost`
+    the all-in quote amount with every commission valued in quote where its price is
+    known; `fees_by_asset` lists each commission in the asset charged, and `net_base` /
+    `net_quote` are the signed balance changes of the accounts (they add up to what the
+    venues booked). `unvalued_fees` are commissions in a third asset with no price given.
     `shortfall_bps` is the implementation shortfall of the realised all-in price against
-    the first quote's all-in price (positive = worse than quoted).
+    the first quote's all-in price (positive = worse than quoted). `continues` is the
+    parent this one continues (`resume --continue`).
     """
 
     parent_id: str
@@ -467,10 +725,16 @@ class ExecutionReport:
     shortfall_bps: float | None
     children: tuple[ChildOrder, ...]
     rounds: int
-    stop_reason: str
+    stop_reason: StopReason
     live: bool
     timings_ms: Mapping[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    stop_detail: str = ""
+    fees_by_asset: Mapping[str, float] = field(default_factory=dict)
+    unvalued_fees: Mapping[str, float] = field(default_factory=dict)
+    net_base: float = 0.0
+    net_quote: float = 0.0
+    continues: str | None = None
 
     @property
     def complete(self) -> bool:

@@ -113,9 +113,7 @@ def test_live_refusals_before_anything_is_sent(two, monkeypatch, tmp_path):
     assert readable.exit_code == 2 and "chmod 600" in readable.stderr
     assert SECRET not in readable.output
 
-    for name, ex in (("A", a), ("B", b)):
-        for k, v in venue_env(name, ex).items():
-            monkeypatch.setenv(k, v)
+    use_venues(monkeypatch, two)
     switch = tmp_path / "KILL"
     switch.touch()
     killed = runner.invoke(app, live_args(tmp_path, "--kill-switch", str(switch)))
@@ -181,3 +179,162 @@ def test_crash_after_first_submission_then_resume(two, tmp_path):
     assert set(states) == set(posted) and set(states.values()) == {"filled"}
     listing = runner.invoke(app, ["orders", "--journal", journal, "--json"])
     assert json.loads(listing.stdout)[0]["state"] == "filled"
+
+
+def use_venues(monkeypatch, two, keys: bool = True) -> None:
+    """Point venues A and B at the two loopback exchanges (with keys by default)."""
+    for name, ex in zip("AB", two, strict=True):
+        for k, v in venue_env(name, ex, keys).items():
+            monkeypatch.setenv(k, v)
+
+
+def journal_dump(path: Path) -> str:
+    """Every row of every table of the journal, as SQL text."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        return "\n".join(db.iterdump())
+    finally:
+        db.close()
+
+
+def test_secrets_never_reach_output_journal_or_orders(two, monkeypatch, tmp_path):
+    a, _ = two
+    use_venues(monkeypatch, two)
+    # A's gateway echoes the signed request (query string, body, key header) in its errors:
+    # on the order itself (fate unknown) and on every lookup (it stays unknown)
+    a.fail("POST /api/v3/order", "echo500")
+    a.fail("GET /api/v3/order", "echo500", times=20)
+    journal = tmp_path / "j"
+    runs = [
+        runner.invoke(app, [*live_args(tmp_path, "--json"), "--timeout", "5"]),
+        runner.invoke(app, live_args(tmp_path)),
+    ]
+    runs.append(runner.invoke(app, ["orders", "--journal", str(journal), "--json"]))
+    runs.append(runner.invoke(app, ["orders", "--journal", str(journal)]))
+    assert runs[0].exit_code == 3 and "fate is unknown" in runs[0].stderr
+    report = json.loads(runs[0].stdout)
+    lost = [c for c in report["children"] if c["venue"] == "a"]
+    assert lost and lost[0]["state"] == "unknown" and "500" in lost[0]["error"]
+    signatures = [s for ex in two for s in ex.signatures if s]
+    assert len(signatures) > 5  # the requests were signed, and echoed
+    texts = {
+        f"run {i} {s}": getattr(r, s) for i, r in enumerate(runs) for s in ("stdout", "stderr")
+    }
+    texts["journal"] = journal_dump(journal)
+    assert "lookup_failed" in texts["journal"] and "internal error handling" in texts["journal"]
+    for where, text in texts.items():
+        assert API_KEY not in text, where
+        assert SECRET not in text, where
+        assert "signature=" not in text.lower() or "signature=***" in text.lower(), where
+        for signature in signatures:
+            assert signature not in text, where
+
+
+def test_journal_is_private_even_for_a_dry_run(tmp_path, monkeypatch):
+    import stat
+
+    home = tmp_path / "fresh" / "home"
+    monkeypatch.setenv("LIQUIDROUTE_HOME", str(home))
+    monkeypatch.setattr(os, "umask", os.umask)  # restored below
+    old = os.umask(0o022)
+    try:
+        result = runner.invoke(app, ["execute", "BTC/USDT", "buy", "1", "--sample", "--json"])
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "fresh").stat().st_mode) == 0o700
+    files = list(home.iterdir())
+    assert home / "journal.sqlite3" in files
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    # an existing, too-open journal is tightened
+    loose = tmp_path / "loose.sqlite3"
+    loose.touch(mode=0o644)
+    loose.chmod(0o644)
+    runner.invoke(app, ["orders", "--journal", str(loose)])
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o600
+
+
+def test_cap_refusal_in_a_fallback_round_exits_2_saying_what_was_spent(two, monkeypatch, tmp_path):
+    a, _ = two
+    use_venues(monkeypatch, two)
+    a.fail("/api/v3/order", "insufficient_balance")
+    # 2 BTC: A 1 @ 60000 + B 1 @ 60005 = 120,125 with fees; after A refuses, B's
+    # next level (60040) would take it to 120,205: over the cap
+    result = runner.invoke(
+        app, live_args(tmp_path, "--max-notional", "120150", "--slippage-bps", "0")
+    )
+    assert result.exit_code == 2, result.output
+    assert "spent 60,065.0" in result.stderr and "max-notional" in result.stderr
+    spent = sum(o["cummulativeQuoteQty"] * (1 + 0.001) for ex in two for o in ex.orders.values())
+    assert spent <= 120_150
+
+
+def test_resume_continue_fills_a_stopped_parents_remainder(two, monkeypatch, tmp_path):
+    _, b = two
+    use_venues(monkeypatch, two)
+    b.fail("/api/v3/order", "insufficient_balance")
+    first = runner.invoke(app, live_args(tmp_path, "--max-rounds", "1", "--json"))
+    assert first.exit_code == 3
+    parent = json.loads(first.stdout)["parent_id"]
+    assert f"resume --continue {parent}" in first.stderr
+    journal = str(tmp_path / "j")
+    second = runner.invoke(app, ["resume", "--continue", parent, "--journal", journal, "--json"])
+    assert second.exit_code == 0, second.output
+    report = json.loads(second.stdout)
+    assert report["continues"] == parent and report["complete"]
+    assert report["requested"] == pytest.approx(1.0)
+    server = sum(o["executedQty"] for ex in two for o in ex.orders.values())
+    assert server == pytest.approx(2.0)
+    rows = json.loads(runner.invoke(app, ["orders", "--journal", journal, "--json"]).stdout)
+    assert rows[0]["continues"] == parent and rows[1]["state"] == "continued"
+    again = runner.invoke(app, ["resume", "--continue", report["parent_id"], "--journal", journal])
+    assert again.exit_code == 2 and "only a stopped parent" in again.stderr
+    # the stopped parent was continued once: neither continued nor resumed again
+    twice = runner.invoke(app, ["resume", "--continue", parent, "--journal", journal])
+    assert twice.exit_code == 2 and "continued already" in twice.stderr
+    resumed = runner.invoke(app, ["resume", parent, "--journal", journal])
+    assert resumed.exit_code == 2 and "resume that one instead" in resumed.stderr
+    assert sum(o["executedQty"] for ex in two for o in ex.orders.values()) == pytest.approx(2.0)
+
+
+def test_htx_query_string_signatures_never_leak(monkeypatch, tmp_path):
+    """HTX signs in the query string: the key and signature are in every private URL."""
+    from urllib.parse import quote
+
+    from tests.loopback.htx_server import HTX_KEY, HTX_SECRET, OPTIONS, HtxLoopback
+
+    monkeypatch.setenv("LIQUIDROUTE_HOME", str(tmp_path / "home"))
+    with HtxLoopback(bids=[[59990.0, 1.0]], asks=[[60000.0, 1.0], [60010.0, 2.0]]) as ex:
+        env = {
+            "LIQUIDROUTE_H_URL": ex.base_url,
+            "LIQUIDROUTE_H_OPTIONS": json.dumps(OPTIONS),
+            "LIQUIDROUTE_H_API_KEY": HTX_KEY,
+            "LIQUIDROUTE_H_SECRET": HTX_SECRET,
+        }
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        journal = tmp_path / "j"
+        args = ["execute", "BTC/USDT", "buy", "0.5", "--venues", "h=htx", "--live"]
+        runs = [
+            runner.invoke(app, [*args, "--journal", str(journal), "--json"]),
+            runner.invoke(app, [*args, "--journal", str(journal)]),
+            runner.invoke(app, ["orders", "--journal", str(journal), "--json"]),
+            runner.invoke(app, ["orders", "--journal", str(journal)]),
+        ]
+    assert runs[0].exit_code == 3 and "fate is unknown" in runs[0].stderr, runs[0].output
+    assert ex.access_keys and set(ex.access_keys) == {HTX_KEY}  # signed in the URL, echoed
+    assert len(ex.signatures) >= 4
+    texts = {
+        f"run {i} {s}": getattr(r, s) for i, r in enumerate(runs) for s in ("stdout", "stderr")
+    }
+    texts["journal"] = journal_dump(journal)
+    assert "internal error handling" in texts["journal"]  # the errors were journalled...
+    for where, text in texts.items():  # ...without a key, a secret or a signature
+        assert HTX_KEY not in text and HTX_SECRET not in text, where
+        assert "AccessKeyId=AKID" not in text, where
+        for signature in ex.signatures:  # as sent (URL-encoded) and decoded
+            assert signature not in text and quote(signature, safe="") not in text, where

@@ -7,8 +7,9 @@ tests and subprocesses can all talk to it with the real `ccxt.binance` client:
         client = ccxt.async_support.binance({...}); client.urls["api"] = ex.api_urls(client)
 
 Endpoints: ping, time, exchangeInfo, depth (public); order POST/GET (IOC limit orders
-with newClientOrderId, lookup by origClientOrderId), openOrders, account (signed with
-HMAC-SHA256 as Binance does), the margin pair lists ccxt asks for at load time.
+with newClientOrderId, lookup by origClientOrderId), openOrders, allOrders, myTrades,
+account (signed with HMAC-SHA256 as Binance does), the margin pair lists ccxt asks for at
+load time.
 Matching walks the loopback's own book (fills remove liquidity) and charges the taker
 fee. Faults are queued per path and consumed one per request:
 
@@ -19,6 +20,13 @@ fee. Faults are queued per path and consumed one per request:
     ex.fail("/api/v3/order", "insufficient_balance" | "filter_failure")
     ex.fail("/api/v3/order", "partial:0.5")       # fill at most half
     ex.fail("/api/v3/depth", "crossed" | "garbage" | "hang")
+    ex.fail("/api/v3/order", "echo500")  # 500 whose body echoes the signed request + key
+    ex.fail("POST /api/v3/order", "500")  # this method only (lookups unaffected)
+
+Commissions are charged as Binance does: a buy pays its commission in the base asset
+(BTC), a sell in the quote asset (USDT); `commission="quote"` charges every fill in quote,
+`commission="bnb"` in BNB at `bnb_price` USDT. Balances move accordingly, so a test can
+check that the executor's per-asset totals equal what the exchange booked.
 
 Every request is logged (`requests`), every order kept (`orders`, by client id),
 `posted_ids` lists the client id of every order POST (faulted or not), and
@@ -62,6 +70,8 @@ class BinanceLoopback:
         min_qty: float = 0.00001,
         min_notional: float = 5.0,
         hang_s: float = 3.0,
+        commission: str = "base",
+        bnb_price: float = 600.0,
     ) -> None:
         self.bids = [list(map(float, b)) for b in (bids or [[60000.0, 1.0], [59990.0, 5.0]])]
         self.asks = [list(map(float, a)) for a in (asks or [[60010.0, 1.0], [60020.0, 5.0]])]
@@ -69,6 +79,8 @@ class BinanceLoopback:
         self.fee, self.tick, self.step = fee, tick, step
         self.min_qty, self.min_notional = min_qty, min_notional
         self.hang_s = hang_s
+        self.commission, self.bnb_price = commission, bnb_price
+        self.signatures: list[str] = []  # every signature the server was sent
         self.faults: dict[str, deque[str]] = defaultdict(deque)
         self.requests: list[tuple[str, str]] = []
         self.orders: dict[str, dict[str, Any]] = {}
@@ -147,7 +159,9 @@ class BinanceLoopback:
             self.requests.append((request.method, path))
             if request.method == "POST" and path == "/api/v3/order":
                 self.posted_ids.append(params.get("newClientOrderId", ""))
-            fault = self.faults[path].popleft() if self.faults[path] else None
+            keyed = f"{request.method} {path}"  # "POST /api/v3/order": that method only
+            queue = self.faults[keyed] if self.faults[keyed] else self.faults[path]
+            fault = queue.popleft() if queue else None
         if fault == "429":
             return web.json_response(
                 {"code": -1003, "msg": "Too many requests."},
@@ -163,6 +177,11 @@ class BinanceLoopback:
             return web.Response(status=500)
         if fault == "hang":
             await asyncio.sleep(self.hang_s)
+        if fault == "echo500":  # a careless gateway: the signed request comes back in the error
+            echoed = f"{request.method} {request.url} body={body} X-MBX-APIKEY=" + str(
+                request.headers.get("X-MBX-APIKEY")
+            )
+            return web.Response(status=500, text=f"internal error handling {echoed}")
         route = {
             ("GET", "/api/v3/ping"): self._ping,
             ("GET", "/api/v3/time"): self._time,
@@ -173,13 +192,20 @@ class BinanceLoopback:
             ("DELETE", "/api/v3/order"): self._cancel_order,
             ("GET", "/api/v3/openOrders"): self._open_orders,
             ("GET", "/api/v3/allOrders"): self._all_orders,
+            ("GET", "/api/v3/myTrades"): self._my_trades,
             ("GET", "/api/v3/account"): self._account,
             ("GET", "/sapi/v1/margin/allPairs"): self._empty_list,
             ("GET", "/sapi/v1/margin/isolated/allPairs"): self._empty_list,
         }.get((request.method, path))
         if route is None:
             return web.json_response({"code": -1000, "msg": f"unknown path {path}"}, status=404)
-        signed = ("/api/v3/order", "/api/v3/openOrders", "/api/v3/allOrders", "/api/v3/account")
+        signed = (
+            "/api/v3/order",
+            "/api/v3/openOrders",
+            "/api/v3/allOrders",
+            "/api/v3/account",
+            "/api/v3/myTrades",
+        )
         if path.startswith((*signed, "/sapi")):
             problem = self._check_signature(request, body)
             if problem:
@@ -194,6 +220,7 @@ class BinanceLoopback:
             return "API-key format invalid."
         payload = "&".join(part for part in (request.query_string, body) if part)
         unsigned, _, signature = payload.rpartition("&signature=")
+        self.signatures.append(signature)
         expected = hmac.new(SECRET.encode(), unsigned.encode(), hashlib.sha256).hexdigest()
         if signature != expected:
             return "Signature for this request is not valid."
@@ -324,8 +351,12 @@ class BinanceLoopback:
             filled = sum(q for _, q in fills)
             quote = sum(p * q for p, q in fills)
             base_ccy, quote_ccy = "BTC", "USDT"
+            asset = {"bnb": "BNB", "quote": quote_ccy}.get(self.commission)
+            asset = asset or (base_ccy if side == "buy" else quote_ccy)
+            price_of = {base_ccy: None, quote_ccy: 1.0, "BNB": self.bnb_price}
             short = (
-                self.balances.get(quote_ccy, 0) < quote * (1 + self.fee)
+                self.balances.get(quote_ccy, 0)
+                < quote * (1 + (self.fee if asset == quote_ccy else 0.0))
                 if side == "buy"
                 else self.balances.get(base_ccy, 0) < filled
             )
@@ -334,13 +365,18 @@ class BinanceLoopback:
             for level, (_, take) in zip(book, fills, strict=False):
                 level[1] -= take
             book[:] = [lv for lv in book if lv[1] > 1e-12]
-            fee = quote * self.fee
+            # per fill: commission = fee rate x what the fill is worth, in `asset`
+            commissions = [
+                q * self.fee if asset == base_ccy else p * q * self.fee / (price_of[asset] or 1.0)
+                for p, q in fills
+            ]
             if side == "buy":
-                self.balances[quote_ccy] -= quote + fee
+                self.balances[quote_ccy] -= quote
                 self.balances[base_ccy] = self.balances.get(base_ccy, 0) + filled
             else:
                 self.balances[base_ccy] -= filled
-                self.balances[quote_ccy] = self.balances.get(quote_ccy, 0) + quote - fee
+                self.balances[quote_ccy] = self.balances.get(quote_ccy, 0) + quote
+            self.balances[asset] = self.balances.get(asset, 0) - sum(commissions)
             self._next_id += 1
             status = "FILLED" if filled >= qty - 1e-12 else ("EXPIRED" if tif == "IOC" else "NEW")
             if status == "NEW" and filled > 0:
@@ -355,7 +391,8 @@ class BinanceLoopback:
                 "cummulativeQuoteQty": quote,
                 "status": status,
                 "timeInForce": tif,
-                "fills": [(p, q, p * q * self.fee) for p, q in fills],
+                "fills": [(p, q, c) for (p, q), c in zip(fills, commissions, strict=True)],
+                "commissionAsset": asset,
                 "time": int(time.time() * 1000),
             }
             self.orders[cid] = order
@@ -386,8 +423,8 @@ class BinanceLoopback:
                 {
                     "price": _fmt(p),
                     "qty": _fmt(q),
-                    "commission": _fmt(c),
-                    "commissionAsset": "USDT",
+                    "commission": f"{c:.12f}",
+                    "commissionAsset": order["commissionAsset"],
                     "tradeId": 1,
                 }
                 for p, q, c in order["fills"]
@@ -414,6 +451,33 @@ class BinanceLoopback:
 
     async def _all_orders(self, params: dict[str, str], fault: str | None) -> Any:
         return [self._order_json(o) for o in self.orders.values()]
+
+    async def _my_trades(self, params: dict[str, str], fault: str | None) -> Any:
+        """The account's trades (one per fill), of one order when `orderId` is given."""
+        wanted = params.get("orderId")
+        out = []
+        for o in self.orders.values():
+            if wanted and str(o["orderId"]) != wanted:
+                continue
+            for i, (p, q, c) in enumerate(o["fills"]):
+                out.append(
+                    {
+                        "symbol": SYMBOL,
+                        "id": o["orderId"] * 100 + i,
+                        "orderId": o["orderId"],
+                        "orderListId": -1,
+                        "price": _fmt(p),
+                        "qty": _fmt(q),
+                        "quoteQty": _fmt(p * q),
+                        "commission": f"{c:.12f}",
+                        "commissionAsset": o["commissionAsset"],
+                        "time": o["time"],
+                        "isBuyer": o["side"] == "BUY",
+                        "isMaker": False,
+                        "isBestMatch": True,
+                    }
+                )
+        return out
 
     async def _account(self, params: dict[str, str], fault: str | None) -> Any:
         return {

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from liquidroute.optimizer.curves import build_ladder
-from liquidroute.optimizer.exact import solve_exact
+from liquidroute.optimizer.exact import LadderCache, MergedLadder, solve_exact
 from tests.strategies import books_and_order
 
 
@@ -155,3 +155,184 @@ def test_insufficient_depth_takes_everything():
     assert alloc.filled == 2.0
     assert alloc.value == pytest.approx((100 + 101) * 1.001)
     assert alloc.marginal == pytest.approx(101 * 1.001)
+
+
+# --- deep books: the prefix-only running total, and the merged (cached) ladder -------------
+
+
+def merge_by_hand(levels, fees, side, amount, amount_in="base"):
+    """Independent reference: every level in one Python list, sorted, walked in order.
+
+    Returns per-venue (amount, cost) lists and the marginal effective price.
+    """
+    rows = []
+    for v, (lv, fee) in enumerate(zip(levels, fees, strict=True)):
+        factor = 1 + fee if side == "buy" else 1 - fee
+        rows += [(float(p) * factor, v, float(s)) for p, s in lv]
+    rows.sort(key=lambda r: r[0] if side == "buy" else -r[0])  # stable: venue, level order
+    got, cost = [0.0] * len(levels), [0.0] * len(levels)
+    left, marginal = amount, None
+    for e, v, s in rows:
+        if left <= amount * 1e-12:  # filled, up to rounding of the running remainder
+            break
+        unit = e if amount_in == "quote" else 1.0
+        t = min(s, left / unit)
+        got[v] += t
+        cost[v] += t * e
+        left -= t * unit
+        marginal = e
+    return got, cost, marginal
+
+
+def deep_levels(rng, n_venues, n_levels, growth=1.0):
+    """Per-venue ask/bid arrays for a buy: sizes multiplied by `growth` at each level."""
+    out = []
+    for _ in range(n_venues):
+        price = 100 * (1 + rng.normal(0, 1e-3)) + np.cumsum(rng.uniform(1e-4, 1e-2, n_levels))
+        size = rng.lognormal(-1, 1, n_levels) * growth ** np.arange(n_levels)
+        out.append(np.column_stack([price, size]))
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_venues=st.integers(1, 12),
+    n_levels=st.integers(30, 700),
+    growth=st.sampled_from([1.0, 1.005, 1.01]),
+    frac=st.floats(1e-6, 1.2),
+    amount_in=st.sampled_from(["base", "quote"]),
+)
+def test_deep_books_equal_the_merge_by_hand(seed, n_venues, n_levels, growth, frac, amount_in):
+    """Books above the prefix threshold (and sizes growing with depth, so that the guessed
+    prefix is too short and has to be extended) against a plain sorted walk."""
+    rng = np.random.default_rng(seed)
+    levels = deep_levels(rng, n_venues, n_levels, growth)
+    fees = list(rng.choice([0.0, 0.0005, 0.001, 0.002], n_venues))
+    ladder = build_ladder(levels, fees, "buy")
+    whole = float(ladder.size @ ladder.eff) if amount_in == "quote" else float(ladder.size.sum())
+    amount = whole * frac
+    alloc = solve_exact(ladder, amount, amount_in)
+    got, cost, marginal = merge_by_hand(levels, fees, "buy", amount, amount_in)
+    np.testing.assert_allclose(alloc.amount, got, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(alloc.cost, cost, rtol=1e-9, atol=1e-9)
+    assert alloc.marginal == pytest.approx(marginal, rel=1e-12)
+
+
+def test_growing_sizes_need_more_levels_than_the_guess():
+    """The case the prefix extension exists for: 30 % of the size is in > 60 % of the levels
+    (the guess takes amount/total x 1.1 of them), and the answer is still the full merge."""
+    rng = np.random.default_rng(3)
+    levels = deep_levels(rng, 10, 500, growth=1.01)
+    ladder = build_ladder(levels, [0.001] * 10, "buy")
+    amount = 0.3 * float(ladder.size.sum())
+    got, cost, _ = merge_by_hand(levels, [0.001] * 10, "buy", amount)
+    alloc = solve_exact(ladder, amount)
+    assert alloc.levels.sum() > 0.6 * len(ladder.size)  # far beyond the first guess
+    np.testing.assert_allclose(alloc.amount, got, rtol=1e-12, atol=1e-12)
+    assert alloc.value == pytest.approx(sum(cost), rel=1e-12)
+
+
+def assert_same_allocation(a, b):
+    for name in ("amount", "notional", "fee", "cost", "levels", "worst_price"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert (a.marginal, a.filled, a.value) == (b.marginal, b.filled, b.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_venues=st.integers(1, 8),
+    n_levels=st.integers(1, 400),
+    side=st.sampled_from(["buy", "sell"]),
+    fracs=st.lists(st.floats(1e-6, 1.2), min_size=3, max_size=6),
+    amount_in=st.sampled_from(["base", "quote"]),
+)
+def test_merged_ladder_answers_exactly_like_solve_exact(
+    seed, n_venues, n_levels, side, fracs, amount_in
+):
+    """Repeated orders on one MergedLadder: bit-for-bit the uncached answer."""
+    rng = np.random.default_rng(seed)
+    levels = deep_levels(rng, n_venues, n_levels)
+    if side == "sell":  # bids: best (highest) first
+        levels = [np.column_stack([200 - lv[:, 0], lv[:, 1]]) for lv in levels]
+    fees = list(rng.choice([0.0, 0.0005, 0.001], n_venues))
+    ladder = build_ladder(levels, fees, side)
+    merged = MergedLadder(ladder)
+    whole = float(ladder.size @ ladder.eff) if amount_in == "quote" else float(ladder.size.sum())
+    for frac in fracs:
+        assert_same_allocation(
+            merged.solve(whole * frac, amount_in), solve_exact(ladder, whole * frac, amount_in)
+        )
+
+
+def test_ladder_cache_hits_only_on_the_same_books_fees_caps_and_side():
+    rng = np.random.default_rng(5)
+    levels = deep_levels(rng, 3, 50)
+    cache = LadderCache(maxsize=8)
+    first = cache.merged(levels, [0.001] * 3, "buy")
+    assert cache.merged(list(levels), [0.001] * 3, "buy") is first  # same arrays: a hit
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert cache.merged(levels, [0.001, 0.001, 0.002], "buy") is not first  # fee changed
+    assert cache.merged(levels, [0.001] * 3, "buy", [None, 1.0, None]) is not first  # cap
+    assert cache.merged(levels, [0.001] * 3, "sell") is not first  # other side
+    equal_copy = [lv.copy() for lv in levels]  # equal values, another book version
+    assert cache.merged(equal_copy, [0.001] * 3, "buy") is not first
+    assert (cache.hits, cache.misses) == (1, 5)
+
+
+def test_ladder_cache_never_serves_a_changed_book():
+    """A book that changed (one size) is a new array: the cache answers for the new book."""
+    rng = np.random.default_rng(6)
+    levels = deep_levels(rng, 4, 80)
+    fees = [0.001] * 4
+    cache = LadderCache()
+    amount = 0.4 * sum(float(lv[:, 1].sum()) for lv in levels)
+    before = cache.merged(levels, fees, "buy").solve(amount)
+    changed = list(levels)
+    book = levels[1].copy()
+    book[0, 1] *= 50  # venue 1's best level grows: the split must move towards it
+    changed[1] = book
+    after = cache.merged(changed, fees, "buy").solve(amount)
+    assert_same_allocation(after, solve_exact(build_ladder(changed, fees, "buy"), amount))
+    assert after.amount[1] > before.amount[1]
+
+
+def test_ladder_cache_drops_the_least_recently_used():
+    rng = np.random.default_rng(7)
+    books = [deep_levels(rng, 2, 10) for _ in range(3)]
+    cache = LadderCache(maxsize=2)
+    a = cache.merged(books[0], [0.0, 0.0], "buy")
+    cache.merged(books[1], [0.0, 0.0], "buy")
+    assert cache.merged(books[0], [0.0, 0.0], "buy") is a  # refreshed: books[1] is oldest
+    cache.merged(books[2], [0.0, 0.0], "buy")
+    assert len(cache) == 2
+    assert cache.merged(books[0], [0.0, 0.0], "buy") is a
+    misses = cache.misses
+    cache.merged(books[1], [0.0, 0.0], "buy")
+    assert cache.misses == misses + 1
+    with pytest.raises(ValueError, match="maxsize"):
+        LadderCache(maxsize=0)
+
+
+def test_merged_ladder_with_empty_books():
+    """Venues with an empty side (and a ladder with no levels at all) merge like the rest."""
+    empty = np.empty((0, 2))
+    full = np.array([[100.0, 1.0], [101.0, 2.0]])
+    for levels in ([empty, full, empty], [empty, empty]):
+        ladder = build_ladder(levels, [0.001] * len(levels), "buy")
+        merged = MergedLadder(ladder)
+        for amount in (0.5, 1.0, 2.5, 10.0, 0.5):  # the third on uses the prepared tables
+            assert_same_allocation(merged.solve(amount), solve_exact(ladder, amount))
+    assert merged.solve(1.0).marginal is None and merged.solve(1.0).filled == 0.0
+
+
+@pytest.mark.parametrize("amount_in", ["base", "quote"])
+def test_absurd_amounts_on_deep_books_take_everything(amount_in):
+    """1e308 (finite, so a valid amount) must not overflow the prefix guess."""
+    levels = deep_levels(np.random.default_rng(8), 4, 300)
+    ladder = build_ladder(levels, [0.001] * 4, "buy")
+    for amount in (1e308, 1e-300):
+        alloc = solve_exact(ladder, amount, amount_in)
+        assert_same_allocation(alloc, MergedLadder(ladder).solve(amount, amount_in))
+    assert solve_exact(ladder, 1e308, amount_in).filled == pytest.approx(ladder.size.sum())

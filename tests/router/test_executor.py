@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from liquidroute import DepthSnapshot, Market, Router
-from liquidroute.errors import OrderStateError, RiskLimitError
-from liquidroute.model import ChildOrder
+from liquidroute.errors import RiskLimitError
+from liquidroute.model import ChildOrder, OrderEvent
 from liquidroute.optimizer.rules import round_amount, round_limit_price
 from liquidroute.router.executor import ExecutionPolicy, Executor
 from liquidroute.router.journal import Journal
@@ -110,17 +110,6 @@ def test_kill_switch_refuses(tmp_path):
     assert all(not s.orders for s in sims)
 
 
-def test_state_machine_refuses_illegal_transitions():
-    c = ChildOrder("p", "cid", "a", "BTC/USDT", "buy", 1.0, 100.0)
-    with pytest.raises(OrderStateError):
-        c.transition("filled")  # planned -> filled skips submission
-    c.transition("submitted")
-    c.transition("unknown")
-    c.transition("filled", filled=1.0)
-    with pytest.raises(OrderStateError):
-        c.transition("cancelled")
-
-
 def test_simulated_venue_recognises_a_retry():
     sim = venues()[0]
     c = ChildOrder("p", "same-id", "a", "BTC/USDT", "buy", 0.5, 100.0)
@@ -181,16 +170,129 @@ def test_apply_update_partial_then_cancel():
     from liquidroute.router.executor import apply_update
 
     c = ChildOrder("p", "cid", "a", "BTC/USDT", "buy", 1.0, 100.0)
-    c.transition("submitted")
+    c.apply(OrderEvent.SUBMIT)
     apply_update(c, OrderUpdate("cid", "cancelled", 0.4, 100.0, 0.04))
     assert c.state == "cancelled" and c.filled == 0.4
+    assert c.fees == {"USDT": 0.04} and c.cost == pytest.approx(40.04)
 
 
-def test_router_execute_is_a_dry_run_by_default(tmp_path):
+def test_library_execute_is_a_dry_run_by_default(tmp_path):
+    from liquidroute import execute_sync
     from liquidroute.venues.sample import sample_venues
 
-    report = Router(sample_venues()).execute_sync(
-        "BTC/USDT", "buy", 2.0, journal=Journal(tmp_path / "j")
+    report = execute_sync(
+        Router(sample_venues()), "BTC/USDT", "buy", 2.0, journal=Journal(tmp_path / "j")
     )
     assert report.complete and not report.live
     assert all(c.venue_order_id.startswith("sim-") for c in report.children)
+
+
+def test_router_does_not_know_the_executor():
+    """The arrow points one way: executor -> Router (through the Quoter protocol)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, liquidroute.router.router as r; "
+        "print('liquidroute.router.executor' in sys.modules, hasattr(r.Router, 'execute'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_executor_takes_any_quoter(tmp_path):
+    """Not only a Router: anything with venues, quote() and close()."""
+    sims = venues()
+    inner = Router(sims)
+
+    class Quoter:
+        def __init__(self):
+            self.venues = sims
+            self.calls = []
+
+        async def quote(self, symbol, side, amount, *, baselines=True, exclude=None, fees=None):
+            self.calls.append((amount, dict(exclude or {})))
+            return await inner.quote(symbol, side, amount, baselines=baselines, exclude=exclude)
+
+        async def close(self):
+            pass
+
+    quoter = Quoter()
+    report = run(
+        Executor(quoter, Journal(tmp_path / "j"), live=False).execute("BTC/USDT", "buy", 2)
+    )
+    assert report.complete and quoter.calls[0][0] == 2.0
+
+
+def test_two_parents_at_once_on_one_executor(tmp_path):
+    ex = Executor(Router(venues()), Journal(tmp_path / "j"), live=False)
+
+    async def both():
+        return await asyncio.gather(
+            ex.execute("BTC/USDT", "buy", 1.0), ex.execute("BTC/USDT", "buy", 1.5)
+        )
+
+    first, second = run(both())
+    assert first.complete and second.complete
+    assert {c.parent_id for c in first.children} == {first.parent_id}
+    assert {c.parent_id for c in second.children} == {second.parent_id}
+
+
+def test_a_child_beyond_the_limit_price_is_never_sent(tmp_path):
+    from liquidroute.router.executor import _Parent
+
+    sims = venues()
+    policy = ExecutionPolicy(limit_price=100.0)
+    ex = Executor(Router(sims), Journal(tmp_path / "j"), live=False, policy=policy)
+    child = ChildOrder("p", "c-over", "a", "BTC/USDT", "buy", 0.5, 100.1)
+    parent = _Parent([child])
+    run(ex._send(child, parent))
+    assert child.state == "failed" and "limit-price" in child.error
+    assert parent.risk_stop and not sims[0].orders
+    inside = ChildOrder("p", "c-in", "a", "BTC/USDT", "buy", 0.5, 100.0)
+    run(ex._send(inside, _Parent([inside])))
+    assert inside.state == "filled"
+
+
+def test_cap_on_a_sell_counts_each_child_at_the_better_of_its_limit_and_the_mid(tmp_path):
+    from liquidroute.model import StopReason
+
+    sims = venues()
+    # proceeds quoted 199.5 (99.9 + 99.8 less fees) fit 199.8; but a child could sell as
+    # high as the mid (99.95) before its IOC is matched: two of them would not fit
+    policy = ExecutionPolicy(max_notional=199.8)
+    ex = Executor(Router(sims), Journal(tmp_path / "j"), live=False, policy=policy)
+    report = run(ex.execute("BTC/USDT", "sell", 2.0))
+    assert report.stop_reason is StopReason.RISK_LIMIT and "spent" in report.stop_detail
+    sold = sum(u.filled * (u.avg_price or 0) for s in sims for u in s.orders.values())
+    assert 0 < sold <= 199.8 and len([u for s in sims for u in s.orders.values()]) == 1
+
+
+def test_a_journal_from_before_per_asset_fees_still_opens(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE parents (parent_id TEXT PRIMARY KEY, created REAL NOT NULL, symbol TEXT
+            NOT NULL, side TEXT NOT NULL, amount REAL NOT NULL, live INTEGER NOT NULL,
+            state TEXT NOT NULL, request TEXT NOT NULL, report TEXT);
+        CREATE TABLE children (client_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL, round
+            INTEGER NOT NULL, leg INTEGER NOT NULL, venue TEXT NOT NULL, symbol TEXT NOT NULL,
+            side TEXT NOT NULL, amount REAL NOT NULL, limit_price REAL NOT NULL, state TEXT NOT
+            NULL, filled REAL NOT NULL, avg_price REAL, fee REAL NOT NULL, venue_order_id TEXT,
+            error TEXT, updated REAL NOT NULL);
+        INSERT INTO parents VALUES ('p1', 0, 'BTC/USDT', 'buy', 1.0, 1, 'running', '{}', NULL);
+        INSERT INTO children VALUES ('c1', 'p1', 1, 0, 'a', 'BTC/USDT', 'buy', 1.0, 100.0,
+            'filled', 1.0, 100.0, 0.1, 'v1', NULL, 0);
+        INSERT INTO children VALUES ('c2', 'p1', 1, 1, 'b', 'BTC/USDT', 'buy', 1.0, 100.0,
+            'planned', 0.0, NULL, 0.0, NULL, NULL, 0);
+        """
+    )
+    db.close()
+    (c1, c2) = Journal(path).children("p1")
+    assert c1.state == "filled" and c1.fees == {"USDT": 0.1} and c1.cost == pytest.approx(100.1)
+    assert c2.state == "planned"
+    c2.apply(OrderEvent.RECOVER)  # what resume does with an intent of unknown fate
+    assert c2.state == "unknown"

@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from liquidroute import DepthSnapshot, InvalidInputError, Market, route
+from liquidroute import DepthSnapshot, InvalidInputError, LadderCache, Market, RouteOptions, route
 from liquidroute.errors import MalformedBookError
 from tests.strategies import books_and_order
 
@@ -161,3 +162,141 @@ def test_route_invariants(case):
         lo, hi = sorted((lv[0, 0], leg.worst_price))
         assert lo * (1 - 1e-12) <= leg.avg_price <= hi * (1 + 1e-12)
         assert np.isclose(leg.worst_price, lv[leg.levels - 1, 0])
+
+
+# --- RouteOptions: the options object and the keywords ---------------------------------------
+
+
+def test_options_object_equals_the_keywords():
+    kwargs = {"caps": {"b": 0.75}, "baselines": False, "amount_in": "base"}
+    by_keywords = route([A, B], "buy", 2, markets=MARKETS, **kwargs)
+    by_options = route([A, B], "buy", 2, markets=MARKETS, options=RouteOptions(**kwargs))
+    assert by_options.legs == by_keywords.legs
+    assert by_options.total_cost == by_keywords.total_cost
+    assert by_options.baselines == {} and by_options.legs[1].amount == pytest.approx(0.75)
+
+
+def test_a_keyword_overrides_the_options_object():
+    opts = RouteOptions(caps={"b": 0.25}, baselines=False)
+    q = route([A, B], "buy", 1, markets=MARKETS, options=opts, caps={"b": 0.5})
+    assert {leg.venue: leg.amount for leg in q.legs}["b"] == pytest.approx(0.5)
+    assert q.baselines == {}  # the rest of the options still apply
+    spend = route([A, B], "buy", 300, markets=MARKETS, options=opts, amount_in="quote")
+    assert spend.amount_in == "quote" and spend.total_cost == pytest.approx(300)
+
+
+def test_fee_override_replaces_the_market_fee():
+    plain = route([A, B], "buy", 0.5, markets=MARKETS)
+    assert plain.venues == ("b",)  # b's 100.5 x 1.002 beats a's 101 x 1.001
+    dear_b = route([A, B], "buy", 0.5, markets=MARKETS, fees={"b": 0.009})
+    assert dear_b.venues == ("a",)
+    assert dear_b.total_cost == pytest.approx(0.5 * 101 * 1.001)
+    no_market = route([A, B], "buy", 0.5, fees={"a": 0.0, "b": 0.0})
+    assert not any("fee assumed 0" in w for w in no_market.warnings)
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"amount_in": "usd"}, "amount_in"),
+        ({"caps": {"a": math.nan}}, r"caps\['a'\]"),
+        ({"balances": {"a": -1}}, r"balances\['a'\]"),
+        ({"fixed_costs": {"a": "x"}}, r"fixed_costs\['a'\]"),
+        ({"fees": {"a": 0.5}}, r"fees\['a'\]"),
+        ({"fees": {"a": -0.001}}, r"fees\['a'\]"),
+        ({"max_venues": 0}, "max_venues"),
+        ({"max_venues": 1.5}, "max_venues"),
+        ({"max_venues": math.inf}, "max_venues"),
+        ({"max_venues": math.nan}, "max_venues"),
+        ({"max_share": math.nan}, "max_share"),
+        ({"max_share": 0}, "max_share"),
+        ({"max_share": 1.5}, "max_share"),
+        ({"time_limit": 0}, "time_limit"),
+        ({"time_limit": math.inf}, "time_limit"),
+        ({"mip_gap": -1e-9}, "mip_gap"),
+        ({"rules": "yes"}, "rules"),
+        ({"baselines": "no"}, "baselines"),
+        ({"caps": [1.0]}, "caps"),
+    ],
+)
+def test_bad_options_name_the_field(options, words):
+    with pytest.raises(InvalidInputError, match=words):
+        RouteOptions(**options)
+    with pytest.raises(InvalidInputError, match=words):  # the same check through route()
+        route([A, B], "buy", 1.0, **options)
+
+
+@pytest.mark.parametrize("name", ["caps", "balances", "fixed_costs", "fees"])
+def test_options_naming_unknown_venues_are_refused(name):
+    with pytest.raises(InvalidInputError, match=f"{name} name venue.*'zz'"):
+        route([A, B], "buy", 1.0, options=RouteOptions(**{name: {"zz": 0.001}}))
+
+
+def test_options_are_immutable_and_replaceable():
+    caps = {"a": 1.0}
+    opts = RouteOptions(caps=caps)
+    caps["a"] = 5.0  # the caller's dict changing later does not change the options
+    assert opts.caps == {"a": 1.0}
+    with pytest.raises(TypeError):
+        opts.caps["a"] = 2.0  # type: ignore[index]
+    assert opts.replace(max_venues=2).max_venues == 2 and opts.max_venues is None
+    assert opts.only({"b"}).caps == {}
+    with pytest.raises(InvalidInputError, match="options must be a RouteOptions"):
+        route([A, B], "buy", 1.0, options={"caps": {}})  # type: ignore[arg-type]
+
+
+# --- LadderCache through route() ---------------------------------------------------------------
+
+
+def shifted(snap, seed):
+    """The same venue's book, one ask and one bid size changed (a new book version)."""
+    rng = np.random.default_rng(seed)
+    asks, bids = snap.asks.copy(), snap.bids.copy()
+    asks[rng.integers(len(asks)), 1] *= rng.uniform(0.2, 5)
+    bids[rng.integers(len(bids)), 1] *= rng.uniform(0.2, 5)
+    return DepthSnapshot(snap.venue, snap.symbol, bids, asks, snap.timestamp)
+
+
+@settings(max_examples=60, deadline=None)
+@given(books_and_order(max_levels=60), st.data())
+def test_cached_route_equals_uncached_route_as_books_change(case, data):
+    """A run of orders, some after a venue's book changed: route(cache=...) always equals a
+    fresh route() on the current books, and an unchanged book is served from the cache."""
+    snaps = list(case["snaps"])
+    markets = {
+        s.venue: Market(s.venue, "BTC/USDT", f) for s, f in zip(snaps, case["fees"], strict=True)
+    }
+    cache = LadderCache()
+    venues = [s.venue for s in snaps]
+    for step in range(data.draw(st.integers(2, 6))):
+        if step and data.draw(st.booleans()):
+            i = data.draw(st.integers(0, len(snaps) - 1))
+            snaps[i] = shifted(snaps[i], step)
+        side = data.draw(st.sampled_from(["buy", "sell"]))
+        unit = data.draw(st.sampled_from(["base", "quote"]))
+        depth = sum(float(s.levels(side)[:, 1].sum()) for s in snaps)
+        amount = depth * data.draw(st.floats(0.001, 1.1)) * (100.0 if unit == "quote" else 1.0)
+        cached = route(snaps, side, amount, markets=markets, amount_in=unit, cache=cache)
+        fresh = route(snaps, side, amount, markets=markets, amount_in=unit)
+        assert cached.legs == fresh.legs
+        assert (cached.total_cost, cached.filled, cached.unfilled) == (
+            fresh.total_cost,
+            fresh.filled,
+            fresh.unfilled,
+        )
+        assert cached.baselines == fresh.baselines
+        hits = cache.hits
+        again = route(snaps, side, amount, markets=markets, amount_in=unit, cache=cache)
+        assert cache.hits == hits + 1  # the same books again: served from the cache
+        assert again.legs == cached.legs
+        limits = {  # caps (and balances) are part of the key: a change is a new ladder
+            "caps": {v: data.draw(st.floats(0.0, 5.0)) for v in venues[:2]},
+            "balances": {venues[-1]: data.draw(st.floats(1.0, 1e6))},
+        }
+        capped = route(snaps, side, amount, markets=markets, cache=cache, rules=False, **limits)
+        fresh = route(snaps, side, amount, markets=markets, rules=False, **limits)
+        assert capped.legs == fresh.legs and capped.total_cost == fresh.total_cost
+        hits = cache.hits
+        again = route(snaps, side, amount, markets=markets, cache=cache, rules=False, **limits)
+        assert cache.hits == hits + 1
+        assert again.legs == capped.legs

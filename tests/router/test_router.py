@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from liquidroute import DepthSnapshot, Market, Router
+from liquidroute import DepthSnapshot, LadderCache, Market, RouteOptions, Router
 from liquidroute.errors import DataError, InvalidInputError, VenueUnavailableError
 
 
@@ -114,3 +114,56 @@ def test_router_needs_distinct_venues():
         Router([])
     with pytest.raises(InvalidInputError, match="distinct"):
         Router([BookVenue("a", 1), BookVenue("a", 2)])
+
+
+class FixedVenue(BookVenue):
+    """A recorded-style venue: the same snapshot object on every fetch."""
+
+    def __init__(self, name, mid, **kwargs):
+        super().__init__(name, mid, live=False, ts=0, **kwargs)
+        self._snap = None
+
+    async def snapshot(self, symbol, depth=None):
+        if self._snap is None:
+            self._snap = await super().snapshot(symbol, depth)
+        return self._snap
+
+
+def test_quote_takes_an_options_object_and_keywords_override_it():
+    venues = [BookVenue(n, 60_000 + i, ts=now_ms()) for i, n in enumerate("abc")]
+    opts = RouteOptions(caps={"a": 0.1}, baselines=False)
+    q = Router(venues).quote_sync("BTC/USDT", "buy", 2, options=opts)
+    assert q.baselines == {} and {leg.venue: leg.amount for leg in q.legs}["a"] <= 0.1 + 1e-12
+    same = Router(venues).quote_sync("BTC/USDT", "buy", 2, caps={"a": 0.1}, baselines=False)
+    assert same.legs == q.legs
+    wider = Router(venues).quote_sync("BTC/USDT", "buy", 2, options=opts, caps={"a": 0.5})
+    assert {leg.venue: leg.amount for leg in wider.legs}["a"] == pytest.approx(0.5)
+    assert wider.baselines == {}
+    with pytest.raises(InvalidInputError, match="balances name venue"):
+        Router(venues).quote_sync("BTC/USDT", "buy", 1, options=RouteOptions(balances={"z": 1}))
+
+
+def test_options_of_a_venue_left_out_are_dropped():
+    venues = [
+        BookVenue("a", 60_000, ts=now_ms()),
+        BookVenue("b", 60_001, ts=now_ms()),
+        BookVenue("down", 60_000, error=VenueUnavailableError("down", "HTTP 503")),
+    ]
+    opts = RouteOptions(caps={"down": 1.0}, fees={"down": 0.0}, fixed_costs={"down": 1.0})
+    q = Router(venues).quote_sync("BTC/USDT", "buy", 1, options=opts)
+    assert "down" in q.excluded and set(q.venues) <= {"a", "b"}
+
+
+def test_router_cache_reuses_the_ladder_of_unchanged_recorded_books():
+    cache = LadderCache()
+    router = Router([FixedVenue("a", 60_000), FixedVenue("b", 60_001)], cache=cache)
+
+    async def two_quotes():
+        first = await router.quote("BTC/USDT", "buy", 1.5, baselines=False)
+        second = await router.quote("BTC/USDT", "buy", 1.5, baselines=False)
+        return first, second
+
+    first, second = asyncio.run(two_quotes())
+    assert (cache.misses, cache.hits) == (1, 1)
+    assert second.legs == first.legs and second.total_cost == first.total_cost
+    assert Router([FixedVenue("a", 1)]).cache is None  # off by default

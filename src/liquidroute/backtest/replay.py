@@ -41,8 +41,8 @@ def _optimal(rules: bool) -> Strategy:
     def split(
         ladder: Ladder, amount: float, markets: Mapping[str, Market], venues: Sequence[str]
     ) -> FloatArray | None:
+        from liquidroute.optimizer.constrained import apply_rules, venue_rules
         from liquidroute.optimizer.exact import solve_exact
-        from liquidroute.router.constraints import apply_rules, venue_rules
 
         alloc = solve_exact(ladder, amount)
         if rules and alloc.filled > 0:

@@ -246,13 +246,17 @@ def record(
     venues: Annotated[str, typer.Option(help="ccxt venue ids, comma-separated (NAME=ID ok).")],
     out: Annotated[Path, typer.Option(help="Directory for the CSV.gz files.")],
     duration: Annotated[str, typer.Option(help="How long: 30s, 10m, 1h.")] = "1m",
-    interval: Annotated[str, typer.Option(help="Poll every DURATION.")] = "1s",
+    interval: Annotated[
+        str, typer.Option(help="Flush every DURATION; venues without websocket: poll.")
+    ] = "1s",
     depth: Annotated[int, typer.Option(min=1, help="Levels per side.")] = 100,
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout (s).")] = 10.0,
 ) -> None:
     """Record live books as tardis incremental_book_L2 CSV.gz, to backtest on later.
 
-    Books are polled over REST (public data, no keys); each poll is a full snapshot.
+    Books are streamed by websocket (ccxt.pro; public data, no keys) and the venue's own
+    increments written, with a snapshot block at start and after every resync; venues
+    without websocket are polled over REST every --interval.
     """
     with reported_errors():
         import asyncio
@@ -269,7 +273,7 @@ def record(
         specs = parse_venue_list(venues)
         if not specs:
             raise fail("--venues needs at least one venue id")
-        live = [venue_from_spec(s, timeout_ms=int(timeout * 1e3)) for s in specs]
+        live = [venue_from_spec(s, timeout_ms=int(timeout * 1e3), websocket=True) for s in specs]
 
         async def go() -> list[Path]:
             try:

@@ -47,8 +47,11 @@ def reported_errors() -> Iterator[None]:
     except Exception as exc:
         if os.environ.get("LIQUIDROUTE_DEBUG"):
             raise
+        from liquidroute.errors import redact
+
         raise fail(
-            f"unexpected {type(exc).__name__}: {exc} (set LIQUIDROUTE_DEBUG=1 for details)", 1
+            f"unexpected {type(exc).__name__}: {redact(exc)} (set LIQUIDROUTE_DEBUG=1 for details)",
+            1,
         ) from None
 
 

@@ -82,9 +82,11 @@ def run_executor(executor: Executor, job: str, *args: object) -> ExecutionReport
         try:
             if job == "execute":
                 return await executor.execute(*args)  # type: ignore[arg-type]
+            if job == "continue":
+                return await executor.continue_parent(*args)  # type: ignore[arg-type]
             return await executor.resume(*args)  # type: ignore[arg-type]
         finally:
-            await executor.router.close()
+            await executor.quoter.close()
 
     return asyncio.run(go())
 
@@ -116,6 +118,11 @@ def render_report(report: ExecutionReport, out: Console) -> None:
         + (f"   [bold red]remainder {report.unfilled:g}[/]" if report.unfilled else "")
     )
     out.print(f"{paid:<16}{report.total_cost:,.2f} (fees {report.total_fees:,.2f})")
+    if report.fees_by_asset:
+        charged = ", ".join(f"{v:.8g} {a}" for a, v in sorted(report.fees_by_asset.items()))
+        out.print(f"Fees charged    {charged}")
+    base, quote = report.symbol.split(":")[0].split("/")
+    out.print(f"Balances        {report.net_base:+.8g} {base}, {report.net_quote:+,.2f} {quote}")
     if report.avg_price is not None:
         quoted = report.quoted_avg_price
         out.print(
@@ -123,10 +130,12 @@ def render_report(report: ExecutionReport, out: Console) -> None:
             f"{'—' if quoted is None else f'{quoted:,.4f}'}: shortfall "
             f"{'—' if report.shortfall_bps is None else f'{report.shortfall_bps:.2f}'} bps"
         )
-    out.print(f"Rounds          {report.rounds}; stopped: {report.stop_reason}")
+    out.print(f"Rounds          {report.rounds}; stopped: {report.stop_detail}")
     timings = ", ".join(f"{k} {v:.1f}" for k, v in report.timings_ms.items())
     out.print(f"Timings (ms)    {timings}")
     out.print(f"Parent id       {report.parent_id}")
+    if report.continues:
+        out.print(f"Continues       {report.continues}")
 
 
 def finish(report: ExecutionReport, json_out: bool) -> None:
@@ -140,9 +149,19 @@ def finish(report: ExecutionReport, json_out: bool) -> None:
     if not report.live:
         err.print("[dim]dry run: nothing was sent to any venue (use --live to trade)[/]")
     if not report.complete:
+        from liquidroute.model import StopReason
+
+        code = EXIT_USAGE if report.stop_reason is StopReason.RISK_LIMIT else EXIT_NOT_ROUTABLE
         raise fail(
-            f"{report.unfilled:g} of {report.requested:g} not filled: {report.stop_reason}",
-            EXIT_NOT_ROUTABLE,
+            f"{report.unfilled:g} of {report.requested:g} not filled: {report.stop_detail}"
+            + (
+                ""
+                if not report.live
+                else f" (continue with: liquidroute resume --continue {report.parent_id})"
+                if report.stop_reason.parent_state == "stopped"
+                else ""
+            ),
+            code,
         )
 
 
@@ -224,6 +243,13 @@ def execute(
     ] = 0.0,
     journal: JournalOpt = None,
     fee: FeeOpt = None,
+    fee_price: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Value commissions charged in a third asset: ASSET=PRICE in quote, "
+            "e.g. --fee-price BNB=600."
+        ),
+    ] = None,
     depth: DepthOpt = None,
     no_guard: NoGuardOpt = False,
     max_age: MaxAgeOpt = 10.0,
@@ -295,6 +321,7 @@ def execute(
             policy=policy,
             fees=fees,
             venue_specs=parse_venue_list(venues) if live else None,
+            fee_prices=parse_pairs(fee_price, "--fee-price"),
         )
         report = run_executor(executor, "execute", symbol, side_, value)
     finish(report, json_out)
@@ -326,6 +353,15 @@ def resume(
     parent_id: Annotated[
         str | None, typer.Argument(help="Parent order id (default: the latest unfinished one).")
     ] = None,
+    continue_: Annotated[
+        str | None,
+        typer.Option(
+            "--continue",
+            metavar="PARENT",
+            help="Route the remainder of this STOPPED parent as a new parent linked to it "
+            "(the notional cap counts what it spent).",
+        ),
+    ] = None,
     journal: JournalOpt = None,
     config: ConfigOpt = None,
     timeout: TimeoutOpt = 10.0,
@@ -335,7 +371,8 @@ def resume(
 
     Every child order whose fate is not final is looked up at its venue by client order
     id first; nothing is re-sent. Then the remainder is routed within the order's
-    original limits.
+    original limits. With --continue PARENT, a parent that stopped with a remainder
+    (max rounds, deadline, a price or risk limit) is continued as a new parent.
     """
     with reported_errors():
         from liquidroute.errors import InvalidInputError
@@ -343,6 +380,12 @@ def resume(
         from liquidroute.router.router import Router
 
         store = open_journal(journal)
+        if continue_ is not None:
+            if parent_id is not None and parent_id != continue_:
+                raise InvalidInputError(
+                    "give the parent id once: liquidroute resume --continue PARENT"
+                )
+            parent_id = continue_
         if parent_id is None:
             pending = [p for p in store.parents(1000) if p.state in ("running", "unknown")]
             if not pending:
@@ -356,16 +399,19 @@ def resume(
                 f"parent {parent_id} was a dry run: nothing was sent, nothing to resume"
             )
         request = parent.request
-        policy_fields = dict(request.get("policy", {}))
-        if policy_fields.get("kill_switch"):
-            policy_fields["kill_switch"] = Path(policy_fields["kill_switch"])
-        policy = ExecutionPolicy(**policy_fields)
+        policy = ExecutionPolicy.from_dict(request.get("policy", {}))
         trading = live_venues(list(request["venue_specs"]), config, timeout)
         router = Router(trading, timeout_s=timeout, source="live venues (resume)")
         executor = Executor(
-            router, store, live=True, policy=policy, venue_specs=request["venue_specs"]
+            router,
+            store,
+            live=True,
+            policy=policy,
+            venue_specs=request["venue_specs"],
+            fee_prices=request.get("fee_prices") or {},
         )
-        report = run_executor(executor, "resume", parent_id)
+        job = "continue" if continue_ is not None else "resume"
+        report = run_executor(executor, job, parent_id)
     finish(report, json_out)
 
 
@@ -391,6 +437,7 @@ def orders(
                 "mode": "live" if p.live else "dry-run",
                 "state": p.state,
                 "filled": filled,
+                "continues": p.request.get("continues"),
             }
         )
     if json_out:
@@ -399,7 +446,7 @@ def orders(
     from rich.table import Table
 
     table = Table(title=f"Parent orders in {store.path}", title_justify="left")
-    for col in ("parent_id", "created", "symbol", "side", "amount", "mode", "state", "filled"):
+    for col in rows[0] if rows else ("parent_id",):
         table.add_column(col)
     for r in rows:
         table.add_row(*("—" if v is None else str(v) for v in r.values()))

@@ -105,6 +105,14 @@ def quote(
     max_deviation_bps: MaxDeviationOpt = 50.0,
     timeout: TimeoutOpt = 10.0,
     json_out: JsonOpt = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Keep the --venues books live by websocket and redraw the split whenever "
+            "it changes, until Ctrl-C (--json: one quote per line).",
+        ),
+    ] = False,
 ) -> None:
     """Quote the cheapest split of an order across venues, taker fees included.
 
@@ -139,6 +147,38 @@ def quote(
         value = check_amount(amount, "AMOUNT")
         fees = parse_pairs(fee, "--fee")
         caps = parse_pairs(cap, "--cap")
+        if watch:
+            from liquidroute.cli.watch import watch_quote
+
+            watch_quote(
+                venues,
+                symbol,
+                side_,
+                value,
+                other_source=bool(sample or books),
+                router={
+                    "guard": not no_guard,
+                    "max_age_ms": max_age * 1e3,
+                    "max_deviation_bps": max_deviation_bps,
+                    "timeout_s": timeout,
+                    "depth": depth,
+                    "source": "live order books (websocket)",
+                },
+                options={
+                    "amount_in": "quote" if spend else "base",
+                    "caps": caps,
+                    "fees": fees,
+                    "rules": False if no_rules else None,
+                    "balances": parse_pairs(balance, "--balance"),
+                    "fixed_costs": parse_pairs(fixed_cost, "--fixed-cost"),
+                    "max_venues": max_venues,
+                    "max_share": max_share,
+                    "time_limit": time_limit,
+                },
+                max_age_s=max_age,
+                json_out=json_out,
+            )
+            return
         sources, label = select_venues(venues, sample, books, at, timeout_s=timeout)
         router = Router(
             sources,
@@ -171,7 +211,8 @@ def quote(
     else:
         render_quote(result, console())
     render_diagnostics(result, console(stderr=True))
-    if not result.complete:
+    lots_only = result.reachable is not None and result.reachable[1] is not None
+    if not result.complete and not lots_only:  # a lot-lattice shortfall is a note, not an error
         unit = "quote" if spend else "base"
         raise fail(
             f"insufficient liquidity: the books (within your caps and balances) fill "

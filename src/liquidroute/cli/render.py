@@ -61,7 +61,12 @@ def render_quote(quote: Quote, out: Console) -> None:
     paid = "Total cost" if quote.side == "buy" else "Total proceeds"
     lines = [
         f"Filled          {_amount(quote.filled)}"
-        + (f"   [bold red]unfilled {_amount(quote.unfilled)}[/]" if quote.unfilled else ""),
+        + (
+            f"   [bold red]unfilled {_amount(quote.unfilled)} "
+            f"{symbol_quote if quote.amount_in == 'quote' else quote.symbol.split('/')[0]}[/]"
+            if quote.unfilled
+            else ""
+        ),
         f"{paid:<16}{_num(quote.total_cost)} {symbol_quote} (fees {_num(quote.total_fees)})",
         f"All-in price    {_num(quote.avg_price)}   mid {_num(quote.mid)}   "
         f"slippage {_num(quote.slippage_bps)} bps",
@@ -75,7 +80,7 @@ def render_quote(quote: Quote, out: Console) -> None:
         gap = "—" if quote.gap is None else f"{quote.gap:.1e}"
         lines.append(
             f"Solved          {quote.solver} within the venues' rules (proven gap {gap}); "
-            f"rule-free bound {_num(quote.lower_bound)}"
+            f"rule-free bound {_num(quote.lower_bound)} {symbol_quote}"
         )
     if quote.fixed_costs:
         fixed = ", ".join(f"{v} {c:,.2f}" for v, c in quote.fixed_costs.items())

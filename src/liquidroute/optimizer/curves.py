@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +47,12 @@ class Ladder:
     @property
     def n_venues(self) -> int:
         return len(self.offsets) - 1
+
+    @property
+    def factor(self) -> FloatArray:
+        """Per venue e/p: 1 + f_v for a buy, 1 − f_v for a sell."""
+        factor: FloatArray = 1.0 + self.fees if self.side == "buy" else 1.0 - self.fees
+        return factor
 
     def depth(self) -> FloatArray:
         """Total base size available per venue (after caps)."""
@@ -84,25 +91,30 @@ def build_ladder(
     side: Side,
     caps: Sequence[float | None] | None = None,
 ) -> Ladder:
-    """Flatten per-venue (n_v, 2) level arrays (best first) into one fee-adjusted Ladder."""
+    """Flatten per-venue (n_v, 2) level arrays (best first) into one fee-adjusted Ladder.
+
+    e_{v,l} = p_{v,l}·(1 + f_v) for a buy, p_{v,l}·(1 − f_v) for a sell; with caps, each
+    venue's sizes are cut so that their cumulative sum stays within u_v (levels cut to
+    zero are dropped).
+    """
     n_venues = len(levels)
     if caps is not None and any(c is not None for c in caps):
         sizes = [_cap_levels(lv[:, 1], c) for lv, c in zip(levels, caps, strict=True)]
         keeps = [s > 0 for s in sizes]
-        prices = [lv[k, 0] for lv, k in zip(levels, keeps, strict=True)]
-        sizes = [s[k] for s, k in zip(sizes, keeps, strict=True)]
-    else:
-        prices = [lv[:, 0] for lv in levels]
-        sizes = [lv[:, 1] for lv in levels]
-    counts = np.fromiter((len(p) for p in prices), dtype=np.intp, count=n_venues)
-    offsets = np.zeros(n_venues + 1, dtype=np.intp)
-    np.cumsum(counts, out=offsets[1:])
-    venue = np.repeat(np.arange(n_venues, dtype=np.intp), counts)
+        levels = [
+            np.column_stack([lv[k, 0], s[k]]) for lv, s, k in zip(levels, sizes, keeps, strict=True)
+        ]
+    counts = [len(lv) for lv in levels]
+    offsets = np.array([0, *accumulate(counts)], dtype=np.intp)
     fee_arr = np.asarray(fees, dtype=np.float64)
-    price = np.concatenate(prices) if n_venues else np.empty(0)
-    size = np.concatenate(sizes) if n_venues else np.empty(0)
+    if n_venues:  # one copy into an (L, 2) block; price and size are its columns
+        flat = np.concatenate(levels)
+        price, size = flat[:, 0], flat[:, 1]
+    else:
+        price = size = np.empty(0)
     factor = 1.0 + fee_arr if side == "buy" else 1.0 - fee_arr
-    eff = price * factor[venue]
+    eff = price * factor.repeat(counts)
+    venue = np.arange(n_venues, dtype=np.intp).repeat(counts)
     return Ladder(side, price, eff, size, venue, offsets, fee_arr)
 
 

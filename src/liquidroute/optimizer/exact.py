@@ -15,17 +15,29 @@ sell, maximise proceeds: take levels in *decreasing* e.
 The quote-denominated form (spend exactly X quote on a buy; receive exactly X quote on a
 sell) is the same merge with the running total measured in e·x instead of x.
 
-Complexity: one argsort of the L levels, O(L log L); the rest is vectorised numpy.
+Complexity: one stable argsort of the L levels (each venue's levels are already a sorted
+run, so it is a k-way merge of runs), then work on the prefix that is taken only: the
+running total is cumulated over a guessed prefix (doubled when short), not all L levels.
+
+Repeated orders on unchanged books reuse the merge: `MergedLadder` keeps the merged order,
+its running totals and per-venue sums, so an order is a binary search plus O(V + 64)
+bookkeeping, with the same answer bit for bit; `LadderCache` keeps one per book version
+(the level arrays' identity), fees and caps.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
-from liquidroute.model import AmountUnit, FloatArray
-from liquidroute.optimizer.curves import IntArray, Ladder
+from liquidroute.model import AmountUnit, FloatArray, Side
+from liquidroute.optimizer.curves import IntArray, Ladder, build_ladder
+
+_MIN_PREFIX = 256  # below this many levels the whole ladder is cumulated at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,53 +61,294 @@ class Allocation:
     value: float
 
 
-def _sum_by_venue(venue: IntArray, values: FloatArray, n_venues: int) -> FloatArray:
-    out: FloatArray = np.bincount(venue, values, minlength=n_venues).astype(np.float64, copy=False)
-    return out
+def merge_order(ladder: Ladder) -> IntArray:
+    """Level indices in the order the optimum takes them: best effective price first.
+
+    Stable, so ties go to the lower venue index (then the better level of that venue).
+    """
+    key = ladder.eff if ladder.side == "buy" else -ladder.eff
+    order: IntArray = key.argsort(kind="stable")
+    return order
 
 
-def solve_exact(ladder: Ladder, amount: float, amount_in: AmountUnit = "base") -> Allocation:
-    """The optimal split of `amount` (base units, or quote units when amount_in="quote").
+def _take(
+    ladder: Ladder,
+    order: IntArray,
+    size: FloatArray,
+    cum: FloatArray,
+    amount: float,
+    amount_in: AmountUnit,
+) -> Allocation:
+    """The allocation that takes merged levels `order` (sizes `size`, running total `cum`
+    in base or quote units) until `amount`; every level when `cum` ends short of it.
 
-    When the ladder cannot supply `amount`, every level is taken and `filled`/`value`
-    say how much that is.
+    `order`, `size` and `cum` may be a prefix of the merge, as long as `cum` reaches
+    `amount` or the prefix is the whole ladder. Per venue, the sums add its levels in
+    level order (the merge keeps each venue's order), the partial level last.
     """
     n_venues = ladder.n_venues
-    eff = ladder.eff
-    order = np.argsort(eff if ladder.side == "buy" else -eff, kind="stable")
-    s = ladder.size[order]
-    if amount_in == "quote":
-        e = eff[order]
-        cum = np.cumsum(s * e)
-    else:
-        cum = np.cumsum(s)
-    k = int(np.searchsorted(cum, amount, side="left"))
-    n_take = min(k + 1, len(s))
+    k = int(cum.searchsorted(amount))  # first level whose running total reaches amount
+    n_take = min(k + 1, len(cum))
     idx = order[:n_take]
-    take = s[:n_take].copy()
-    e = eff[idx]
-    if k < len(s):  # the last level taken is partial; otherwise the books run out
-        rest = amount - (cum[k - 1] if k > 0 else 0.0)
-        take[k] = rest / e[k] if amount_in == "quote" else rest
+    take = size[:n_take]
+    if k < len(cum):  # the last level taken is partial; otherwise the books run out
+        take = take.copy()
+        rest = amount - (float(cum[k - 1]) if k > 0 else 0.0)
+        take[k] = rest / float(ladder.eff[idx[k]]) if amount_in == "quote" else rest
     v = ladder.venue[idx]
-    amounts = _sum_by_venue(v, take, n_venues)
-    notional = _sum_by_venue(v, take * ladder.price[idx], n_venues)
-    cost = _sum_by_venue(v, take * e, n_venues)
-    levels = np.bincount(v, minlength=n_venues).astype(np.intp)
-    worst = np.full(n_venues, np.nan)
-    used = levels > 0
-    worst[used] = ladder.price[ladder.offsets[:-1][used] + levels[used] - 1]
+    amounts = cast(FloatArray, np.bincount(v, take, n_venues))  # float64 with weights
+    notional = cast(FloatArray, np.bincount(v, take * ladder.price[idx], n_venues))
+    levels = np.bincount(v, minlength=n_venues)
+    fees = ladder.fees
+    cost = notional * ladder.factor  # Σ e·x = factor_v · Σ p·x within venue v
+    marginal = float(ladder.eff[idx[-1]]) if n_take else None
     return Allocation(
         amount=amounts,
         notional=notional,
-        fee=notional * ladder.fees,
+        fee=notional * fees,
         cost=cost,
         levels=levels,
-        worst_price=worst,
-        marginal=float(e[-1]) if n_take else None,
-        filled=float(amounts.sum()),
-        value=float(cost.sum()),
+        worst_price=_worst(ladder, levels),
+        marginal=marginal,
+        filled=float(np.add.reduce(amounts)),
+        value=float(np.add.reduce(cost)),
     )
+
+
+def _worst(ladder: Ladder, levels: IntArray) -> FloatArray:
+    """Book price of each venue's deepest level taken (its level levels_v − 1): each venue
+    takes a prefix of its levels. nan where it takes none."""
+    price, nan = ladder.price, np.nan
+    return np.array(
+        [
+            price.item(start + n - 1) if n else nan
+            for start, n in zip(ladder.offsets.tolist(), levels.tolist(), strict=False)
+        ]
+    )
+
+
+def _check_unit(amount_in: str) -> None:
+    if amount_in not in ("base", "quote"):
+        raise ValueError(f"amount_in must be 'base' or 'quote', got {amount_in!r}")
+
+
+def solve_exact(
+    ladder: Ladder,
+    amount: float,
+    amount_in: AmountUnit = "base",
+    order: IntArray | None = None,
+) -> Allocation:
+    """The optimal split of `amount` (base units, or quote units when amount_in="quote").
+
+    When the ladder cannot supply `amount`, every level is taken and `filled`/`value`
+    say how much that is. Only a prefix of the merged levels is cumulated: its length is
+    guessed from amount / total (in the same units) and doubled until it reaches `amount`.
+    `order` is the ladder's `merge_order`, when the caller has it already.
+    """
+    _check_unit(amount_in)
+    if order is None:
+        order = merge_order(ladder)
+    n = len(order)
+    quote = amount_in == "quote"
+    eff, all_size = ladder.eff, ladder.size
+    if n <= _MIN_PREFIX:
+        m = n
+    else:
+        # the share of the ladder's total the order needs, estimated on every 8th level
+        total = float(all_size[::8] @ eff[::8] if quote else np.add.reduce(all_size[::8]))
+        share = amount / (8 * total) if total > 0 else 1.0
+        m = min(n, int(n * share * 1.1) + 64) if share < 1 else n
+    head = order[:m]
+    size = all_size[head]
+    cum = np.cumsum(size * eff[head] if quote else size)
+    while m < n and not cum[-1] >= amount:  # short: cumulate further, continuing the sum
+        more = order[m : min(n, 2 * m)]
+        extra = all_size[more]
+        cum = np.concatenate(
+            (cum, np.cumsum(np.concatenate((cum[-1:], extra * eff[more] if quote else extra)))[1:])
+        )
+        size = np.concatenate((size, extra))
+        m += len(more)
+        head = order[:m]
+    return _take(ladder, head, size, cum, amount, amount_in)
+
+
+_BLOCK = 64  # merged positions per stored row of per-venue level counts
+
+
+class MergedLadder:
+    """A ladder with its merge done once: repeated orders skip the build and the sort.
+
+    The first `solve` is `solve_exact` with the stored merge order. The second prepares,
+    once, the running totals in merge order (base; quote lazily), each venue's own running
+    totals of size and notional, and each venue's level count at every 64th merged
+    position. From then on an order costs a binary search for the stop level k, the
+    per-venue counts n_v(k) (a stored row plus < 64 levels), and
+    q_v = S_v[n_v] (+ the partial level), N_v likewise — O(log L + V + 64), and bit for bit
+    `solve_exact`'s answer: S_v adds venue v's sizes in level order, exactly as the
+    merge's per-venue sums do.
+    """
+
+    __slots__ = (
+        "_counts",
+        "_cum",
+        "_cum_quote",
+        "_factor",
+        "_notional_sums",
+        "_price",
+        "_size",
+        "_size_sums",
+        "_solves",
+        "_starts",
+        "_venue",
+        "_worst",
+        "ladder",
+        "order",
+    )
+
+    def __init__(self, ladder: Ladder, order: IntArray | None = None) -> None:
+        self.ladder = ladder
+        self.order = merge_order(ladder) if order is None else order
+        self._solves = 0
+        self._cum_quote: FloatArray | None = None
+
+    def _prepare(self) -> None:
+        ladder, order = self.ladder, self.order
+        n_venues, n = ladder.n_venues, len(order)
+        self._size: FloatArray = ladder.size[order]
+        self._venue: IntArray = ladder.venue[order]
+        self._price: FloatArray = ladder.price[order]
+        self._cum: FloatArray = np.cumsum(self._size)
+        # venue v's running totals live at starts[v] .. starts[v] + n_v, from a leading 0
+        self._starts: IntArray = ladder.offsets[:-1] + np.arange(n_venues, dtype=np.intp)
+        # and venue v's worst price after n levels at starts[v] + n (nan for none)
+        self._size_sums: FloatArray = np.zeros(n + n_venues)
+        self._notional_sums: FloatArray = np.zeros(n + n_venues)
+        self._worst: FloatArray = np.full(n + n_venues, np.nan)
+        notional = ladder.size * ladder.price
+        for v in range(n_venues):
+            lo, hi, at = int(ladder.offsets[v]), int(ladder.offsets[v + 1]), int(self._starts[v])
+            np.cumsum(ladder.size[lo:hi], out=self._size_sums[at + 1 : at + 1 + hi - lo])
+            np.cumsum(notional[lo:hi], out=self._notional_sums[at + 1 : at + 1 + hi - lo])
+            self._worst[at + 1 : at + 1 + hi - lo] = ladder.price[lo:hi]
+        self._factor = ladder.factor
+        n_blocks = -(-n // _BLOCK)
+        block = np.arange(n, dtype=np.intp) // _BLOCK
+        per_block = np.bincount(block * n_venues + self._venue, minlength=n_blocks * n_venues)
+        self._counts: IntArray = np.zeros((n_blocks + 1, n_venues), dtype=np.intp)
+        np.cumsum(per_block.reshape(n_blocks, n_venues), axis=0, out=self._counts[1:])
+
+    def solve(self, amount: float, amount_in: AmountUnit = "base") -> Allocation:
+        """The optimal split of `amount`, as `solve_exact` (see there), bit for bit."""
+        self._solves += 1
+        if self._solves == 1:  # one order on these books so far: no preparation yet
+            return solve_exact(self.ladder, amount, amount_in, self.order)
+        if self._solves == 2:
+            self._prepare()
+        ladder = self.ladder
+        if amount_in == "base":
+            cum = self._cum
+        else:
+            _check_unit(amount_in)
+            if self._cum_quote is None:
+                self._cum_quote = np.cumsum(self._size * ladder.eff[self.order])
+            cum = self._cum_quote
+        n = len(cum)
+        k = int(cum.searchsorted(amount))  # the stop level: running total reaches amount
+        full = min(k, n)  # merged levels taken whole
+        b = full // _BLOCK
+        levels = self._counts[b] + np.bincount(
+            self._venue[b * _BLOCK : full], minlength=ladder.n_venues
+        )
+        at = self._starts + levels
+        amounts = self._size_sums[at]
+        notional = self._notional_sums[at]
+        marginal: float | None = None
+        if k < n:  # the stop level, partly
+            u = int(self._venue[k])
+            rest = amount - (float(cum[k - 1]) if k > 0 else 0.0)
+            take = rest / float(ladder.eff[self.order[k]]) if amount_in == "quote" else rest
+            amounts[u] += take
+            notional[u] += take * float(self._price[k])
+            levels[u] += 1
+            at[u] += 1
+            marginal = float(ladder.eff[self.order[k]])
+        elif n:
+            marginal = float(ladder.eff[self.order[n - 1]])
+        cost = notional * self._factor
+        return Allocation(
+            amount=amounts,
+            notional=notional,
+            fee=notional * ladder.fees,
+            cost=cost,
+            levels=levels,
+            worst_price=self._worst[at],
+            marginal=marginal,
+            filled=float(np.add.reduce(amounts)),
+            value=float(np.add.reduce(cost)),
+        )
+
+
+CacheKey = tuple[object, ...]
+
+
+class LadderCache:
+    """Merged ladders per book version, for repeated orders on unchanged books.
+
+    The key is the side, each venue's fee and cap, and the identity of each venue's level
+    array (`DepthSnapshot.asks`/`bids`, read-only arrays: a changed book is a new array).
+    The cache holds the arrays it was built from and serves an entry only when every one
+    *is* the array given now, so a recycled id can never return a stale ladder. At most
+    `maxsize` entries are kept, least recently used dropped first (a prepared entry of L
+    levels holds about 7·L floats). One cache per thread: it is not locked.
+
+        cache = LadderCache()
+        route(snaps, "buy", 2.5, markets=mk, cache=cache)  # builds and merges
+        route(snaps, "buy", 4.0, markets=mk, cache=cache)  # same books: no build, no sort
+    """
+
+    def __init__(self, maxsize: int = 16) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be >= 1, got {maxsize!r}")
+        self.maxsize = maxsize
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[CacheKey, tuple[tuple[FloatArray, ...], MergedLadder]] = (
+            OrderedDict()
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def merged(
+        self,
+        levels: Sequence[FloatArray],
+        fees: Sequence[float],
+        side: Side,
+        caps: Sequence[float | None] | None = None,
+    ) -> MergedLadder:
+        """The merged ladder of `build_ladder(levels, fees, side, caps)`, built once."""
+        key: CacheKey = (
+            side,
+            tuple(fees),
+            None if caps is None else tuple(caps),
+            *map(id, levels),
+        )
+        entry = self._entries.get(key)
+        if entry is not None and all(a is b for a, b in zip(entry[0], levels, strict=True)):
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[1]
+        self.misses += 1
+        merged = MergedLadder(build_ladder(levels, fees, side, caps))  # prepared on reuse
+        self._entries[key] = (tuple(levels), merged)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+        return merged
 
 
 def allocate(ladder: Ladder, amounts: FloatArray) -> Allocation:

@@ -1,20 +1,53 @@
-"""`route_graph()`: convert one asset into another over several hops, solved jointly."""
+"""`route_graph()`: convert one asset into another over several hops, solved jointly.
+
+The LP and its proofs are in `liquidroute.optimizer.graph`; this module matches books to
+markets, checks the request, and turns the solution into a `GraphQuote`.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from liquidroute.errors import InsufficientLiquidityError, InvalidInputError
 from liquidroute.model import DepthSnapshot, GraphQuote, Hop, HopLeg, Market, split_symbol
-from liquidroute.optimizer.graph import Edge, FlowSolution, path_hops, simple_paths, solve_flow
+from liquidroute.optimizer.graph import (
+    Edge,
+    FlowSolution,
+    path_flows,
+    path_hops,
+    profitable_cycles,
+    solve_direct,
+    solve_layered,
+    usable_arcs,
+    walk_path,
+)
+
+MarketsArg = Sequence[Market] | Mapping[str, Market] | Mapping[tuple[str, str], Market]
 
 
-def book_edges(snapshots: Sequence[DepthSnapshot], markets: Sequence[Market]) -> list[Edge]:
+def market_list(markets: MarketsArg) -> list[Market]:
+    """Markets given as route() takes them ({venue: Market}), keyed by (venue, symbol) when a
+    venue has several, or as a plain list; a key must name its own Market."""
+    if not isinstance(markets, Mapping):
+        return list(markets)
+    out = []
+    for key, m in markets.items():
+        expected: object = m.venue if isinstance(key, str) else (m.venue, m.symbol)
+        if key != expected:
+            raise InvalidInputError(
+                f"markets[{key!r}] holds {m.venue} {m.symbol}: key it by venue "
+                "(as route() does) or by (venue, symbol)"
+            )
+        out.append(m)
+    return out
+
+
+def book_edges(snapshots: Sequence[DepthSnapshot], markets: MarketsArg) -> list[Edge]:
     """Two edges per snapshot (buy: quote -> base on the asks; sell: base -> quote on the bids)."""
-    fees = {(m.venue, m.symbol): m.taker_fee for m in markets}
+    fees = {(m.venue, m.symbol): m.taker_fee for m in market_list(markets)}
     edges = []
     seen = set()
     for snap in snapshots:
@@ -88,12 +121,40 @@ def _hops(solution: FlowSolution) -> tuple[Hop, ...]:
     return tuple(Hop(a, b, tuple(legs)) for (a, b), legs in ordered)
 
 
+def _paths_report(
+    solution: FlowSolution, source: str, target: str, exact_in: bool
+) -> tuple[dict[str, Any], ...]:
+    """Each simple path the route uses: its part of the route (`flow_in`/`flow_out`) and
+    what it alone would do for the whole order (`amount_in`/`amount_out`, by walking its
+    books; None when they run out)."""
+    order = solution.amount_in if exact_in else solution.amount_out
+    report = []
+    for p in path_flows(solution, source, target):
+        alone = (
+            walk_path(p.edges, amount_in=order)
+            if exact_in
+            else walk_path(p.edges, amount_out=order)
+        )
+        report.append(
+            {
+                "path": [e.label for e in p.edges],
+                "assets": p.assets,
+                "hops": len(p.edges),
+                "flow_in": p.flow_in,
+                "flow_out": p.flow_out,
+                "amount_in": None if alone is None else alone[0],
+                "amount_out": None if alone is None else alone[1],
+            }
+        )
+    return tuple(report)
+
+
 def route_graph(
     snapshots: Sequence[DepthSnapshot],
     source: str,
     target: str,
     *,
-    markets: Sequence[Market],
+    markets: MarketsArg,
     amount_in: float | None = None,
     amount_out: float | None = None,
     bridges: Sequence[str] | None = None,
@@ -103,12 +164,18 @@ def route_graph(
     """The best conversion of `source` into `target` across all venues and paths.
 
     Give exactly one of `amount_in` (spend exactly this much source; most target wins)
-    or `amount_out` (receive exactly this much target; least source wins). Snapshots and
-    markets are matched by (venue, symbol); fees are in the quote currency as in `route`.
+    or `amount_out` (receive exactly this much target; least source wins). `markets` is
+    given as for `route()`: {venue: Market}, or {(venue, symbol): Market} when a venue
+    has several markets (a list of Markets is accepted too); snapshots and markets are
+    matched by (venue, symbol) and fees are in the quote currency as in `route`.
     `bridges` restricts intermediate assets; `max_hops` bounds path length. A multi-hop
     answer is used only if it beats the direct-only optimum by `hop_penalty_bps` per
     extra hop on the longest path it uses; otherwise the direct-only answer is returned.
     Stablecoins are assets like any other: USDT, USDC and USD meet only through books.
+
+    The route is a flow on simple paths of at most `max_hops` hops (`paths` lists them,
+    each with its part of the route and what it alone would do); loops of books that
+    gain at best prices are named in `warnings` and never routed around.
     """
     started = time.perf_counter()
     source, target = source.upper(), target.upper()
@@ -135,25 +202,35 @@ def route_graph(
     for b in bridge_list or []:
         if b not in assets:
             raise InvalidInputError(f"unknown bridge asset {b}; the books hold {sorted(assets)}")
-    paths = simple_paths(edges, source, target, int(max_hops), bridge_list)
-    if not paths:
+    hops_ = int(max_hops)
+    kwargs: dict[str, Any] = {"amount_in": amount_in, "amount_out": amount_out}
+    direct = solve_direct(edges, source, target, **kwargs)
+    bound = None if amount_out is None or direct is None else direct.amount_in * (1 + 1e-9)
+    joint = solve_layered(
+        edges, source, target, hops_, bridges=bridge_list, spend_bound=bound, **kwargs
+    )
+    if joint is None and not usable_arcs(edges, source, target, hops_, bridge_list):
         raise InsufficientLiquidityError(
             f"no path from {source} to {target} within {max_hops} hop(s)"
             + (f" via {bridge_list}" if bridge_list is not None else "")
             + "; add markets, bridges or --max-hops"
         )
-    kwargs: dict[str, Any] = {"amount_in": amount_in, "amount_out": amount_out}
-    joint = solve_flow(paths, source, target, **kwargs)
-    direct_paths = [p for p in paths if len(p) == 1]
-    direct = solve_flow(direct_paths, source, target, **kwargs) if direct_paths else None
     if joint is None:
         raise InsufficientLiquidityError(
             f"the books cannot {'deliver' if amount_out else 'absorb'} {amount:g} "
             f"{target if amount_out else source} on any path within {max_hops} hop(s)"
         )
-    notes = []
+    notes = [
+        f"profitable cycle in the books (the route never loops it): {c.describe()}"
+        for c in profitable_cycles(edges)
+    ]
+    if joint.restricted:
+        notes.append(
+            "arcs closing a cycle were removed from the LP: the route is on simple paths "
+            "but not proven optimal over all of them"
+        )
     chosen = joint
-    extra = path_hops(joint, paths) - 1
+    extra = path_hops(joint) - 1
     if direct is not None and extra > 0 and hop_penalty_bps > 0:
         need = 1 + hop_penalty_bps / 1e4 * extra
         better = (
@@ -164,17 +241,6 @@ def route_graph(
         if not better:
             chosen = direct
             notes.append(f"multi-hop gain below {hop_penalty_bps:g} bps per extra hop: direct used")
-    standalone = []
-    for p in paths:
-        alone = solve_flow([p], source, target, **kwargs)
-        standalone.append(
-            {
-                "path": [f"{e.venue}:{e.symbol}:{e.side}" for e in p],
-                "hops": len(p),
-                "amount_in": None if alone is None else alone.amount_in,
-                "amount_out": None if alone is None else alone.amount_out,
-            }
-        )
     return GraphQuote(
         source=source,
         target=target,
@@ -182,10 +248,12 @@ def route_graph(
         amount_in=chosen.amount_in,
         amount_out=chosen.amount_out,
         hops=_hops(chosen),
-        paths=tuple(standalone),
+        paths=_paths_report(chosen, source, target, amount_in is not None),
         direct_in=None if direct is None else direct.amount_in,
         direct_out=None if direct is None else direct.amount_out,
-        solver=f"cvxpy/HiGHS LP ({chosen.status})",
+        solver="exact merge"
+        if chosen.status == "exact merge"
+        else f"HiGHS layered LP ({chosen.status})",
         lp_variables=joint.variables,
         lp_constraints=joint.constraints,
         compute_ms=(time.perf_counter() - started) * 1e3,
@@ -193,4 +261,4 @@ def route_graph(
     )
 
 
-__all__ = ["book_edges", "route_graph"]
+__all__ = ["book_edges", "market_list", "route_graph"]

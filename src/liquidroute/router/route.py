@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from liquidroute.errors import InvalidInputError
 from liquidroute.model import (
     AmountUnit,
     DepthSnapshot,
+    FloatArray,
     Leg,
     Market,
     Quote,
@@ -19,15 +21,16 @@ from liquidroute.model import (
     snapshot_map,
 )
 from liquidroute.optimizer.baselines import all_baselines
+from liquidroute.optimizer.constrained import apply_rules, balance_caps, venue_rules
 from liquidroute.optimizer.curves import build_ladder
-from liquidroute.optimizer.exact import Allocation, solve_exact
-from liquidroute.router.constraints import apply_rules, balance_caps, venue_rules
+from liquidroute.optimizer.exact import Allocation, LadderCache, solve_exact
+from liquidroute.router.options import RouteOptions, resolve_options
 
 
 def consolidated_mid(snapshots: Sequence[DepthSnapshot]) -> float | None:
     """(best bid across venues + best ask across venues) / 2, or None if a side is empty."""
-    bids = [float(s.bids[0, 0]) for s in snapshots if len(s.bids)]
-    asks = [float(s.asks[0, 0]) for s in snapshots if len(s.asks)]
+    bids = [s.bids.item(0) for s in snapshots if len(s.bids)]  # item(0): level 0's price
+    asks = [s.asks.item(0) for s in snapshots if len(s.asks)]
     if not bids or not asks:
         return None
     return (max(bids) + min(asks)) / 2.0
@@ -41,51 +44,39 @@ def savings_bps(side: str, optimum: float, baseline: float | None) -> float | No
     return gain / abs(baseline) * 1e4
 
 
-def _check_caps(caps: Mapping[str, float] | None, venues: Sequence[str]) -> list[float | None]:
-    caps = caps or {}
-    unknown = set(caps) - set(venues)
-    if unknown:
-        raise InvalidInputError(
-            f"caps name venues with no snapshot: {sorted(unknown)}; routable: {list(venues)}"
-        )
-    out: list[float | None] = []
-    for v in venues:
-        cap = caps.get(v)
-        if cap is not None:
-            cap = float(cap)
-            if not math.isfinite(cap) or cap < 0:
-                raise InvalidInputError(
-                    f"caps[{v!r}] must be a non-negative base amount, got {caps[v]!r}"
-                )
-        out.append(cap)
-    return out
-
-
 def _legs(
     alloc: Allocation,
     venues: Sequence[str],
     side: Side,
     notes: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[Leg, ...]:
+    """One Leg per venue with a positive amount, in the venues' order."""
     notes = notes or {}
-    amount, notional = alloc.amount.tolist(), alloc.notional.tolist()
-    worst, fee, cost = alloc.worst_price.tolist(), alloc.fee.tolist(), alloc.cost.tolist()
-    levels = alloc.levels.tolist()
+    filled = alloc.filled
+    rows = zip(
+        venues,
+        alloc.amount.tolist(),
+        alloc.notional.tolist(),
+        alloc.worst_price.tolist(),
+        alloc.fee.tolist(),
+        alloc.cost.tolist(),
+        alloc.levels.tolist(),
+        strict=True,
+    )
     return tuple(
-        Leg(
-            venue=venues[i],
-            side=side,
-            amount=amount[i],
-            avg_price=notional[i] / amount[i],
-            worst_price=worst[i],
-            fee=fee[i],
-            cost=cost[i],
-            share=amount[i] / alloc.filled,
-            levels=levels[i],
-            notes=notes.get(venues[i], ()),
-        )
-        for i in range(len(venues))
-        if amount[i] > 0
+        Leg(v, side, q, n / q, w, f, c, q / filled, k, notes.get(v, ()))
+        for v, q, n, w, f, c, k in rows
+        if q > 0
+    )
+
+
+def _has_rules(market: Market) -> bool:
+    """`Market.has_rules`, inlined for the hot path."""
+    return (
+        market.amount_step is not None
+        or market.min_amount is not None
+        or market.max_amount is not None
+        or market.min_notional is not None
     )
 
 
@@ -95,26 +86,32 @@ def route(
     amount: float,
     *,
     markets: Mapping[str, Market] | None = None,
-    caps: Mapping[str, float] | None = None,
-    amount_in: AmountUnit = "base",
-    baselines: bool = True,
+    options: RouteOptions | None = None,
+    cache: LadderCache | None = None,
     excluded: Mapping[str, str] | None = None,
     warnings: Sequence[str] = (),
     source: str = "",
+    caps: Mapping[str, float] | None = None,
+    amount_in: AmountUnit | None = None,
+    baselines: bool | None = None,
     rules: bool | None = None,
     balances: Mapping[str, float] | None = None,
     fixed_costs: Mapping[str, float] | None = None,
+    fees: Mapping[str, float] | None = None,
     max_venues: int | None = None,
     max_share: float | None = None,
-    time_limit: float = 1.0,
+    time_limit: float | None = None,
+    mip_gap: float | None = None,
 ) -> Quote:
     """The cheapest way to fill `amount` across the venues of `snapshots`, fees included.
 
     `side` is "buy" or "sell"; `amount` is in base units, or in quote units with
     `amount_in="quote"` (spend exactly X on a buy, receive exactly X on a sell).
-    `markets` (keyed by venue) supply taker fees; a venue without one is routed at zero
-    fee, with a warning. `caps` bound each venue's base amount. With `baselines=False`
-    the comparison strategies are skipped (the hot path for bots).
+    `markets` (keyed by venue) supply taker fees (`fees` overrides them per venue); a
+    venue with neither is routed at zero fee, with a warning. `caps` bound each venue's
+    base amount. With `baselines=False` the comparison strategies are skipped (the hot
+    path for bots). Every option may come in `options` (a `RouteOptions`) or as its
+    keyword; a keyword that is not None wins.
 
     Venue rules apply when one could bind (`rules=None`; True forces, False ignores them):
     each leg on the venue's lot, at or above its minimum amount and notional, within its
@@ -124,34 +121,71 @@ def route(
     a MILP within `time_limit` seconds, else the exact split rounded to the rules; a split
     no rule allows raises `InfeasibleConstraintsError` saying why.
 
+    `cache` (a `LadderCache`) keeps each book version's merged ladder: a repeated order on
+    the same snapshot objects (same fees, caps) skips building and sorting the ladder and
+    gets the same answer.
+
     When the books cannot fill `amount`, the quote fills what exists and reports the rest
     in `unfilled`; it does not raise.
     """
     started = time.perf_counter()
     side_ = check_side(side)
     amount = check_amount(amount)
-    if amount_in not in ("base", "quote"):
-        raise InvalidInputError(f"amount_in must be 'base' or 'quote', got {amount_in!r}")
+    opts = resolve_options(
+        options,
+        amount_in=amount_in,
+        caps=caps,
+        baselines=baselines,
+        rules=rules,
+        balances=balances,
+        fixed_costs=fixed_costs,
+        fees=fees,
+        max_venues=max_venues,
+        max_share=max_share,
+        time_limit=time_limit,
+        mip_gap=mip_gap,
+    )
+    # the resolved options under the names the rest of route() uses
+    amount_in, balances, fixed_costs = opts.amount_in, opts.balances, opts.fixed_costs
+    rules, max_venues, max_share = opts.rules, opts.max_venues, opts.max_share
+    time_limit = opts.time_limit
     if not snapshots:
         raise InvalidInputError("no snapshots to route on: give at least one venue's book")
     books = snapshot_map(snapshots)
     venues = list(books)
+    if opts.caps or balances or fixed_costs or opts.fees:
+        opts.check_venues(books)
     markets = markets or {}
     notes = list(warnings)
-    fees = []
-    for v in venues:
+    fee_list: list[float] = []  # each venue's taker fee: the override, else its market's
+    levels: list[FloatArray] = []
+    any_rules = False
+    for v, snap in books.items():
+        levels.append(snap.asks if side_ == "buy" else snap.bids)
         market = markets.get(v)
-        if market is None:
-            notes.append(f"{v}: no market metadata, taker fee assumed 0")
-        fees.append(market.taker_fee if market else 0.0)
-    levels = [books[v].levels(side_) for v in venues]
-    cap_list = _check_caps(caps, venues)
-    balance_capped = [bool(balances and v in balances) for v in venues]
+        rate = opts.fees.get(v)
+        if market is not None:
+            any_rules = any_rules or _has_rules(market)
+            fee_list.append(market.taker_fee if rate is None else rate)
+        else:
+            if rate is None:
+                notes.append(f"{v}: no market metadata, taker fee assumed 0")
+            fee_list.append(rate or 0.0)
+    cap_list: list[float | None] | None = [opts.caps.get(v) for v in venues] if opts.caps else None
+    balance_capped = [v in balances for v in venues] if balances else [False] * len(venues)
     if balances:
-        cap_list = balance_caps(levels, fees, side_, venues, cap_list, balances)
-    ladder = build_ladder(levels, fees, side_, cap_list)
-    alloc = solve_exact(ladder, amount, amount_in)
-    solver, gap, lower_bound, lot_residue = "exact", None, None, 0.0
+        cap_list = balance_caps(
+            levels, fee_list, side_, venues, cap_list or [None] * len(venues), balances
+        )
+    if cache is not None:  # a repeated order on the same books skips the build and the sort
+        merged = cache.merged(levels, fee_list, side_, cap_list)
+        ladder = merged.ladder
+        alloc = merged.solve(amount, amount_in)
+    else:
+        ladder = build_ladder(levels, fee_list, side_, cap_list)
+        alloc = solve_exact(ladder, amount, amount_in)
+    solver, gap, lower_bound = "exact", None, None
+    reachable: tuple[float | None, float | None] | None = None
     fixed: dict[str, float] = {}
     leg_notes: dict[str, tuple[str, ...]] = {}
     wants_rules = rules is not False and (
@@ -160,24 +194,29 @@ def route(
         or fixed_costs
         or max_venues is not None
         or max_share is not None
-        or any(m.has_rules for m in markets.values())
+        or any_rules
     )
     if wants_rules and alloc.filled > 0:
         venue_rule = venue_rules(
             venues, markets, ladder, alloc.filled, fixed_costs, max_venues, max_share
         )
         if rules or venue_rule.can_bind() or max_share is not None:
-            ruled = apply_rules(ladder, alloc, venue_rule, venues, balance_capped, time_limit)
+            base_ccy, _, quote_ccy = snapshots[0].symbol.partition("/")
+            ruled = apply_rules(
+                ladder, alloc, venue_rule, venues, balance_capped, time_limit, unit=base_ccy,
+                budget=amount if amount_in == "quote" else None,
+                budget_unit=quote_ccy.split(":")[0], mip_gap=opts.mip_gap,
+            )  # fmt: skip
             alloc, solver, gap = ruled.alloc, ruled.solver, ruled.gap
-            fixed, leg_notes = ruled.fixed, ruled.notes
+            fixed, leg_notes, reachable = ruled.fixed, ruled.notes, ruled.reachable
+            notes.extend(ruled.warnings)
             lower_bound = solve_exact(ladder, alloc.filled).value  # no rule can beat it
-            lot_residue = float(venue_rule.step.max(initial=0.0)) * (1 + 1e-9)
     fixed_total = sum(fixed.values())
     total = alloc.value + fixed_total if side_ == "buy" else alloc.value - fixed_total
 
     base_costs: dict[str, float | None] = {}
     saved: dict[str, float | None] = {}
-    if baselines and alloc.filled > 0:
+    if opts.baselines and alloc.filled > 0:
         base_costs = all_baselines(ladder, alloc.filled)
         saved = {k: savings_bps(side_, alloc.value, c) for k, c in base_costs.items()}
 
@@ -185,12 +224,7 @@ def route(
     unfilled = max(amount - achieved, 0.0)
     if unfilled <= amount * 1e-12:
         unfilled = 0.0
-    elif solver != "exact" and unfilled < lot_residue * (
-        1.0 if amount_in == "base" else 1.01 * (alloc.marginal or 0.0)
-    ):
-        notes.append(f"{unfilled:.8g} is below the venues' lot sizes: rounded down, not routed")
-        unfilled = 0.0
-    mid = consolidated_mid(list(books.values()))
+    mid = consolidated_mid(snapshots)
     avg = total / alloc.filled if alloc.filled > 0 else None
     slip = None
     if avg is not None and mid:
@@ -205,7 +239,7 @@ def route(
         filled=alloc.filled,
         unfilled=unfilled,
         total_cost=total,
-        total_fees=float(alloc.fee.sum()),
+        total_fees=float(np.add.reduce(alloc.fee)),
         avg_price=avg,
         marginal_price=alloc.marginal,
         mid=mid,
@@ -216,9 +250,10 @@ def route(
         warnings=tuple(notes),
         solver=solver,
         compute_ms=(time.perf_counter() - started) * 1e3,
-        timestamps={v: books[v].timestamp for v in venues},
+        timestamps={s.venue: s.timestamp for s in snapshots},
         source=source,
         fixed_costs=fixed,
         gap=gap,
         lower_bound=lower_bound,
+        reachable=reachable,
     )

@@ -23,14 +23,15 @@ from liquidroute.errors import (
     LiquidrouteError,
     VenueUnavailableError,
 )
-from liquidroute.model import AmountUnit, DepthSnapshot, ExecutionReport, Market, Quote
+from liquidroute.model import AmountUnit, DepthSnapshot, Market, Quote
+from liquidroute.optimizer.exact import LadderCache
 from liquidroute.router.guard import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_DEVIATION_BPS, screen
+from liquidroute.router.options import RouteOptions, resolve_options
 from liquidroute.router.route import route
 from liquidroute.venues.base import Venue
 
 if TYPE_CHECKING:
-    from liquidroute.router.executor import ExecutionPolicy
-    from liquidroute.router.journal import Journal
+    from collections.abc import AsyncIterator
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,11 @@ class Router:
         timeout_s: float = 10.0,
         depth: int | None = None,
         source: str = "",
+        cache: LadderCache | None = None,
     ) -> None:
+        """`cache` (a `LadderCache`) reuses merged ladders across quotes on unchanged books
+        (recorded or sample venues that return the same snapshots); live books change on
+        every fetch, so it is off by default."""
         if not venues:
             raise InvalidInputError("a Router needs at least one venue")
         names = [v.name for v in venues]
@@ -69,6 +74,7 @@ class Router:
         self.timeout_s = timeout_s
         self.depth = depth
         self.source = source
+        self.cache = cache
 
     async def _fetch(self, venue: Venue, symbol: str) -> tuple[DepthSnapshot, Market]:
         async def both() -> tuple[DepthSnapshot, Market]:
@@ -147,50 +153,54 @@ class Router:
         side: str,
         amount: float,
         *,
-        amount_in: AmountUnit = "base",
+        options: RouteOptions | None = None,
+        exclude: Mapping[str, str] | None = None,
+        amount_in: AmountUnit | None = None,
         caps: Mapping[str, float] | None = None,
         fees: Mapping[str, float] | None = None,
-        baselines: bool = True,
-        exclude: Mapping[str, str] | None = None,
+        baselines: bool | None = None,
         rules: bool | None = None,
         balances: Mapping[str, float] | None = None,
         fixed_costs: Mapping[str, float] | None = None,
         max_venues: int | None = None,
         max_share: float | None = None,
-        time_limit: float = 1.0,
+        time_limit: float | None = None,
+        mip_gap: float | None = None,
     ) -> Quote:
         """The optimal split of `amount` of `symbol` over this router's venues.
 
-        `exclude` maps venue names to leave out to the reason (reported in the quote).
-        The rule options are `route()`'s; balances and fixed costs of venues that were
-        left out are ignored.
+        The options are `route()`'s (a `RouteOptions` and/or its keywords; a keyword that
+        is not None wins); `fees` override the venues' taker fees. `exclude` maps venue
+        names to leave out to the reason (reported in the quote). Caps, balances and fixed
+        costs of venues that were left out are ignored.
         """
-        names = {v.name for v in self.venues}
-        for option, given in (("caps", caps), ("balances", balances), ("fixed_costs", fixed_costs)):
-            unknown = set(given or {}) - names
-            if unknown:
-                raise InvalidInputError(
-                    f"{option} name venue(s) not routed to: {sorted(unknown)}; venues: "
-                    f"{sorted(names)}"
-                )
-        books = await self.books(symbol, fees, exclude)
+        opts = resolve_options(
+            options,
+            amount_in=amount_in,
+            caps=caps,
+            fees=fees,
+            baselines=baselines,
+            rules=rules,
+            balances=balances,
+            fixed_costs=fixed_costs,
+            max_venues=max_venues,
+            max_share=max_share,
+            time_limit=time_limit,
+            mip_gap=mip_gap,
+        )
+        names = [v.name for v in self.venues]  # fees: checked by books()
+        opts.check_venues(names, "not routed to", ("caps", "balances", "fixed_costs"))
+        books = await self.books(symbol, opts.fees, exclude)
         return route(
             books.snapshots,
             side,
             amount,
-            markets=books.markets,
-            caps={v: c for v, c in (caps or {}).items() if v in books.markets},
-            amount_in=amount_in,
-            baselines=baselines,
+            markets=books.markets,  # fee overrides already applied
+            options=opts.only(books.markets).replace(fees={}),
+            cache=self.cache,
             excluded=books.excluded,
             warnings=books.notes,
             source=self.source,
-            rules=rules,
-            balances={v: b for v, b in (balances or {}).items() if v in books.markets},
-            fixed_costs={v: c for v, c in (fixed_costs or {}).items() if v in books.markets},
-            max_venues=max_venues,
-            max_share=max_share,
-            time_limit=time_limit,
         )
 
     def quote_sync(
@@ -199,75 +209,17 @@ class Router:
         side: str,
         amount: float,
         *,
-        amount_in: AmountUnit = "base",
-        caps: Mapping[str, float] | None = None,
-        fees: Mapping[str, float] | None = None,
-        baselines: bool = True,
-        **rules: Any,
+        options: RouteOptions | None = None,
+        **kwargs: Any,
     ) -> Quote:
         """`quote` for synchronous callers: runs its own event loop, closes the venues.
 
-        `rules` are `quote`'s rule options (balances, fixed_costs, max_venues, ...).
+        `kwargs` are `quote`'s keywords (exclude, caps, fees, balances, max_venues, ...).
         """
 
         async def run() -> Quote:
             try:
-                return await self.quote(
-                    symbol,
-                    side,
-                    amount,
-                    amount_in=amount_in,
-                    caps=caps,
-                    fees=fees,
-                    baselines=baselines,
-                    **rules,
-                )
-            finally:
-                await self.close()
-
-        return asyncio.run(run())
-
-    async def execute(
-        self,
-        symbol: str,
-        side: str,
-        amount: float,
-        *,
-        live: bool = False,
-        journal: Journal | None = None,
-        policy: ExecutionPolicy | None = None,
-        fees: Mapping[str, float] | None = None,
-        latency_ms: float = 0.0,
-    ) -> ExecutionReport:
-        """Fill `amount` of `symbol`: dry run (simulated fills, nothing sent) unless `live`.
-
-        Live trading needs venues that take orders (`CcxtVenue` with credentials). The
-        journal defaults to ~/.liquidroute/journal.sqlite3.
-        """
-        from liquidroute.router.executor import Executor
-        from liquidroute.router.journal import Journal
-        from liquidroute.venues.simulated import SimulatedVenue
-
-        router = self
-        if not live:
-            router = Router(
-                [SimulatedVenue(v, latency_ms=latency_ms) for v in self.venues],
-                guard=self.guard,
-                max_age_ms=self.max_age_ms,
-                max_deviation_bps=self.max_deviation_bps,
-                timeout_s=self.timeout_s,
-                depth=self.depth,
-                source=self.source,
-            )
-        executor = Executor(router, journal or Journal(), live=live, policy=policy, fees=fees)
-        return await executor.execute(symbol, side, amount)
-
-    def execute_sync(self, symbol: str, side: str, amount: float, **kwargs: Any) -> ExecutionReport:
-        """`execute` for synchronous callers (closes the venues when done)."""
-
-        async def run() -> ExecutionReport:
-            try:
-                return await self.execute(symbol, side, amount, **kwargs)
+                return await self.quote(symbol, side, amount, options=options, **kwargs)
             finally:
                 await self.close()
 
@@ -281,3 +233,69 @@ class Router:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    # ------------------------------------------------------------------ live books
+    async def start(self) -> None:
+        """Start the venues that keep their own books (`venues.live.LiveVenue`): markets
+        loaded, feeds running, first books awaited. Afterwards `quote` answers from memory."""
+        from liquidroute.venues.live import StreamingVenue
+
+        await asyncio.gather(*(v.start() for v in self.venues if isinstance(v, StreamingVenue)))
+
+    async def watch(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        *,
+        recheck_s: float = 1.0,
+        min_interval_s: float = 0.0,
+        **options: Any,
+    ) -> AsyncIterator[Quote]:
+        """Yield a quote now and a new one each time the optimum changes (legs, amounts,
+        total cost or the venues left out), re-quoting on every live book update and at
+        least every `recheck_s` (a book going stale changes the route without an update).
+        Updates arriving while a quote is computed are coalesced into the next one;
+        `min_interval_s` spaces the re-quotes further (a display needs a few per second).
+
+        `options` are `quote`'s. While no venue is routable (every book withdrawn or
+        stale) nothing is yielded, and the first quote after is yielded even if it equals
+        the last one; bad input raises. Call `start()` first.
+        """
+        import contextlib
+
+        from liquidroute.errors import InvalidInputError as BadInput
+        from liquidroute.venues.live import StreamingVenue
+
+        changed = asyncio.Event()
+        removers = [
+            v.subscribe(symbol, changed.set) for v in self.venues if isinstance(v, StreamingVenue)
+        ]
+        last: tuple[Any, ...] | None = None
+        try:
+            while True:
+                started = time.monotonic()
+                changed.clear()
+                try:
+                    quote = await self.quote(symbol, side, amount, **options)
+                except BadInput:
+                    raise
+                except LiquidrouteError:
+                    quote, last = None, None  # the recovery is yielded even if unchanged
+                if quote is not None:
+                    key = (
+                        tuple((leg.venue, leg.amount, leg.cost) for leg in quote.legs),
+                        quote.total_cost,
+                        tuple(sorted(quote.excluded)),
+                    )
+                    if key != last:
+                        last = key
+                        yield quote
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), recheck_s)
+                pause = min_interval_s - (time.monotonic() - started)
+                if pause > 0:
+                    await asyncio.sleep(pause)
+        finally:
+            for remove in removers:
+                remove()

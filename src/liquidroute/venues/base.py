@@ -8,6 +8,7 @@ bundled sample (`sample_venues`). `live` tells the router whether staleness chec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -47,7 +48,9 @@ class OrderUpdate:
 
     `status`: "open" (resting, maybe partly filled), "filled", "cancelled" (an IOC's
     unfilled rest is cancelled: `filled` may be > 0) or "rejected". `avg_price` is the book
-    price of the fills (fees excluded), `fee` in quote currency.
+    price of the fills (fees excluded). `fees` maps each asset charged to the amount (a
+    Binance buy pays its commission in the base asset, or in BNB); when it is None the
+    commission is `fee`, in the quote currency.
     """
 
     client_id: str
@@ -57,6 +60,13 @@ class OrderUpdate:
     fee: float
     venue_order_id: str | None = None
     reason: str | None = None
+    fees: Mapping[str, float] | None = None
+
+    def fees_by_asset(self, quote: str) -> dict[str, float]:
+        """The commission per asset (`fee` in `quote` when no breakdown was given)."""
+        if self.fees is not None:
+            return {k: float(v) for k, v in self.fees.items() if v}
+        return {quote: self.fee} if self.fee else {}
 
 
 @runtime_checkable

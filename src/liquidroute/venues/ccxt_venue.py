@@ -13,6 +13,12 @@ Markets are loaded once per venue (concurrent first calls wait on one load); the
 exchange's rate limit is respected (`enableRateLimit`). With `base_url`, every URL in
 `exchange.urls['api']` is rewritten to it (paths kept): for testnets, proxies and the
 loopback test exchange.
+
+Precision: the executor rounds every child order with `order_precision` (ccxt's
+`decimal_to_precision` under the market's own precision mode: DECIMAL_PLACES,
+SIGNIFICANT_DIGITS or TICK_SIZE; amounts truncated, limit prices away from the book), and
+`place_order` formats them once more with the live exchange's `amount_to_precision` /
+`price_to_precision`, refusing to send if that would change the order.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -33,15 +40,14 @@ from liquidroute.errors import (
     UnknownVenueError,
     VenueError,
     VenueUnavailableError,
+    redact,
+    register_secret,
 )
-from liquidroute.model import ChildOrder, DepthSnapshot, Market
+from liquidroute.model import ChildOrder, DepthSnapshot, Market, Side
 from liquidroute.venues.base import OrderUpdate
 from liquidroute.venues.credentials import Credentials
 
 T = TypeVar("T")
-
-# ccxt precision modes (ccxt.base.decimal_to_precision)
-DECIMAL_PLACES, SIGNIFICANT_DIGITS, TICK_SIZE = 2, 3, 4
 
 
 def supported_venues() -> list[str]:
@@ -53,6 +59,8 @@ def supported_venues() -> list[str]:
 
 def _step(value: Any, precision_mode: int) -> float | None:
     """ccxt precision value -> a step size (None when the mode has no fixed step)."""
+    from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
+
     if value is None:
         return None
     if precision_mode == TICK_SIZE:
@@ -60,6 +68,61 @@ def _step(value: Any, precision_mode: int) -> float | None:
     if precision_mode == DECIMAL_PLACES:
         return 10.0 ** -int(value)
     return None  # SIGNIFICANT_DIGITS: the step depends on the number
+
+
+def _unit(value: Decimal, precision: float, mode: int) -> Decimal:
+    """One unit of the last place `value` may hold under `precision` in `mode`."""
+    from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
+
+    if mode == TICK_SIZE:
+        return Decimal(repr(float(precision)))
+    if mode == DECIMAL_PLACES:
+        return Decimal(1).scaleb(-int(precision))
+    # SIGNIFICANT_DIGITS: the place of the last significant digit depends on the number
+    lead = value.adjusted() if value else 0
+    return Decimal(1).scaleb(lead - int(precision) + 1)
+
+
+def to_precision(value: float, precision: float | None, mode: int | None, *, up: bool) -> float:
+    """`value` on the venue's precision grid with ccxt's `decimal_to_precision`: truncated
+    (`up=False`), or the smallest grid value >= `value` (`up=True`).
+
+    `mode` is ccxt's precision mode (None: TICK_SIZE, how offline markets state their
+    lot and tick); `precision` None leaves `value` as is. Float noise within 1e-9 of a
+    grid value counts as that value (it comes from summing levels, not from the order).
+    """
+    from ccxt.base.decimal_to_precision import (
+        NO_PADDING,
+        TICK_SIZE,
+        TRUNCATE,
+        decimal_to_precision,
+    )
+
+    if precision is None or not value:
+        return value
+    mode = TICK_SIZE if mode is None else int(mode)
+    digits: str | int = repr(float(precision)) if mode == TICK_SIZE else int(precision)
+    exact = Decimal(repr(float(value)))
+    unit = _unit(exact, precision, mode)
+    nudged = exact - unit * Decimal("1e-9") if up else exact + unit * Decimal("1e-9")
+    grid = Decimal(decimal_to_precision(str(nudged), TRUNCATE, digits, mode, NO_PADDING))
+    if up and grid < nudged:
+        above = grid + _unit(grid, precision, mode)
+        grid = Decimal(decimal_to_precision(str(above), TRUNCATE, digits, mode, NO_PADDING))
+    return float(grid)
+
+
+def order_precision(market: Market, side: Side, amount: float, price: float) -> tuple[float, float]:
+    """A child order's (amount, limit price) on the market's precision grid: the amount
+    truncated, the limit price rounded away from the book (up for a buy, down for a
+    sell), so the order never asks for more than planned nor less than its limit."""
+    mode = market.precision_mode
+    amount_p = market.amount_precision if mode is not None else market.amount_step
+    price_p = market.price_precision if mode is not None else market.price_tick
+    return (
+        to_precision(amount, amount_p, mode, up=False),
+        to_precision(price, price_p, mode, up=side == "buy"),
+    )
 
 
 def _limit(market: dict[str, Any], group: str, bound: str) -> float | None:
@@ -82,28 +145,43 @@ def market_from_ccxt(venue: str, market: dict[str, Any], precision_mode: int) ->
         min_notional=_limit(market, "cost", "min"),
         base=market.get("base") or "",
         quote=market.get("quote") or "",
+        precision_mode=int(precision_mode),
+        amount_precision=_number(precision.get("amount")),
+        price_precision=_number(precision.get("price")),
     )
 
 
-def rewrite_urls(urls: Any, base_url: str) -> Any:
-    """Every URL string in a (nested) ccxt `urls['api']` with its host replaced by base_url."""
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def rewrite_urls(urls: Any, base_url: str, schemes: tuple[str, ...] = ("http",)) -> Any:
+    """Every URL string in a (nested) ccxt `urls['api']` with its host replaced by base_url.
+
+    Only URLs starting with one of `schemes` are rewritten: REST ones by default, the
+    websocket ones (`urls['api']['ws']`) with `schemes=("ws",)`.
+    """
     if isinstance(urls, dict):
-        return {k: rewrite_urls(v, base_url) for k, v in urls.items()}
-    if isinstance(urls, str) and urls.startswith("http"):
+        return {k: rewrite_urls(v, base_url, schemes) for k, v in urls.items()}
+    if isinstance(urls, str) and urls.startswith(schemes):
         path = urlsplit(urls).path
         return base_url.rstrip("/") + path
     return urls
 
 
-def translate(venue: str, exc: Exception) -> LiquidrouteError:
-    """The one place ccxt exceptions become liquidroute errors (one line, no secrets)."""
+def translate(venue: str, exc: Exception, retry_after: float | None = None) -> LiquidrouteError:
+    """The one place ccxt exceptions become liquidroute errors (one line, no secrets).
+
+    ccxt's messages hold the request URL, signed query string included, and the venue's
+    answer: the text is redacted (`liquidroute.errors.redact`) before it is cut to one line.
+    """
     import ccxt
 
-    text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    text = redact(str(exc)).splitlines()[0][:300] if str(exc) else type(exc).__name__
     if isinstance(exc, ccxt.BadSymbol):
         return UnknownSymbolError(venue, f"unknown symbol ({text})")
     if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
-        return RateLimitedError(venue, f"rate limited ({text})")
+        return RateLimitedError(venue, f"rate limited ({text})", retry_after=retry_after)
     if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
         return AuthenticationError(venue, f"credentials refused ({type(exc).__name__})")
     if isinstance(exc, ccxt.InsufficientFunds | ccxt.InvalidOrder):
@@ -129,11 +207,15 @@ class CcxtVenue:
         base_url: str | None = None,
         name: str | None = None,
         ioc_timeout_s: float = 2.0,
+        websocket: bool = False,
+        ws_url: str | None = None,
     ) -> None:
         """`name` (default: the exchange id) tells two accounts on one exchange apart.
 
         Where the venue has no IOC (ccxt `features`), an order is sent as a plain limit
-        order and whatever rests after `ioc_timeout_s` is cancelled.
+        order and whatever rests after `ioc_timeout_s` is cancelled. With `websocket`, the
+        client is ccxt.pro's (where ccxt.pro has the exchange) and `ws_url` replaces the
+        host of its websocket URLs (`urls['api']['ws']`, paths kept).
         """
         import ccxt.async_support as ccxt_async
 
@@ -147,9 +229,21 @@ class CcxtVenue:
                 config["options"] = options
             if credentials is not None:
                 config.update(credentials.ccxt_config())
-            exchange = getattr(ccxt_async, exchange_id)(config)
+            module: Any = ccxt_async
+            if websocket:
+                import ccxt.pro as ccxt_pro
+
+                module = ccxt_pro if exchange_id in ccxt_pro.exchanges else ccxt_async
+            exchange = getattr(module, exchange_id)(config)
+        for attr in ("apiKey", "secret", "password", "uid", "privateKey"):
+            value = getattr(exchange, attr, None)
+            if isinstance(value, str):
+                register_secret(value)  # however the client got its keys, redact masks them
         if base_url:
             exchange.urls["api"] = rewrite_urls(exchange.urls["api"], base_url)
+        api = exchange.urls.get("api")
+        if ws_url and isinstance(api, dict) and "ws" in api:
+            api["ws"] = rewrite_urls(api["ws"], ws_url, ("ws",))
         self.name = name or exchange_id
         self.exchange = exchange
         self.ioc_timeout_s = ioc_timeout_s
@@ -162,7 +256,18 @@ class CcxtVenue:
         try:
             return await fn(*args, **kwargs)
         except ccxt.BaseError as exc:
-            raise translate(self.name, exc) from None
+            raise translate(self.name, exc, self._retry_after()) from None
+
+    def _retry_after(self) -> float | None:
+        """The Retry-After (seconds) of the venue's last answer, when it sent one."""
+        headers = getattr(self.exchange, "last_response_headers", None) or {}
+        for key, value in dict(headers).items():
+            if str(key).lower() == "retry-after":
+                try:
+                    return max(float(value), 0.0)
+                except (TypeError, ValueError):
+                    return None
+        return None
 
     async def _load_markets(self) -> None:
         async with self._lock:
@@ -211,12 +316,17 @@ class CcxtVenue:
         if average is None and filled:
             cost = raw.get("cost")
             average = float(cost) / filled if cost else None
-        fee = raw.get("fee") or {}
-        if fee.get("cost") is not None:
-            fee_cost = float(fee["cost"])
-        else:  # order lookups often omit commissions: charge the market's taker rate
+        fees: dict[str, float] = {}
+        listed = raw.get("fees") or ([raw["fee"]] if raw.get("fee") else [])
+        for fee in listed:
+            if fee and fee.get("cost") is not None:
+                asset = str(fee.get("currency") or order.quote)
+                fees[asset] = fees.get(asset, 0.0) + float(fee["cost"])
+        if not any(f and f.get("cost") is not None for f in listed):
+            # order lookups often omit commissions: charge the market's taker rate in quote
             taker = (self.exchange.markets or {}).get(order.symbol, {}).get("taker") or 0.0
-            fee_cost = filled * float(average or 0.0) * float(taker)
+            fees = {order.quote: filled * float(average or 0.0) * float(taker)}
+        fee_quote = fees.get(order.quote, 0.0) + fees.get(order.base, 0.0) * float(average or 0)
         normal: Any
         if status == "closed" or (filled and filled >= order.amount * (1 - 1e-12)):
             normal = "filled"
@@ -231,9 +341,29 @@ class CcxtVenue:
             normal,
             filled,
             float(average) if average is not None else None,
-            fee_cost,
+            fee_quote,
             str(raw.get("id")) if raw.get("id") is not None else None,
+            fees={k: v for k, v in fees.items() if v},
         )
+
+    async def _with_trade_fees(self, order: ChildOrder, raw: dict[str, Any]) -> dict[str, Any]:
+        """`raw` with its commissions taken from the order's trades when the lookup gave
+        none (Binance's order lookup has no commission; its trades say which asset paid)."""
+        import ccxt
+
+        charged = any(f and f.get("cost") is not None for f in raw.get("fees") or [raw.get("fee")])
+        if (
+            charged
+            or not raw.get("filled")
+            or not (self.exchange.has or {}).get("fetchOrderTrades")
+        ):
+            return raw
+        try:
+            trades = await self.exchange.fetch_order_trades(str(raw.get("id")), order.symbol)
+        except ccxt.BaseError:
+            return raw  # the lookup's answer stands; the fee is estimated from the taker rate
+        fees = [t["fee"] for t in trades if t.get("fee") and t["fee"].get("cost") is not None]
+        return raw | {"fees": fees} if fees else raw
 
     def supports_ioc(self) -> bool:
         """ccxt's `features` say whether spot orders take timeInForce=IOC (assume yes)."""
@@ -246,20 +376,38 @@ class CcxtVenue:
         without IOC, a limit order whose rest is cancelled after `ioc_timeout_s`."""
         ioc = self.supports_ioc()
         params = {"clientOrderId": order.client_id} | ({"timeInForce": "IOC"} if ioc else {})
+        amount, price = await self._precise(order)
         raw = await self._call(
-            self.exchange.create_order,
-            order.symbol,
-            "limit",
-            order.side,
-            order.amount,
-            order.limit_price,
-            params,
+            self.exchange.create_order, order.symbol, "limit", order.side, amount, price, params
         )
         update = self._update(order, raw)
         if ioc or update.status != "open":
             return update
         await asyncio.sleep(self.ioc_timeout_s)
         return await self.cancel_order(order) or update
+
+    async def _precise(self, order: ChildOrder) -> tuple[float, float]:
+        """The order as ccxt formats it (`amount_to_precision`, `price_to_precision`);
+        refused when that is not the planned order (it would buy more or cross the limit)."""
+        import ccxt
+
+        await self._load_markets()
+        try:
+            amount = float(self.exchange.amount_to_precision(order.symbol, order.amount))
+            price = float(self.exchange.price_to_precision(order.symbol, order.limit_price))
+        except ccxt.BaseError as exc:
+            raise translate(self.name, exc) from None
+        for name, sent, planned in (
+            ("amount", amount, order.amount),
+            ("price", price, order.limit_price),
+        ):
+            if abs(sent - planned) > 1e-9 * abs(planned):
+                raise OrderRejectedError(
+                    self.name,
+                    f"{order.client_id}: {name} {planned!r} is off the venue's precision "
+                    f"(it would be sent as {sent!r}); not sent",
+                )
+        return amount, price
 
     async def cancel_order(self, order: ChildOrder) -> OrderUpdate | None:
         """Cancel what rests of `order` (by client id) and return its final state."""
@@ -272,7 +420,7 @@ class CcxtVenue:
         except ccxt.OrderNotFound:
             pass  # filled or already cancelled: the lookup below says which
         except ccxt.BaseError as exc:
-            raise translate(self.name, exc) from None
+            raise translate(self.name, exc, self._retry_after()) from None
         return await self.fetch_order(order)
 
     async def fetch_order(self, order: ChildOrder) -> OrderUpdate | None:
@@ -290,7 +438,7 @@ class CcxtVenue:
                 raw = await self.exchange.fetch_order(
                     order.venue_order_id or "", order.symbol, {"clientOrderId": order.client_id}
                 )
-                return self._update(order, raw)
+                return self._update(order, await self._with_trade_fees(order, raw))
             listed = list(await self.exchange.fetch_open_orders(order.symbol))
             sees_closed = bool(has.get("fetchClosedOrders") or has.get("fetchOrders"))
             if has.get("fetchClosedOrders"):
@@ -300,10 +448,10 @@ class CcxtVenue:
         except ccxt.OrderNotFound:
             return None
         except ccxt.BaseError as exc:
-            raise translate(self.name, exc) from None
+            raise translate(self.name, exc, self._retry_after()) from None
         for raw in listed:
             if raw.get("clientOrderId") == order.client_id:
-                return self._update(order, raw)
+                return self._update(order, await self._with_trade_fees(order, raw))
         if not sees_closed:
             raise VenueError(self.name, f"cannot look up {order.client_id}: check it by hand")
         return None
@@ -331,12 +479,14 @@ def venue_from_spec(
     credentials: Credentials | None = None,
     timeout_ms: int = 10_000,
     ioc_timeout_s: float = 2.0,
+    websocket: bool = False,
 ) -> CcxtVenue:
     """A venue from a CLI spec: `okx`, or `NAME=EXCHANGE_ID` for a second account.
 
     Environment, per venue NAME: LIQUIDROUTE_<NAME>_URL points the client at another base
-    URL (testnet, proxy, loopback); LIQUIDROUTE_<NAME>_OPTIONS is JSON merged into the
-    ccxt options (e.g. {"fetchMarkets": {"types": ["spot"]}}).
+    URL (testnet, proxy, loopback), LIQUIDROUTE_<NAME>_WS_URL does the same for its
+    websocket URLs (with `websocket`: a ccxt.pro client); LIQUIDROUTE_<NAME>_OPTIONS is
+    JSON merged into the ccxt options (e.g. {"fetchMarkets": {"types": ["spot"]}}).
     """
     import json
     import os
@@ -360,4 +510,6 @@ def venue_from_spec(
         timeout_ms=timeout_ms,
         base_url=os.environ.get(prefix + "URL") or None,
         ioc_timeout_s=ioc_timeout_s,
+        websocket=websocket,
+        ws_url=os.environ.get(prefix + "WS_URL") or None,
     )

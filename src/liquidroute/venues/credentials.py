@@ -9,7 +9,9 @@ and (where the venue needs one) LIQUIDROUTE_OKX_PASSWORD win; otherwise the TOML
     secret = "..."
     password = "..."
 
-Secrets are never printed, logged or journalled: `Credentials.__repr__` masks them.
+Secrets are never printed, logged or journalled: `Credentials.__repr__` masks them, and
+their values are registered with `liquidroute.errors.redact`, which every error message,
+journal entry, report and log line passes through.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from liquidroute.errors import AuthenticationError, RiskLimitError
+from liquidroute.errors import AuthenticationError, RiskLimitError, register_secret
 from liquidroute.paths import home
 
 
@@ -36,6 +38,10 @@ class Credentials:
     api_key: str = field(repr=False)
     secret: str = field(repr=False)
     password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for value in (self.api_key, self.secret, self.password):
+            register_secret(value)  # masked wherever liquidroute.errors.redact runs
 
     def ccxt_config(self) -> dict[str, str]:
         config = {"apiKey": self.api_key, "secret": self.secret}

@@ -1,0 +1,340 @@
+"""Live books: update-to-quote latency, cache CPU, and quotes from memory.
+
+    python benchmarks/bench_live.py [--venues 5] [--levels 1000] [--seconds 5]
+
+1. Latency (target p50 <= 1 ms, p99 <= 5 ms at 5 venues x 1,000 levels): V loopback
+   Binance diff-depth exchanges run in a SEPARATE process (their own core when one is
+   free) and each pushes ~20 updates/s touching 1-3 levels near the top, every event
+   stamped with its send time. This process keeps the books with the real ccxt.pro
+   client (`LiveVenue`) and `Router.watch(..., baselines=False)` re-quotes on every
+   update; latency = quote ready - send time of the newest event in it (websocket,
+   JSON, ccxt's book, our incremental sides, DepthSnapshot, guard and route()).
+   Baseline in the same run: route() alone on the same books.
+2. Cache CPU (target < 25 % of one core at 5 venues x 100 updates/s): the same servers
+   at 100 updates/s each, no quoting; CPU time of this process / wall time.
+3. `router.quote` from memory at 10 x 500 levels (target <= 50 us): Router over ten
+   LiveVenues holding books in memory, beside route() on the same snapshots.
+
+Import time is reported apart. The machine may be shared: figures are noisy, the
+ratios inside one run are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+T0 = time.perf_counter()
+import numpy as np  # noqa: E402
+
+from liquidroute import Router  # noqa: E402
+from liquidroute.model import Market  # noqa: E402
+from liquidroute.router.route import route  # noqa: E402
+from liquidroute.venues.ccxt_venue import CcxtVenue  # noqa: E402
+from liquidroute.venues.live import LiveVenue, _Feed  # noqa: E402
+
+IMPORT_S = time.perf_counter() - T0
+ROOT = Path(__file__).resolve().parents[1]
+SYMBOL = "BTC/USDT"
+AMOUNT = 40.0  # BTC: about 4 levels deep on each of 5 venues, where the updates land
+
+
+def ladder(levels: int, mid: float = 60000.0) -> tuple[list[list[float]], list[list[float]]]:
+    rng = random.Random(levels)
+    bids = [[round(mid - 0.5 - i * 0.5, 2), rng.randint(1, 40) / 10] for i in range(levels)]
+    asks = [[round(mid + 0.5 + i * 0.5, 2), rng.randint(1, 40) / 10] for i in range(levels)]
+    return bids, asks
+
+
+# ---------------------------------------------------------------------------- server side
+def serve(venues: int, levels: int, rate: float) -> None:
+    """The exchanges' process: start, print the ports, push updates until stdin closes."""
+    sys.path.insert(0, str(ROOT))
+    from tests.loopback.binance_ws import BinanceWsLoopback
+
+    bids, asks = ladder(levels)
+    servers = [
+        BinanceWsLoopback(bids=bids, asks=asks, history=0, stamp=True).start()
+        for _ in range(venues)
+    ]
+    print(json.dumps([[s.base_url, s.ws_base_url] for s in servers]), flush=True)
+    stop = threading.Event()
+    go = threading.Event()
+
+    def drive(server: Any, seed: int) -> None:
+        rng = random.Random(seed)
+        go.wait()
+        period = 1.0 / rate
+        next_t = time.monotonic()
+        while not stop.is_set():
+            side = rng.choice(("bids", "asks"))
+            k = rng.randint(0, 4)
+            price = 59999.5 - k * 0.5 if side == "bids" else 60000.5 + k * 0.5
+            server.update(**{side: [(price, rng.randint(1, 40) / 10)]})
+            next_t += period
+            time.sleep(max(0.0, next_t - time.monotonic()))
+
+    threads = [
+        threading.Thread(target=drive, args=(s, i), daemon=True) for i, s in enumerate(servers)
+    ]
+    for t in threads:
+        t.start()
+    for line in sys.stdin:  # "go" starts the updates; EOF stops
+        if line.strip() == "go":
+            go.set()
+    stop.set()
+    for s in servers:
+        s.stop()
+
+
+class Exchanges:
+    def __init__(self, venues: int, levels: int, rate: float) -> None:
+        cmd = [sys.executable, __file__, "--serve", str(venues), "--levels", str(levels)]
+        cmd += ["--rate", str(rate)]
+        env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert self.proc.stdout is not None
+        self.urls: list[list[str]] = json.loads(self.proc.stdout.readline())
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(20)
+
+
+def live_venues(urls: list[list[str]], levels: int) -> tuple[list[LiveVenue], dict[str, float]]:
+    """LiveVenues on the loopbacks (real ccxt.pro); `sent` holds each venue's newest T."""
+    import ccxt.pro
+
+    from liquidroute.venues.ccxt_venue import rewrite_urls
+
+    sent: dict[str, float] = {}
+    venues = []
+    for i, (rest, ws) in enumerate(urls):
+        client = ccxt.pro.binance(
+            {"options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}}
+        )
+        api = client.urls["api"]
+        api["ws"] = rewrite_urls(api["ws"], ws, ("ws",))
+        client.urls["api"] = rewrite_urls(api, rest)
+        handle = client.handle_order_book
+        name = f"v{i}"
+
+        def stamped(c: Any, message: Any, handle: Any = handle, name: str = name) -> Any:
+            sent[name] = float(message.get("T", 0.0))
+            return handle(c, message)
+
+        client.handle_order_book = stamped
+        venue = CcxtVenue("binance", exchange=client, name=name)
+        venues.append(LiveVenue(venue, [SYMBOL], limit=levels, max_age_s=30.0))
+    return venues, sent
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+# ---------------------------------------------------------------------------- 1. latency
+async def latency(urls: list[list[str]], levels: int, seconds: float, ex: Exchanges) -> dict:
+    venues, sent = live_venues(urls, levels)
+    router = Router(venues, max_age_ms=30_000)
+    lat: list[float] = []
+    async with router:
+        await router.start()
+        snaps = [await v.snapshot(SYMBOL) for v in venues]
+        markets = {v.name: await v.market(SYMBOL) for v in venues}
+        assert all(len(s.asks) == levels for s in snaps), [len(s.asks) for s in snaps]
+        ex.go()
+        stream = router.watch(SYMBOL, "buy", AMOUNT, baselines=False, recheck_s=0.5)
+        deadline = time.monotonic() + seconds
+        async for _quote in stream:
+            now = time.time()
+            if sent:
+                lat.append((now - max(sent.values())) * 1e3)
+            if time.monotonic() > deadline:
+                break
+        await stream.aclose()
+        rebuilds = sum(v._feed(SYMBOL).rebuilds for v in venues)
+        updates = sum(v._feed(SYMBOL).updates for v in venues)
+    lat = lat[5:]  # the first quotes include start-up
+    t = time.perf_counter()
+    n = 50
+    for _ in range(n):
+        route(snaps, "buy", AMOUNT, markets=markets, baselines=False)
+    route_ms = (time.perf_counter() - t) / n * 1e3
+    return {
+        "quotes": len(lat),
+        "p50_ms": pct(lat, 50),
+        "p99_ms": pct(lat, 99),
+        "route_ms": route_ms,
+        "updates": updates,
+        "rebuilds": rebuilds,
+    }
+
+
+# ---------------------------------------------------------------------------- 2. cpu
+async def cpu(urls: list[list[str]], levels: int, seconds: float, ex: Exchanges) -> dict:
+    venues, _ = live_venues(urls, levels)
+    for v in venues:
+        await v.start()
+    ex.go()
+    await asyncio.sleep(1.0)  # warm up
+    before = {v.name: v._feed(SYMBOL).updates for v in venues}
+    c0, w0 = time.process_time(), time.monotonic()
+    await asyncio.sleep(seconds)
+    c1, w1 = time.process_time(), time.monotonic()
+    got = sum(v._feed(SYMBOL).updates - before[v.name] for v in venues)
+    for v in venues:
+        await v.close()
+    return {"cpu_pct": (c1 - c0) / (w1 - w0) * 100, "updates_per_s": got / (w1 - w0)}
+
+
+# ---------------------------------------------------------------------------- 2b. apply
+def apply_cost(levels: int, repeat: int) -> dict:
+    """One book version from a 1-3 level diff: incremental sides vs a rebuild from ccxt's
+    lists (what a cache that copies the whole book per update would pay)."""
+    import ccxt.pro
+
+    from liquidroute.venues.live import _track_changes
+
+    rng = random.Random(5)
+    client = ccxt.pro.binance()
+    _track_changes(client)
+    bids, asks = ladder(levels)
+    book = client.order_book({}, levels)
+    book.reset({"bids": bids, "asks": asks})
+    owner = type("Owner", (), {"name": "x", "depth": None, "listeners": []})()
+    feed = _Feed(owner, SYMBOL)  # type: ignore[arg-type]
+    feed.accept(book)
+    diffs = []
+    for _ in range(repeat):
+        side = rng.choice(("bids", "asks"))
+        k = rng.randint(0, 4)
+        price = 59999.5 - k * 0.5 if side == "bids" else 60000.5 + k * 0.5
+        diffs.append((side, price, rng.randint(1, 40) / 10))
+    t = time.perf_counter()
+    for side, price, size in diffs:
+        book[side].store(price, size)
+        feed.accept(book)
+    incremental_us = (time.perf_counter() - t) / repeat * 1e6
+    t = time.perf_counter()
+    for side, price, size in diffs[: repeat // 10]:
+        book[side].store(price, size)
+        book.lr_reset = True  # force the rebuild path
+        feed.accept(book)
+    rebuild_us = (time.perf_counter() - t) / (repeat // 10) * 1e6
+    asyncio.run(client.close())
+    return {"incremental_us": incremental_us, "rebuild_us": rebuild_us}
+
+
+# ---------------------------------------------------------------------------- 3. quote
+async def quote_from_memory(venues_n: int, levels: int, repeat: int) -> dict:
+    bids, asks = ladder(levels)
+    venues = []
+    for i in range(venues_n):
+        client = CcxtVenue("binance", name=f"m{i}")
+        venue = LiveVenue(client, [SYMBOL])
+        market = Market(f"m{i}", SYMBOL, taker_fee=0.001 + i * 1e-5)
+
+        async def fixed(symbol: str, market: Market = market) -> Market:
+            return market
+
+        venue.market = fixed  # type: ignore[method-assign]
+        feed: _Feed = venue._feed(SYMBOL)
+        shift = 1 + i * 1e-5
+        feed.accept(
+            {
+                "bids": [[p * shift, s] for p, s in bids],
+                "asks": [[p * shift, s] for p, s in asks],
+                "nonce": 1,
+            }
+        )
+        venues.append(venue)
+    router = Router(venues, max_age_ms=None)
+    snaps = [await v.snapshot(SYMBOL) for v in venues]
+    markets = {v.name: await v.market(SYMBOL) for v in venues}
+    for _ in range(20):
+        await router.quote(SYMBOL, "buy", 5.0, baselines=False)
+    t = time.perf_counter()
+    for _ in range(repeat):
+        await router.quote(SYMBOL, "buy", 5.0, baselines=False)
+    quote_us = (time.perf_counter() - t) / repeat * 1e6
+    t = time.perf_counter()
+    for _ in range(repeat):
+        route(snaps, "buy", 5.0, markets=markets, baselines=False)
+    route_us = (time.perf_counter() - t) / repeat * 1e6
+    for v in venues:
+        await v.venue.close()
+    return {"quote_us": quote_us, "route_us": route_us}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venues", type=int, default=5)
+    parser.add_argument("--levels", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=20.0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.levels, args.rate)
+        return
+    print(f"import liquidroute + numpy: {IMPORT_S * 1e3:.0f} ms (not counted below)")
+    print(f"cores: {os.cpu_count()} (shared machine: figures are noisy)")
+
+    ex = Exchanges(args.venues, args.levels, 20.0)
+    try:
+        r = asyncio.run(latency(ex.urls, args.levels, args.seconds, ex))
+    finally:
+        ex.close()
+    print(
+        f"1. update -> new quote, {args.venues} venues x {args.levels} levels, ~20 upd/s each: "
+        f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms over {r['quotes']} quotes "
+        f"(targets 1 / 5 ms); route() alone {r['route_ms']:.2f} ms "
+        f"(p50/route {r['p50_ms'] / r['route_ms']:.2f}x); {r['updates']} book versions, "
+        f"{r['rebuilds']} full rebuilds (snapshots)"
+    )
+
+    ex = Exchanges(args.venues, args.levels, 100.0)
+    try:
+        c = asyncio.run(cpu(ex.urls, args.levels, args.seconds, ex))
+    finally:
+        ex.close()
+    print(
+        f"2. cache CPU, {args.venues} venues x 100 upd/s: {c['cpu_pct']:.1f} % of one core "
+        f"(target < 25 %), {c['updates_per_s']:.0f} book versions/s kept"
+    )
+
+    a = apply_cost(args.levels, 2000)
+    print(
+        f"2b. one book version from a 1-3 level diff at {args.levels} levels: incremental "
+        f"{a['incremental_us']:.0f} us vs rebuild {a['rebuild_us']:.0f} us "
+        f"({a['incremental_us'] / a['rebuild_us']:.2f}x)"
+    )
+
+    q = asyncio.run(quote_from_memory(10, 500, 300))
+    print(
+        f"3. router.quote from memory, 10 x 500: {q['quote_us']:.0f} us (target 50 us); "
+        f"route() alone {q['route_us']:.0f} us; router overhead "
+        f"{q['quote_us'] - q['route_us']:.0f} us ({q['quote_us'] / q['route_us']:.2f}x route)"
+    )
+
+
+if __name__ == "__main__":
+    main()

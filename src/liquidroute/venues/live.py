@@ -1,0 +1,480 @@
+"""Live books kept in memory from a venue's websocket stream (ccxt.pro), as a `Venue`.
+
+    venue = LiveVenue(venue_from_spec("binance", websocket=True), ["BTC/USDT"], max_age_s=5)
+    await venue.start()                        # markets loaded, one feed task per symbol
+    book = await venue.snapshot("BTC/USDT")    # from memory: no network on the hot path
+    venue.status("BTC/USDT")                   # mode, state, age, nonce, updates, resyncs
+    await venue.close()
+
+A feed keeps one book with ccxt.pro's `watch_order_book`, which follows the exchange's
+own recipe. For Binance: subscribe to the diff stream and buffer its events, fetch a REST
+snapshot carrying `lastUpdateId`, drop the events with u <= lastUpdateId, apply the rest,
+and from then on require every event's U to be the previous u + 1. Each time the watch
+returns, the book is copied into a validated `DepthSnapshot` (version + 1) and the
+listeners are told (`subscribe`, `add_listener`). What goes wrong, and what is done:
+
+- a sequence gap or checksum failure (ccxt `InvalidNonce`/`ChecksumError`): the book is
+  withdrawn at once (`snapshot` raises, so the router leaves the venue out, saying why)
+  and resubscribed: a new REST snapshot plus the buffered diffs (`resyncs` + 1);
+- the connection drops (ccxt `NetworkError`): withdrawn, reconnected with exponential
+  backoff from `backoff_s[0]` to `backoff_s[1]` (`reconnects` + 1);
+- the stream stalls: after `max_age_s` without an update the status says "stale" and the
+  book keeps its old timestamp, so the router's guard (age check, `--max-age`) leaves it
+  out until an update arrives;
+- a book that arrives crossed or malformed is withdrawn until the next valid one.
+
+The first book after a (re)subscription is flagged `fresh` (rebuilt from a snapshot):
+`record` writes it as a tardis snapshot block. A venue that ccxt.pro cannot stream
+(no `watchOrderBook`) is polled with `fetch_order_book` every `poll_interval_s`; its
+status says mode "polling".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from liquidroute.errors import InvalidInputError, LiquidrouteError, VenueUnavailableError
+from liquidroute.model import DepthSnapshot, FloatArray, Market
+from liquidroute.venues.ccxt_venue import CcxtVenue, translate
+
+Mode = Literal["websocket", "polling"]
+State = Literal["connecting", "live", "stale", "resyncing", "reconnecting", "failed", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class BookEvent:
+    """A new version of one venue's book. `fresh`: rebuilt from a snapshot (first book
+    after start, a resync or a reconnect), not an increment of the previous version."""
+
+    venue: str
+    symbol: str
+    version: int
+    snapshot: DepthSnapshot
+    fresh: bool
+    nonce: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BookStatus:
+    """What a feed says about its book: how it is kept and how current it is."""
+
+    venue: str
+    symbol: str
+    mode: Mode
+    state: State
+    age_s: float | None
+    nonce: int | None
+    updates: int
+    resyncs: int
+    reconnects: int
+    error: str | None
+
+    @property
+    def usable(self) -> bool:
+        return self.state == "live"
+
+
+Listener = Callable[[BookEvent], None]
+
+
+@runtime_checkable
+class StreamingVenue(Protocol):
+    """A venue that keeps books itself and says when they change (Router.start/watch)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    def subscribe(self, symbol: str, callback: Callable[[], None]) -> Callable[[], None]: ...
+
+
+def _levels(side: Any, depth: int | None = None) -> FloatArray:
+    rows = side[:depth] if depth else side
+    if not len(rows):
+        return np.empty((0, 2))
+    return np.array(rows if len(rows[0]) == 2 else [row[:2] for row in rows], dtype=np.float64)
+
+
+class _Side:
+    """One side of a book as sorted numpy arrays, updated by the levels that changed.
+
+    `keys` are ccxt's sort keys (price for asks, −price for bids: ascending either way)
+    and `sizes` the sizes. A diff touching k levels costs k binary searches and O(k·n)
+    memmove (np.insert/np.delete), not a rebuild of the n levels from Python lists.
+    """
+
+    __slots__ = ("keys", "sign", "sizes")
+
+    def __init__(self, bids: bool) -> None:
+        self.sign = -1.0 if bids else 1.0
+        self.keys: FloatArray = np.empty(0)
+        self.sizes: FloatArray = np.empty(0)
+
+    def rebuild(self, side: Any) -> None:
+        arr = _levels(side)
+        self.keys, self.sizes = arr[:, 0] * self.sign, arr[:, 1].copy()
+
+    def apply(self, side: Any, changed: set[float]) -> bool:
+        """Bring the arrays to ccxt's `side` at the `changed` prices (then cut to its
+        length: ccxt trims the deep end); False when they do not match it after."""
+        index = side._index
+        keys, sizes = self.keys, self.sizes
+        for price in changed:
+            key = self.sign * price
+            j = bisect_left(index, key)
+            size = side[j][1] if j < len(index) and index[j] == key else 0.0
+            i = int(np.searchsorted(keys, key))
+            exists = i < len(keys) and keys[i] == key
+            if size:
+                if exists:
+                    sizes[i] = size
+                else:
+                    keys, sizes = np.insert(keys, i, key), np.insert(sizes, i, size)
+            elif exists:
+                keys, sizes = np.delete(keys, i), np.delete(sizes, i)
+        n = len(index)
+        if len(keys) > n:
+            keys, sizes = keys[:n], sizes[:n]
+        self.keys, self.sizes = keys, sizes
+        return len(keys) == n and (n == 0 or (keys[0] == index[0] and keys[-1] == index[-1]))
+
+    def levels(self, depth: int | None) -> FloatArray:
+        keys, sizes = (self.keys[:depth], self.sizes[:depth]) if depth else (self.keys, self.sizes)
+        out: FloatArray = np.column_stack((keys * self.sign, sizes))
+        return out
+
+
+def _track_changes(exchange: Any) -> None:
+    """Make the ccxt.pro client's books note which prices each diff touches.
+
+    Every book the client creates (`exchange.order_book`) gets its sides' `storeArray`
+    (through which ccxt applies every level of every diff) wrapped to record the price,
+    and its `reset` (a new snapshot) wrapped to flag a rebuild. Books of other kinds
+    (counted, indexed) are not tracked and are rebuilt on every update instead.
+    """
+    make = exchange.order_book
+
+    def order_book(snapshot: Any = None, depth: Any = None) -> Any:
+        book = make(snapshot or {}, depth)
+        book.lr_changed = {"bids": set(), "asks": set()}
+        book.lr_reset = True
+        for name in ("bids", "asks"):
+            side, changed = book[name], book.lr_changed[name]
+            store = side.storeArray
+
+            def tracked(delta: Any, store: Any = store, changed: set[float] = changed) -> Any:
+                changed.add(delta[0])
+                return store(delta)
+
+            side.storeArray = tracked
+        reset = book.reset
+
+        def tracked_reset(snapshot: Any = None) -> Any:
+            book.lr_reset = True
+            return reset(snapshot or {})
+
+        book.reset = tracked_reset
+        return book
+
+    exchange.order_book = order_book
+
+
+class _Feed:
+    """One symbol's book on one venue, kept by a background task."""
+
+    def __init__(self, owner: LiveVenue, symbol: str) -> None:
+        self.owner = owner
+        self.symbol = symbol
+        self.book: DepthSnapshot | None = None
+        self.version = 0
+        self.updates = 0
+        self.resyncs = 0
+        self.reconnects = 0
+        self.nonce: int | None = None
+        self.received: float | None = None  # time.time() of the last book
+        self.state: State = "connecting"
+        self.error: str | None = None
+        self.fresh = True  # the next book is rebuilt from a snapshot
+        self.first = asyncio.Event()
+        self.bids, self.asks = _Side(bids=True), _Side(bids=False)
+        self.rebuilds = 0
+        self.crash: Exception | None = None
+        self.top: tuple[int, int, DepthSnapshot] | None = None  # (version, depth, book)
+        self.callbacks: list[Callable[[], None]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def withdraw(self, state: State, reason: str) -> None:
+        self.state, self.error, self.fresh = state, reason, True
+        self._notify()
+
+    def _notify(self) -> None:
+        for callback in list(self.callbacks):
+            callback()
+
+    def accept(self, raw: Any) -> None:
+        """Copy ccxt's book into a validated snapshot and tell the listeners."""
+        now = time.time() * 1e3
+        owner = self.owner
+        self._update_sides(raw)
+        try:
+            snap = DepthSnapshot(
+                owner.name,
+                self.symbol,
+                self.bids.levels(owner.depth),
+                self.asks.levels(owner.depth),
+                timestamp=raw.get("timestamp") or now,
+                local_timestamp=now,
+            )
+        except LiquidrouteError as exc:
+            self.withdraw("resyncing", str(exc))
+            return
+        self.book, self.received = snap, now / 1e3
+        self.nonce = raw.get("nonce")
+        self.version += 1
+        self.updates += 1
+        self.state, self.error = "live", None
+        event = BookEvent(owner.name, self.symbol, self.version, snap, self.fresh, self.nonce)
+        self.fresh = False
+        self.first.set()
+        for listener in list(owner.listeners):
+            listener(event)
+        self._notify()
+
+    def _update_sides(self, raw: Any) -> None:
+        """Apply the prices ccxt changed since the last version; rebuild when the book is
+        new (a snapshot), untracked, or the arrays no longer match ccxt's book."""
+        changed = getattr(raw, "lr_changed", None)
+        incremental = changed is not None and not raw.lr_reset and not self.fresh
+        if incremental:
+            assert changed is not None
+            incremental = self.bids.apply(raw["bids"], changed["bids"]) & self.asks.apply(
+                raw["asks"], changed["asks"]
+            )
+        if not incremental:
+            self.bids.rebuild(raw["bids"])
+            self.asks.rebuild(raw["asks"])
+            self.rebuilds += 1
+        if changed is not None:
+            raw.lr_reset = False
+            changed["bids"].clear()
+            changed["asks"].clear()
+
+    async def run(self) -> None:
+        """Keep the book until cancelled. An error that is not the venue's (a listener
+        failing, e.g. a recorder's disk) stops the feed: kept in `crash`, state failed."""
+        try:
+            await self._keep()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.crash = exc
+            self.withdraw("failed", f"feed stopped: {type(exc).__name__}: {exc}")
+
+    async def _keep(self) -> None:
+        import ccxt
+
+        owner = self.owner
+        exchange = owner.venue.exchange
+        delay = owner.backoff_s[0]
+        while True:
+            try:
+                if owner.mode == "websocket":
+                    raw = await exchange.watch_order_book(self.symbol, owner.limit)
+                else:
+                    raw = await exchange.fetch_order_book(self.symbol, owner.limit)
+                self.accept(raw)
+                delay = owner.backoff_s[0]
+                if owner.mode == "polling":
+                    await asyncio.sleep(owner.poll_interval_s)
+            except asyncio.CancelledError:
+                raise
+            except ccxt.InvalidNonce as exc:  # sequence gap or checksum: resubscribe now
+                self.resyncs += 1
+                self.withdraw("resyncing", f"resyncing after {type(exc).__name__}")
+            except ccxt.NetworkError as exc:
+                self.reconnects += 1
+                self.withdraw("reconnecting", str(translate(owner.name, exc)))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, owner.backoff_s[1])
+            except ccxt.BaseError as exc:
+                self.withdraw("failed", str(translate(owner.name, exc)))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, owner.backoff_s[1])
+
+
+class LiveVenue:
+    """A `Venue` answering from books kept in memory by websocket (or polling) feeds."""
+
+    live = True
+
+    def __init__(
+        self,
+        venue: CcxtVenue,
+        symbols: Sequence[str],
+        *,
+        max_age_s: float = 10.0,
+        depth: int | None = None,
+        limit: int | None = None,
+        poll_interval_s: float = 1.0,
+        backoff_s: tuple[float, float] = (0.05, 5.0),
+        start_timeout_s: float = 10.0,
+    ) -> None:
+        """`venue` supplies the client (ccxt.pro's for streaming: `venue_from_spec(...,
+        websocket=True)`) and the markets. `limit` is the snapshot/book depth asked of
+        the exchange (ccxt's default when None), `depth` the levels kept per side."""
+        if not symbols:
+            raise InvalidInputError(f"{venue.name}: give at least one symbol to keep live")
+        if not max_age_s > 0:
+            raise InvalidInputError(f"max_age_s must be > 0 seconds, got {max_age_s!r}")
+        self.venue = venue
+        self.max_age_s = max_age_s
+        self.depth = depth
+        self.limit = limit
+        self.poll_interval_s = poll_interval_s
+        self.backoff_s = backoff_s
+        self.start_timeout_s = start_timeout_s
+        has = getattr(venue.exchange, "has", None) or {}
+        self.mode: Mode = "websocket" if has.get("watchOrderBook") else "polling"
+        if self.mode == "websocket":
+            _track_changes(venue.exchange)
+        self.listeners: list[Listener] = []
+        self._feeds = {s: _Feed(self, s) for s in dict.fromkeys(symbols)}
+        self._started = False
+        self._markets: dict[str, Market] = {}
+
+    @property
+    def name(self) -> str:
+        return self.venue.name
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._feeds)
+
+    def _feed(self, symbol: str) -> _Feed:
+        feed = self._feeds.get(symbol)
+        if feed is None:
+            raise InvalidInputError(
+                f"{self.name}: {symbol} is not kept live here; live symbols: {self.symbols}"
+            )
+        return feed
+
+    async def start(self) -> None:
+        """Load markets (an unknown symbol raises), start every feed, and wait up to
+        `start_timeout_s` for the first books (a feed that has none yet keeps trying)."""
+        if self._started:
+            return
+        for symbol in self._feeds:
+            self._markets[symbol] = await self.venue.market(symbol)
+        self._started = True
+        for feed in self._feeds.values():
+            feed.task = asyncio.create_task(feed.run(), name=f"live:{self.name}:{feed.symbol}")
+        waits = [feed.first.wait() for feed in self._feeds.values()]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*waits), self.start_timeout_s)
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(event)` on every new book version; returns the remover."""
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener) if listener in self.listeners else None
+
+    def subscribe(self, symbol: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback()` when `symbol`'s book changes or is withdrawn; returns the remover."""
+        callbacks = self._feed(symbol).callbacks
+        callbacks.append(callback)
+        return lambda: callbacks.remove(callback) if callback in callbacks else None
+
+    def check(self) -> None:
+        """Raise the error that stopped a feed, if one did (see `_Feed.run`)."""
+        for feed in self._feeds.values():
+            if feed.crash is not None:
+                raise feed.crash
+
+    def version(self, symbol: str) -> int:
+        return self._feed(symbol).version
+
+    def status(self, symbol: str) -> BookStatus:
+        feed = self._feed(symbol)
+        age = time.time() - feed.received if feed.received is not None else None
+        state = feed.state
+        if state == "live" and age is not None and age > self.max_age_s:
+            state = "stale"
+        return BookStatus(
+            self.name,
+            symbol,
+            self.mode,
+            state,
+            age,
+            feed.nonce,
+            feed.updates,
+            feed.resyncs,
+            feed.reconnects,
+            feed.error,
+        )
+
+    def statuses(self) -> list[BookStatus]:
+        return [self.status(s) for s in self._feeds]
+
+    async def snapshot(self, symbol: str, depth: int | None = None) -> DepthSnapshot:
+        """The book in memory (no network). Raises VenueUnavailableError while there is
+        none (starting, resyncing, reconnecting); a stale book is returned with its old
+        timestamp for the guard to judge. The same object is returned until the book
+        changes (per depth), so caches keyed by snapshot identity stay valid."""
+        feed = self._feed(symbol)
+        if feed.book is None or feed.state not in ("live", "stale"):
+            why = feed.error or "no book received yet"
+            raise VenueUnavailableError(self.name, f"{symbol} live book {feed.state}: {why}")
+        if not depth:
+            return feed.book
+        if feed.top is None or feed.top[:2] != (feed.version, depth):
+            feed.top = (feed.version, depth, feed.book.top(depth))
+        return feed.top[2]
+
+    async def market(self, symbol: str) -> Market:
+        """The market, loaded once at start (no network, no re-parsing per quote)."""
+        market = self._markets.get(symbol)
+        if market is None:
+            market = self._markets[symbol] = await self.venue.market(symbol)
+        return market
+
+    async def close(self) -> None:
+        tasks = [f.task for f in self._feeds.values() if f.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for feed in self._feeds.values():
+            feed.task = None
+            feed.state = "closed"
+        await self.venue.close()
+
+    async def __aenter__(self) -> LiveVenue:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def live_venue_from_spec(spec: str, symbols: Sequence[str], **options: Any) -> LiveVenue:
+    """A LiveVenue from a CLI spec (`binance`, `NAME=EXCHANGE_ID`): the ccxt.pro client,
+    with LIQUIDROUTE_<NAME>_URL / _WS_URL / _OPTIONS applied (see `venue_from_spec`)."""
+    from liquidroute.venues.ccxt_venue import venue_from_spec
+
+    return LiveVenue(venue_from_spec(spec, websocket=True), symbols, **options)
+
+
+__all__ = [
+    "BookEvent",
+    "BookStatus",
+    "LiveVenue",
+    "StreamingVenue",
+    "live_venue_from_spec",
+]

@@ -1,0 +1,223 @@
+"""route() under venue rules against an independent oracle: a DP over every lot allocation.
+
+The oracle knows nothing of the code under test: it walks each book itself, lists every
+lot count a venue may take (lot, minimum amount and notional, max amount, balance,
+max share) with its cost (+ fixed cost), and runs a DP over venues on the grid of the
+finest common lot, with the number of venues used as a second state (max_venues). The
+answer is lexicographic: the largest amount ≤ the order that the lots can reach, then the
+cheapest split of it. route() must match it: same amount, same cost to 1e-9, every leg on
+its rules, `complete` exactly when the whole order is filled, and the nearest reachable
+amounts when it is not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from liquidroute import DepthSnapshot, Market, route
+from liquidroute.errors import InfeasibleConstraintsError
+
+
+def walk(levels: list[tuple[float, float]], q: float) -> tuple[float, float] | None:
+    """(notional, filled) taking q from best-first (price, size) levels; None beyond depth."""
+    left, notional = q, 0.0
+    for price, size in levels:
+        take = min(size, left)
+        notional += take * price
+        left -= take
+        if left <= 1e-12:
+            return notional, q
+    return None if left > 1e-9 else (notional, q)
+
+
+@dataclass
+class Instance:
+    side: str
+    amount: float
+    books: list[DepthSnapshot]
+    markets: dict[str, Market]
+    fixed: dict[str, float]
+    balances: dict[str, float]
+    max_share: float | None
+    max_venues: int | None
+
+
+def options(inst: Instance, v: int, grid: Fraction, top: int) -> dict[int, float]:
+    """Every grid-unit amount venue v may take (0 included) -> its objective value."""
+    snap = inst.books[v]
+    m = inst.markets[snap.venue]
+    levels = [tuple(x) for x in snap.levels(inst.side).tolist()]
+    lot = int(Fraction(repr(m.amount_step)) / grid)
+    out = {0: 0.0}
+    for n in range(1, top // lot + 1):
+        q = float(n * lot * grid)
+        got = walk(levels, q)
+        if got is None:
+            break
+        notional = got[0]
+        if q < (m.min_amount or 0) * (1 - 1e-12) or notional < (m.min_notional or 0):
+            continue
+        if m.max_amount and q > m.max_amount * (1 + 1e-12):
+            break
+        if inst.max_share and q > inst.max_share * inst.amount * (1 + 1e-12):
+            break
+        fee = m.taker_fee
+        value = notional * (1 + fee) if inst.side == "buy" else -notional * (1 - fee)
+        if snap.venue in inst.balances:  # quote for a buy, base for a sell
+            spent = value if inst.side == "buy" else q
+            if spent > inst.balances[snap.venue] * (1 + 1e-9):
+                break
+        out[n * lot] = value + inst.fixed.get(snap.venue, 0.0)
+    return out
+
+
+def oracle(inst: Instance) -> tuple[int, float | None, Fraction, list[int]]:
+    """(best reachable units ≤ order, its optimal objective, grid, all reachable units)."""
+    scale = 10**12
+    steps = [int(Fraction(repr(m.amount_step)) * scale) for m in inst.markets.values()]
+    grid = Fraction(math.gcd(*steps), scale)
+    order = Fraction(repr(inst.amount)) / grid
+    reach_top = int(order) + 2 * max(
+        int(Fraction(repr(max(m.min_amount or 0, m.amount_step))) / grid) + 1
+        for m in inst.markets.values()
+    )
+    k_max = inst.max_venues or len(inst.books)
+    inf = math.inf
+    best = np.full((k_max + 1, reach_top + 1), inf)
+    best[0, 0] = 0.0
+    for v in range(len(inst.books)):
+        opts = options(inst, v, grid, reach_top)
+        new = best.copy()
+        for units, value in opts.items():
+            if units == 0:
+                continue
+            # using venue v with `units`: one more venue
+            cand = best[:-1, : reach_top + 1 - units] + value
+            new[1:, units:] = np.minimum(new[1:, units:], cand)
+        best = new
+    per_total = best.min(axis=0)
+    reachable = [t for t in range(reach_top + 1) if math.isfinite(per_total[t]) and t > 0]
+    below = [t for t in reachable if t <= order]
+    if not below:
+        return 0, None, grid, reachable
+    t = max(below)
+    return t, float(per_total[t]), grid, reachable
+
+
+def check(inst: Instance) -> None:
+    units, value, grid, reachable = oracle(inst)
+    kwargs = dict(
+        markets=inst.markets,
+        fixed_costs=inst.fixed or None,
+        balances=inst.balances or None,
+        max_share=inst.max_share,
+        max_venues=inst.max_venues,
+        baselines=False,
+        rules=True,
+    )
+    if value is None:
+        with pytest.raises(InfeasibleConstraintsError):
+            route(inst.books, inst.side, inst.amount, **kwargs)
+        return
+    q = route(inst.books, inst.side, inst.amount, **kwargs)
+    filled = Fraction(repr(q.filled)) / grid
+    assert abs(float(filled) - units) < 1e-6, (q.filled, float(units * grid), q.legs)
+    got = q.total_cost if inst.side == "buy" else -q.total_cost  # fixed costs included
+    assert got == pytest.approx(value, rel=1e-9, abs=1e-9), (q.legs, q.solver, q.warnings)
+    assert q.solver != "rounded-fallback"
+    whole = Fraction(repr(inst.amount)) / grid
+    assert q.complete == (units == whole)
+    if not q.complete:
+        assert q.unfilled > 0 and q.reachable is not None
+        assert q.reachable[0] == pytest.approx(float(units * grid), rel=1e-12)
+        above = [t for t in reachable if t > whole]
+        if q.reachable[1] is not None and above:
+            assert q.reachable[1] == pytest.approx(float(min(above) * grid), rel=1e-12)
+    obey(q, inst)
+
+
+def obey(q, inst: Instance) -> None:
+    for leg in q.legs:
+        m = inst.markets[leg.venue]
+        lots = Fraction(repr(leg.amount)) / Fraction(repr(m.amount_step))
+        assert lots.denominator == 1, (leg.venue, leg.amount, m.amount_step)
+        assert leg.amount >= (m.min_amount or 0) * (1 - 1e-12)
+        assert leg.amount * leg.avg_price >= (m.min_notional or 0) * (1 - 1e-9)
+        if m.max_amount:
+            assert leg.amount <= m.max_amount * (1 + 1e-12)
+        if inst.max_share:
+            assert leg.amount <= inst.max_share * inst.amount * (1 + 1e-9)
+        if leg.venue in inst.balances:
+            spent = leg.cost if inst.side == "buy" else leg.amount
+            assert spent <= inst.balances[leg.venue] * (1 + 1e-9)
+    if inst.max_venues:
+        assert len(q.legs) <= inst.max_venues
+
+
+@st.composite
+def instances(draw: st.DrawFn, lots: tuple[float, ...], amount_lots: int, n_max: int = 4):
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n = draw(st.integers(2, n_max))
+    side = draw(st.sampled_from(["buy", "sell"]))
+    books, markets = [], {}
+    finest = min(lots)
+    for i in range(n):
+        name = f"v{i}"
+        k = int(rng.integers(1, 6))
+        gaps = rng.uniform(0.001, 0.3, k)
+        sizes = rng.uniform(0.2, 1.5, k) * finest * amount_lots / n
+        asks = np.column_stack([100.0 + np.cumsum(gaps), sizes])
+        bids = np.column_stack([99.9 - np.cumsum(gaps), sizes])
+        books.append(DepthSnapshot(name, "X/Y", bids, asks))
+        step = float(rng.choice(lots))
+        min_amount = float(rng.choice([0.0, 0.0, step * rng.integers(2, 6)]))
+        min_notional = float(rng.choice([0.0, 0.0, 100 * finest * amount_lots * 0.1]))
+        max_amount = float(rng.choice([0.0, 0.0, 0.0, step * rng.integers(3, 40)]))
+        markets[name] = Market(
+            name,
+            "X/Y",
+            float(rng.choice([0.0, 0.001, 0.004])),
+            amount_step=step,
+            min_amount=min_amount or None,
+            min_notional=min_notional or None,
+            max_amount=max_amount if max_amount > min_amount else None,
+        )
+    fixed = {
+        b.venue: float(rng.uniform(0, 0.5) * finest * amount_lots)
+        for b in books
+        if draw(st.booleans())
+    }
+    balances = {}
+    if draw(st.booleans()):
+        b = books[0]
+        balances[b.venue] = float(
+            rng.uniform(0.1, 0.8) * finest * amount_lots * (100.0 if side == "buy" else 1.0)
+        )
+    share = draw(st.sampled_from([None, None, 0.6, 0.9]))
+    max_venues = draw(st.sampled_from([None, None, 1, 2]))
+    on_grid = draw(st.booleans())
+    units = draw(st.integers(1, amount_lots))
+    amount = float(Fraction(units) * Fraction(repr(finest)))
+    if not on_grid:  # an amount the lots may not reach
+        amount = float(Fraction(repr(amount)) + Fraction(repr(finest)) / 3)
+    return Instance(side, amount, books, markets, fixed, balances, share, max_venues)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inst=instances(lots=(0.01, 0.02, 0.05, 0.1), amount_lots=120))
+def test_coarse_lots_equal_the_dp(inst):
+    check(inst)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inst=instances(lots=(1e-5, 1e-5, 1e-4), amount_lots=7000, n_max=3))
+def test_fine_lots_above_5000_per_venue_equal_the_dp(inst):
+    """Binance-like 1e-5 lots with orders of ~0.07: thousands of lots on a venue."""
+    check(inst)

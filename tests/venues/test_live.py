@@ -1,0 +1,332 @@
+"""The live book cache against a loopback Binance diff-depth exchange, real ccxt.pro client.
+
+The proof after every fault: each book version the cache published equals the server's
+book at that version's update id (every level), and the cache ends equal to the server's
+book now, or it said the book was withdrawn / stale in the meantime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from liquidroute import Router
+from liquidroute.errors import DataError, VenueUnavailableError
+from liquidroute.venues.ccxt_venue import CcxtVenue
+from liquidroute.venues.live import BookEvent, LiveVenue, live_venue_from_spec
+from tests.conftest import binance_client
+from tests.loopback.binance_server import client_options
+from tests.loopback.binance_ws import BinanceWsLoopback
+
+SYMBOL = "BTC/USDT"
+BIDS = [[60000.0 - i * 5, 1.0 + i] for i in range(20)]
+ASKS = [[60010.0 + i * 5, 1.0 + i] for i in range(20)]
+
+
+@pytest.fixture
+def exchange():
+    ex = BinanceWsLoopback(bids=BIDS, asks=ASKS).start()
+    yield ex
+    ex.stop()
+
+
+def point_at(monkeypatch: pytest.MonkeyPatch, name: str, ex: BinanceWsLoopback) -> None:
+    key = "LIQUIDROUTE_" + name.upper() + "_"
+    monkeypatch.setenv(key + "URL", ex.base_url)
+    monkeypatch.setenv(key + "WS_URL", ex.ws_base_url)
+    monkeypatch.setenv(key + "OPTIONS", json.dumps(client_options()))
+
+
+def live(monkeypatch: pytest.MonkeyPatch, ex: BinanceWsLoopback, spec: str = "binance", **kw: Any):
+    point_at(monkeypatch, spec.split("=")[0], ex)
+    kw.setdefault("backoff_s", (0.02, 0.2))
+    kw.setdefault("limit", 100)  # Binance weighs depth by limit: 100 keeps resyncs quick
+    return live_venue_from_spec(spec, [SYMBOL], **kw)
+
+
+class Journal:
+    """Every published book version, checked against the server's history."""
+
+    def __init__(self, venue: LiveVenue) -> None:
+        self.events: list[BookEvent] = []
+        venue.add_listener(self.events.append)
+
+    def check(self, ex: BinanceWsLoopback) -> None:
+        history = {uid: (b, a) for uid, b, a in ex.history}
+        assert self.events
+        for event in self.events:
+            assert event.nonce in history, f"version {event.version}: unknown id {event.nonce}"
+            assert_levels(event.snapshot.bids, history[event.nonce][0])
+            assert_levels(event.snapshot.asks, history[event.nonce][1])
+
+
+def assert_levels(cached: np.ndarray, server: list[tuple[float, float]]) -> None:
+    assert cached.tolist() == [list(level) for level in server]
+
+
+async def equal_to_server(venue: LiveVenue, ex: BinanceWsLoopback, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = venue.status(SYMBOL)
+        if status.state == "live" and status.nonce == ex.update_id:
+            book = await venue.snapshot(SYMBOL)
+            bids, asks = ex.book()
+            assert_levels(book.bids, bids)
+            assert_levels(book.asks, asks)
+            return
+        assert time.monotonic() < deadline, (
+            f"cache never caught up: {status}, server {ex.update_id}"
+        )
+        await asyncio.sleep(0.01)
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+async def on_server(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def test_keeps_the_servers_book_level_by_level(exchange, monkeypatch):
+    async def go():
+        venue = live(monkeypatch, exchange)
+        journal = Journal(venue)
+        async with venue:
+            await equal_to_server(venue, exchange)
+            changes = [
+                {"bids": [(60001.0, 0.25)]},  # new best bid
+                {"asks": [(60010.0, 0.0)]},  # best ask deleted
+                {"bids": [(59995.0, 7.5)], "asks": [(60015.0, 3.0), (61000.0, 9.0)]},
+                {"bids": [(60000.0, 0.0), (59000.0, 1.0)]},
+            ]
+            for change in changes:
+                before, top = await venue.snapshot(SYMBOL), await venue.snapshot(SYMBOL, 3)
+                assert await venue.snapshot(SYMBOL) is before  # one object per version
+                assert await venue.snapshot(SYMBOL, 3) is top
+                await on_server(exchange.update, **change)
+                await equal_to_server(venue, exchange)
+                assert await venue.snapshot(SYMBOL) is not before
+                assert_levels((await venue.snapshot(SYMBOL, 3)).bids, exchange.book()[0][:3])
+            status = venue.status(SYMBOL)
+            assert status.mode == "websocket" and status.state == "live"
+            assert status.updates == len(journal.events) >= 1 + len(changes) - 1
+            assert status.resyncs == status.reconnects == 0
+            assert venue._feed(SYMBOL).rebuilds == 1  # the snapshot; the diffs were applied
+        journal.check(exchange)
+        assert journal.events[0].fresh and not any(e.fresh for e in journal.events[1:])
+
+    asyncio.run(go())
+
+
+def test_sequence_gap_resyncs_from_a_new_snapshot(exchange, monkeypatch):
+    async def go():
+        venue = live(monkeypatch, exchange)
+        journal = Journal(venue)
+        async with venue:
+            await equal_to_server(venue, exchange)
+            snapshots_before = exchange.count("/api/v3/depth")
+            exchange.gap()
+            await on_server(exchange.update, bids=[(60002.0, 1.5)])
+            await until(lambda: venue.status(SYMBOL).resyncs == 1)
+            await equal_to_server(venue, exchange)
+            assert exchange.count("/api/v3/depth") == snapshots_before + 1
+            await on_server(exchange.update, asks=[(60011.0, 2.0)])
+            await equal_to_server(venue, exchange)
+        journal.check(exchange)
+        assert [e.fresh for e in journal.events].count(True) == 2  # start + the resync
+
+    asyncio.run(go())
+
+
+def test_dropped_connection_reconnects_and_catches_up(exchange, monkeypatch):
+    async def go():
+        venue = live(monkeypatch, exchange)
+        journal = Journal(venue)
+        async with venue:
+            await equal_to_server(venue, exchange)
+            await on_server(exchange.drop)
+            await until(lambda: venue.status(SYMBOL).state != "live")
+            with pytest.raises(VenueUnavailableError, match="binance"):
+                await venue.snapshot(SYMBOL)  # withdrawn, never served while unknown
+            await on_server(exchange.update, bids=[(60003.0, 0.5)])  # missed while down
+            await until(lambda: exchange.connect_count >= 2)
+            await equal_to_server(venue, exchange)
+            await on_server(exchange.update, asks=[(60012.0, 0.5)])
+            await equal_to_server(venue, exchange)
+            assert venue.status(SYMBOL).reconnects >= 1
+        journal.check(exchange)
+
+    asyncio.run(go())
+
+
+def test_snapshot_older_than_the_stream_is_replaced(exchange, monkeypatch):
+    """The REST snapshot predates the buffered events: ccxt can serve it for at most one
+    update, then the broken sequence forces a resync onto a current snapshot."""
+
+    async def go():
+        for i in range(5):
+            await on_server(exchange.update, bids=[(59990.0, 2.0 + i)])
+        exchange.stale_snapshot(3)
+        venue = live(monkeypatch, exchange)
+        journal = Journal(venue)
+        stop = threading.Event()
+
+        def trickle() -> None:
+            i = 0
+            while not stop.is_set():
+                exchange.update(asks=[(60100.0, 1.0 + (i % 5))])
+                i += 1
+                time.sleep(0.02)
+
+        thread = threading.Thread(target=trickle)
+        thread.start()
+        try:
+            async with venue:
+                await until(lambda: venue.status(SYMBOL).resyncs >= 1)
+                stop.set()
+                await asyncio.to_thread(thread.join)
+                await equal_to_server(venue, exchange)
+        finally:
+            stop.set()
+            thread.join()
+        journal.check(exchange)
+        # the old snapshot, 3 updates before the subscription ...
+        assert journal.events[0].nonce == exchange.subscribed_ids[0] - 3
+        assert journal.events[1].fresh  # ... served until the next update, then resynced
+
+    asyncio.run(go())
+
+
+def test_stalled_stream_is_stale_and_left_out_until_it_recovers(monkeypatch):
+    a = BinanceWsLoopback(bids=BIDS, asks=ASKS).start()
+    b = BinanceWsLoopback(bids=BIDS, asks=[[p + 1, s] for p, s in ASKS]).start()
+
+    async def go():
+        venues = [
+            live(monkeypatch, a, "a=binance", max_age_s=0.3),
+            live(monkeypatch, b, "b=binance"),
+        ]
+        router = Router(venues, max_age_ms=300)
+        async with router:
+            await router.start()
+            assert (await router.quote(SYMBOL, "buy", 1.0)).legs[0].venue == "a"
+            a.stall(True)
+            await on_server(a.update, asks=[(60009.0, 5.0)])  # changed, but not sent
+            await on_server(b.update, bids=[(59999.0, 1.0)])
+            await until(lambda: venues[0].status(SYMBOL).state == "stale", 3.0)
+            for _ in range(3):  # b keeps its book fresh
+                await on_server(b.update, bids=[(59998.0, 1.0)])
+                await asyncio.sleep(0.05)
+            quote = await router.quote(SYMBOL, "buy", 1.0)
+            assert "stale book" in quote.excluded["a"]
+            assert quote.venues == ("b",)
+            a.stall(False)  # the held events arrive (stamped when they were made) ...
+            await on_server(a.update, bids=[(59000.0, 1.0)])  # ... and a fresh one
+            await equal_to_server(venues[0], a)
+            quote = await router.quote(SYMBOL, "buy", 1.0)
+            assert "a" not in quote.excluded and quote.legs[0].venue == "a"
+            assert quote.legs[0].worst_price == 60009.0
+
+    try:
+        asyncio.run(go())
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_single_stale_venue_is_not_routed(exchange, monkeypatch):
+    async def go():
+        venue = live(monkeypatch, exchange, max_age_s=0.2)
+        async with Router([venue], max_age_ms=200) as router:
+            await router.start()
+            await router.quote(SYMBOL, "buy", 1.0)
+            exchange.stall(True)
+            await asyncio.sleep(0.35)
+            with pytest.raises(DataError, match="stale book"):
+                await router.quote(SYMBOL, "buy", 1.0)
+
+    asyncio.run(go())
+
+
+def test_venue_without_websocket_falls_back_to_polling(exchange):
+    async def go():
+        client = binance_client(exchange.base_url, keys=False)  # ccxt.async_support: no watch
+        venue = LiveVenue(CcxtVenue("binance", exchange=client), [SYMBOL], poll_interval_s=0.05)
+        async with venue:
+            assert venue.status(SYMBOL).mode == "polling"
+            await on_server(exchange.update, bids=[(60004.0, 0.5)])
+            await equal_to_server(venue, exchange)
+        assert exchange.connect_count == 0
+
+    asyncio.run(go())
+
+
+def test_ws_url_override_is_read_from_the_environment(exchange, monkeypatch):
+    venue = live(monkeypatch, exchange)
+    ws_urls = venue.venue.exchange.urls["api"]["ws"]
+    assert ws_urls["spot"] == exchange.ws_base_url + "/ws"
+    assert venue.venue.exchange.urls["api"]["public"].startswith(exchange.base_url)
+    asyncio.run(venue.close())
+
+
+def test_unknown_symbol_is_a_clear_error(exchange, monkeypatch):
+    from liquidroute.errors import UnknownSymbolError
+
+    async def go():
+        point_at(monkeypatch, "binance", exchange)
+        venue = live_venue_from_spec("binance", ["DOGE/EUR"])
+        try:
+            with pytest.raises(UnknownSymbolError, match="DOGE/EUR"):
+                await venue.start()
+        finally:
+            await venue.close()
+
+    asyncio.run(go())
+
+
+def test_incremental_sides_follow_ccxts_book_without_rebuilding():
+    """Random diffs through a real ccxt.pro OrderBook (tracked as the feed tracks it):
+    after each, the numpy sides equal ccxt's book level by level, with no rebuild."""
+    import random
+
+    import ccxt.pro
+
+    from liquidroute.venues.live import _Feed, _track_changes
+
+    rng = random.Random(11)
+    client = ccxt.pro.binance()
+    _track_changes(client)
+    book = client.order_book({}, 50)  # ccxt trims to 50 levels per side
+    book.reset(
+        {
+            "bids": [[100.0 - i, 1.0] for i in range(60)],
+            "asks": [[101.0 + i, 1.0] for i in range(60)],
+        }
+    )
+    book.limit()
+    owner = type("Owner", (), {"name": "x", "depth": None, "listeners": []})()
+    feed = _Feed(owner, SYMBOL)  # type: ignore[arg-type]
+    feed.accept(book)
+    for _ in range(300):
+        for _ in range(rng.randint(1, 6)):
+            side = rng.choice(["bids", "asks"])
+            price = (100.0 - rng.randint(0, 80)) if side == "bids" else (101.0 + rng.randint(0, 80))
+            book[side].store(price, 0.0 if rng.random() < 0.4 else rng.randint(1, 9) / 4)
+        book.limit()
+        feed.accept(book)
+        assert feed.book is not None
+        assert feed.book.bids.tolist() == [list(level) for level in book["bids"]]
+        assert feed.book.asks.tolist() == [list(level) for level in book["asks"]]
+    assert feed.rebuilds == 1
+    asyncio.run(client.close())
