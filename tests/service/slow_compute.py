@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 
-def compute(request: Any, snapshots: Any, markets: Any) -> dict[str, Any]:
+def compute(request: Any, snapshots: Any, markets: Any, cache: Any = None) -> dict[str, Any]:
     """Spins (CPU, uninterruptible from outside) for request.hop_penalty_bps seconds;
     9999 means forever, like a solver that never returns."""
     until = time.monotonic() + float(request.hop_penalty_bps)
@@ -15,6 +15,6 @@ def compute(request: Any, snapshots: Any, markets: Any) -> dict[str, Any]:
     return {"slept": float(request.hop_penalty_bps), "books": len(list(snapshots))}
 
 
-def boom(request: Any, snapshots: Any, markets: Any) -> dict[str, Any]:
+def boom(request: Any, snapshots: Any, markets: Any, cache: Any = None) -> dict[str, Any]:
     """A bug in the routing code."""
     return {"ratio": 1 / 0}

@@ -61,8 +61,11 @@ def _serve(conn: Connection, compute_path: str, nice: int = 0) -> None:
     if nice:
         with contextlib.suppress(OSError):
             os.nice(nice)  # routes are batch work: the event loop (/health) comes first
+    from liquidroute import LadderCache
+
     module, _, name = compute_path.partition(":")
     compute_route = getattr(importlib.import_module(module), name)
+    ladders = LadderCache(maxsize=64)  # this process's merged ladders, per book version
 
     version, books, markets = -1, {}, {}
     while True:
@@ -77,7 +80,9 @@ def _serve(conn: Connection, compute_path: str, nice: int = 0) -> None:
         if payload is not None:
             version, books, markets = new_version, payload[0], payload[1]
         try:
-            result = compute_route(request, [books[k] for k in keys if k in books], markets)
+            result = compute_route(
+                request, [books[k] for k in keys if k in books], markets, ladders
+            )
             reply: tuple[str, Any] = ("ok", result)
         except InvalidInputError as exc:
             reply = ("bad", str(exc))
@@ -106,7 +111,7 @@ class RoutePool:
         compute: str = COMPUTE,
         nice: int = WORKER_NICE,
     ) -> None:
-        """`compute` ("module:function", called as f(request, snapshots, markets)) is what a
+        """`compute` ("module:function", called as f(request, snapshots, markets, cache)) is what a
         worker runs; the service's RouteResult by default. `nice` lowers the workers' CPU
         priority (0 keeps the server's)."""
         if workers < 1 or queue < 0 or not time_limit > 0:

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from liquidroute import LadderCache
 from liquidroute.errors import InsufficientLiquidityError, InvalidInputError, LiquidrouteError
 from liquidroute.model import DepthSnapshot, GraphQuote, Market, Quote, split_symbol
 from liquidroute.router.graph_route import route_graph
@@ -233,8 +234,8 @@ class Books:
 class Router:
     """Routes one request over `Books` with route()/route_graph(), rendered for the wire."""
 
-    def __init__(self, books: Books, req: RouteRequest) -> None:
-        self.books, self.req = books, req
+    def __init__(self, books: Books, req: RouteRequest, cache: LadderCache | None = None) -> None:
+        self.books, self.req, self.cache = books, req, cache
         self.exact_in = req.amount_in is not None
         self.warnings: list[str] = list(req.warnings)
         self.caps = self._caps()
@@ -288,6 +289,7 @@ class Router:
             max_venues=cap,
             rules=None if has_rules and not diag else False,
             baselines=not diag,
+            cache=self.cache,
         )
 
     def direct(self) -> _Answer | None:
@@ -575,7 +577,7 @@ def _venue_quotes(router: Router, hops: Sequence[Mapping[str, Any]]) -> list[dic
     out = []
     for i, hop in enumerate(hops):
         a, b = hop["from"], hop["to"]
-        alone = Router(router.books, replace(router.req, source=a, target=b))
+        alone = Router(router.books, replace(router.req, source=a, target=b), router.cache)
         for snap in router.books.pair(a, b):
             if hop["amountIn"] <= 0:
                 continue
@@ -629,9 +631,15 @@ def result_base(req: RouteRequest, started: float) -> dict[str, Any]:
 
 
 def compute_route(
-    req: RouteRequest, snapshots: Iterable[DepthSnapshot], markets: Mapping[Key, Market]
+    req: RouteRequest,
+    snapshots: Iterable[DepthSnapshot],
+    markets: Mapping[Key, Market],
+    cache: LadderCache | None = None,
 ) -> dict[str, Any]:
     """The RouteResult for `req` on these books: JSON-safe, non-finite numbers as 0.
+
+    `cache` (a LadderCache, one per worker process) keeps each book version's merged
+    ladders, so a repeated one-hop order on unchanged books skips the build and the sort.
 
     Bad input raises `InvalidInputError`; an unroutable request is a RouteResult with
     `unroutableReason`.
@@ -640,7 +648,7 @@ def compute_route(
     t0 = time.perf_counter()
     snaps = [s for s in snapshots if not req.exchanges or s.venue in req.exchanges]
     base = result_base(req, started)
-    router = Router(Books(snaps, markets), req)
+    router = Router(Books(snaps, markets), req, cache)
     try:
         answer = router.solve()
     except _Unroutable as exc:
