@@ -1,8 +1,10 @@
-"""Regenerate src/liquidroute/data/sample_graph.json: a small multi-market sample.
+"""Regenerate src/liquidroute/data/sample_graph.json: the sample's markets besides BTC.
 
-    python scripts/build_sample_graph.py
+    python scripts/build_sample_graph.py    # after scripts/build_sample.py
 
-Markets other than BTC/USDT were not recorded in shared/data, so they are DERIVED from
+`--sample` is ONE data set: the real BTC/USDT (and Bybit perpetual) books of
+sample_books.json plus the markets written here, which are not in shared/data. They are
+DERIVED from
 the real recorded BTC/USDT books (src/liquidroute/data/sample_books.json, itself built
 from shared/data): for venue v and market M with reference mid m_M, every level of v's
 real book keeps its distance from the mid (price' = m_M x price / mid_BTC) and its
@@ -24,8 +26,7 @@ OUT = ROOT / "src" / "liquidroute" / "data" / "sample_graph.json"
 LEVELS = 200  # per side: enough depth, a small file
 USDT_VALUE = {"USDT": 1.0, "USDC": 0.9998, "BTC": 61_686.0, "ETH": 2_600.0}
 # market -> {venue: (mid mispricing in bps, depth factor)}
-MARKETS = {
-    "BTC/USDT": {"binance": (0, 1.0), "okx": (0, 1.0), "bybit": (0, 1.0)},
+MARKETS = {  # BTC/USDT itself is the real books (sample_books.json), not derived
     "ETH/USDT": {"binance": (0, 0.05), "okx": (4, 0.04)},
     "ETH/BTC": {"binance": (-3, 0.5), "bybit": (2, 0.5)},
     "USDC/USDT": {"binance": (0, 3.0), "bybit": (1, 2.0)},
@@ -60,10 +61,11 @@ def derive(book: dict, symbol: str, bps: float, depth: float) -> dict:
 
 def build() -> dict:
     sample = json.loads(SAMPLE.read_text())
+    spot = {m["venue"]: m for m in sample["markets"] if m["symbol"] == "BTC/USDT"}
     books = []
     for symbol, venues in MARKETS.items():
         for venue, (bps, depth) in venues.items():
-            src = sample["venues"][venue]
+            src = spot[venue]
             books.append(
                 {
                     "venue": venue,

@@ -6,6 +6,7 @@
     │   ├── UnknownVenueError            no such exchange id
     │   ├── UnknownSymbolError           the venue does not list the symbol
     │   ├── VenueUnavailableError        unreachable, timed out, 5xx
+    │   │   └── NoVenueAnsweredError     every venue asked failed (each one named)
     │   ├── RateLimitedError             the venue asked us to slow down
     │   ├── AuthenticationError          credentials missing or refused
     │   └── OrderRejectedError           the venue refused an order
@@ -154,6 +155,21 @@ class UnknownSymbolError(VenueError):
 
 class VenueUnavailableError(VenueError):
     """Network failure, timeout or server error at the venue."""
+
+
+class NoVenueAnsweredError(VenueUnavailableError):
+    """Every venue asked failed; `errors` holds each one, and the message names them all."""
+
+    def __init__(self, errors: list[LiquidrouteError], venues: list[str]) -> None:
+        self.errors = list(errors)
+        self.venue = ", ".join(venues)
+        codes = {e.exit_code for e in errors}
+        self.exit_code = codes.pop() if len(codes) == 1 else 1
+        LiquidrouteError.__init__(
+            self,
+            f"no venue answered: {'; '.join(map(str, errors))}; check the network or the "
+            "venue ids (liquidroute venues), or use --sample / --books offline",
+        )
 
 
 class RateLimitedError(VenueError):

@@ -19,20 +19,58 @@ def invoke(*args: str):
     return runner.invoke(app, list(args))
 
 
-def test_sample_quote_table():
-    result = invoke("quote", "BTC/USDT", "buy", "5", "--sample")
+def test_quick_start_quote_splits_and_shows_savings_in_bps_and_quote():
+    """The README's first command: several venues, savings per baseline in bps AND USDT."""
+    result = invoke("quote", "BTC/USDT", "sell", "50", "--sample")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for words in (
-        "optimal split",
-        "Venue",
-        "Worst price",
-        "Marginal price",
-        "best single venue",
-        "5 % grid",
-    ):
+    direct = route(sample_snapshots(), "sell", 50, markets=sample_markets())
+    assert len(direct.legs) >= 3  # the point of the demo: depth matters at this size
+    for leg in direct.legs:
+        assert leg.venue in out and f"{leg.cost:,.2f}" in out
+    for words in ("optimal split over 3 venues", "Worst price", "Optimal saves (USDT)"):
         assert words in out
+    best = direct.baselines["best_venue"]
+    assert best is not None
+    saved = direct.total_cost - best  # a sell: more proceeds
+    assert saved > 100  # USDT, against the best single venue
+    row = next(line for line in out.splitlines() if "best single venue" in line)
+    assert f"{saved:,.2f}" in row and f"{direct.savings_bps['best_venue']:.2f}" in row
+    assert "Total proceeds  " in out and " USDT (fees " in out
     assert "re-centred on a common mid" in result.stderr
+
+
+def test_amounts_at_each_venues_precision():
+    """On its lot, a leg prints with the venue's decimals (what would be sent)."""
+    out = invoke("quote", "BTC/USDT", "sell", "50", "--sample").stdout
+    direct = route(sample_snapshots(), "sell", 50, markets=sample_markets())
+    markets = sample_markets()
+    for leg in direct.legs:
+        step = markets[leg.venue].amount_step
+        assert step is not None
+        decimals = len(f"{step:.10f}".rstrip("0").split(".")[1])  # 1e-05 -> 5
+        row = next(line for line in out.splitlines() if line.startswith(leg.venue))
+        assert f"{leg.amount:,.{decimals}f}" in row.split(), (leg.venue, row)
+
+
+def test_sample_quote_table_certificate():
+    result = invoke("quote", "BTC/USDT", "buy", "5", "--sample", "--no-rules")
+    assert result.exit_code == 0, result.output
+    assert "Marginal price" in result.stdout and "5 % grid" in result.stdout
+
+
+def test_symbols_any_case_and_every_sample_symbol():
+    lower = invoke("quote", "btc/usdt", "BUY", "2", "--sample", "--json")
+    upper = invoke("quote", "BTC/USDT", "buy", "2", "--sample", "--json")
+    assert lower.exit_code == 0, lower.output
+    assert json.loads(lower.stdout)["total_cost"] == json.loads(upper.stdout)["total_cost"]
+    eth = invoke("quote", "eth/usdt", "buy", "20", "--sample", "--json")
+    assert eth.exit_code == 0, eth.output
+    assert json.loads(eth.stdout)["symbol"] == "ETH/USDT"
+    assert "DERIVED" in eth.stderr  # never passed off as recorded
+    perp = invoke("quote", "BTC/USDT:USDT", "sell", "3", "--sample", "--json")
+    assert perp.exit_code == 0, perp.output
+    assert [leg["venue"] for leg in json.loads(perp.stdout)["legs"]] == ["bybit"]
 
 
 def test_sample_quote_json_is_the_library_quote():
@@ -137,9 +175,9 @@ def test_bad_files_exit_cleanly(tmp_path):
 
 
 def test_unknown_symbol_in_sample():
-    result = invoke("quote", "ETH/USDT", "buy", "1", "--sample")
+    result = invoke("quote", "SOL/USDT", "buy", "1", "--sample")
     assert result.exit_code == 2
-    assert "only BTC/USDT" in result.stderr
+    assert "the sample holds BTC/USDT, BTC/USDT:USDT, ETH/USDT" in result.stderr
 
 
 def test_venues_lists_live_and_sample():

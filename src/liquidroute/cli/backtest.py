@@ -8,8 +8,15 @@ from typing import Annotated
 
 import typer
 
-from liquidroute.cli.common import console, fail, parse_pairs, reported_errors
-from liquidroute.cli.sources import FeeOpt, JsonOpt
+from liquidroute.cli.common import (
+    console,
+    echo_json,
+    fail,
+    note,
+    parse_pairs,
+    reported_errors,
+)
+from liquidroute.cli.sources import FeeOpt, JsonOpt, SymbolArg
 
 data_app = typer.Typer(help="Inspect and convert recorded book files.", no_args_is_help=True)
 
@@ -105,7 +112,7 @@ def backtest(
 
       liquidroute backtest ../shared/data/books/binance_*.csv.gz --every 1s --size 2
 
-      liquidroute backtest ../shared/data/books/*.csv.gz --align start --every 5s --out out/
+      liquidroute backtest binance.csv.gz bybit-spot.csv.gz --align start --size 20
     """
     with reported_errors():
         from rich.progress import Progress
@@ -154,20 +161,20 @@ def backtest(
         if out is not None:
             report.save(df, summ, out, data.label)
     if json_out:
-        typer.echo(report.summary_json(summ, data.label))
+        echo_json(json.loads(report.summary_json(summ, data.label)))  # float noise removed
     else:
-        render(summ, len(parents), data.label)
+        symbol = next(iter(data.markets.values())).symbol
+        render(summ, len(parents), data.label, symbol.split("/")[1].split(":")[0])
     err = console(stderr=True)
-    for note in data.notes:
-        err.print(f"[yellow]note:[/] {note}")
+    for message in data.notes:
+        note(err, message)
     if out is not None:
         err.print(f"wrote {out}/results.parquet, results.csv, summary.csv, summary.json, plot.png")
 
 
-def render(summ: object, n: int, label: str) -> None:
-    from rich.table import Table
+def render(summ: object, n: int, label: str, currency: str = "quote") -> None:
+    from liquidroute.cli.render import Col, fixed, print_table
 
-    table = Table(title=f"{n} parent orders — {label}", title_justify="left")
     cols = [
         ("strategy", "Strategy", "{}"),
         ("fill_ratio", "Filled", "{:.1%}"),
@@ -176,19 +183,24 @@ def render(summ: object, n: int, label: str) -> None:
         ("slippage_bps_p95", "Slip p95", "{:.2f}"),
         ("shortfall_bps_mean", "Shortfall", "{:.2f}"),
         ("saved_vs_best_venue_bps_mean", "Saved bps", "{:.2f}"),
-        ("saved_vs_best_venue_quote", "Saved (quote)", "{:,.2f}"),
+        ("saved_vs_best_venue_quote", f"Saved ({currency})", "{:,.2f}"),
     ]
-    for _, title, _ in cols:
-        table.add_column(title, justify="left" if title == "Strategy" else "right")
-    for record in summ.to_dict(orient="records"):  # type: ignore[attr-defined]
-        table.add_row(
-            *(
-                fmt.format(record[key]) if key in record and record[key] == record[key] else "—"
-                for key, _, fmt in cols
-            )
-        )
-    console().print(table)
-    console().print(
+
+    def cell(value: object, fmt: str) -> str:
+        if value is None or value != value:  # None or NaN
+            return "—"
+        if isinstance(value, float) and fmt.endswith("f}"):
+            return fixed(value, int(fmt[-3]))  # never -0.00
+        return fmt.format(value)
+
+    rows = [
+        [cell(record.get(key), fmt) for key, _, fmt in cols]
+        for record in summ.to_dict(orient="records")  # type: ignore[attr-defined]
+    ]
+    out = console()
+    columns = [Col(title, right=title != "Strategy") for _, title, _ in cols]
+    print_table(out, f"{n} parent orders — {label}", columns, rows)
+    out.print(
         "Slippage: all-in average price vs the consolidated mid at order time, bps "
         "(positive = worse). Shortfall: fill at t + latency vs plan at t."
     )
@@ -242,7 +254,7 @@ def convert(
 
 
 def record(
-    symbol: Annotated[str, typer.Argument(help="Unified symbol, e.g. BTC/USDT.")],
+    symbol: SymbolArg,
     venues: Annotated[str, typer.Option(help="ccxt venue ids, comma-separated (NAME=ID ok).")],
     out: Annotated[Path, typer.Option(help="Directory for the CSV.gz files.")],
     duration: Annotated[str, typer.Option(help="How long: 30s, 10m, 1h.")] = "1m",

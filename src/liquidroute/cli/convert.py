@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from liquidroute.cli.common import console, fail, parse_venue_list, reported_errors
-from liquidroute.cli.sources import JsonOpt, TimeoutOpt
+from liquidroute.cli.common import (
+    console,
+    echo_json,
+    fail,
+    note,
+    parse_venue_list,
+    reported_errors,
+)
+from liquidroute.cli.sources import JsonOpt, SampleOpt, TimeoutOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -22,14 +28,20 @@ DEFAULT_BRIDGES = "BTC,ETH,USDT,USDC"
 async def live_books(
     specs: list[str], assets: set[str], timeout_s: float
 ) -> tuple[list[DepthSnapshot], list[Market], list[str]]:
-    """Books of every market whose base and quote are both in `assets`, on each venue."""
-    from liquidroute.errors import LiquidrouteError
+    """Books of every market whose base and quote are both in `assets`, on each venue.
+
+    A venue that fails is left out (a note says why); when every venue fails, the error
+    names each one and its cause (exit 1), so an offline machine is never told that the
+    assets are unknown.
+    """
+    from liquidroute.errors import LiquidrouteError, NoVenueAnsweredError
     from liquidroute.venues.ccxt_venue import venue_from_spec
 
     venues = [venue_from_spec(s, timeout_ms=int(timeout_s * 1e3)) for s in specs]
     snaps: list[DepthSnapshot] = []
     markets: list[Market] = []
     notes: list[str] = []
+    failed: dict[str, LiquidrouteError] = {}
     try:
         for venue in venues:
             try:
@@ -48,43 +60,51 @@ async def live_books(
                     snaps.append(result[0])
                     markets.append(result[1])
             except LiquidrouteError as exc:
+                failed[venue.name] = exc
                 notes.append(f"{venue.name} left out: {exc}")
     finally:
         await asyncio.gather(*(v.close() for v in venues), return_exceptions=True)
+    if not snaps and failed:
+        if len(failed) == 1:
+            raise next(iter(failed.values()))
+        raise NoVenueAnsweredError(list(failed.values()), list(failed))
     return snaps, markets, notes
 
 
 def render(q: GraphQuote, out: Console) -> None:
-    from rich.table import Table
+    from liquidroute.cli.render import Col, amount, fixed, print_table, quote_currency
 
-    title = f"{q.amount_in:,.8g} {q.source} -> {q.amount_out:,.8g} {q.target} (exact {q.exact})"
-    table = Table(title=title, title_justify="left")
-    for col in ("Hop", "Venue", "Market", "Side", "In", "Out", "Avg price", "Fee (quote)"):
-        table.add_column(
-            col, justify="left" if col in ("Hop", "Venue", "Market", "Side") else "right"
-        )
-    for hop in q.hops:
-        for leg in hop.legs:
-            table.add_row(
-                f"{hop.asset_in}->{hop.asset_out}",
-                leg.venue,
-                leg.symbol,
-                leg.side,
-                f"{leg.amount_in:,.8g}",
-                f"{leg.amount_out:,.8g}",
-                f"{leg.avg_price:,.8g}",
-                f"{leg.fee:,.6g}",
-            )
-    out.print(table)
+    title = (
+        f"{amount(q.amount_in)} {q.source} -> {amount(q.amount_out)} {q.target} (exact {q.exact})"
+    )
+    rows = [
+        [
+            f"{hop.asset_in}->{hop.asset_out}",
+            leg.venue,
+            leg.symbol,
+            leg.side,
+            f"{amount(leg.amount_in)} {leg.asset_in}",
+            f"{amount(leg.amount_out)} {leg.asset_out}",
+            f"{leg.avg_price:,.8g}",
+            f"{fixed(leg.fee, 6)} {quote_currency(leg.symbol)}",
+        ]
+        for hop in q.hops
+        for leg in hop.legs
+    ]
+    columns = [Col("Hop"), Col("Venue"), Col("Market"), Col("Side")]
+    columns += [Col(c, right=True) for c in ("In", "Out", "Avg price", "Fee")]
+    print_table(out, title, columns, rows)
     if q.direct_out is not None and q.exact == "in":
         gain = (q.amount_out / q.direct_out - 1) * 1e4
         out.print(
-            f"Direct markets only: {q.direct_out:,.8g} {q.target}; joint route gains {gain:.2f} bps"
+            f"Direct markets only: {amount(q.direct_out)} {q.target}; joint route gains "
+            f"{fixed(gain)} bps ({amount(q.amount_out - q.direct_out)} {q.target})"
         )
     elif q.direct_in is not None:
         gain = (1 - q.amount_in / q.direct_in) * 1e4
         out.print(
-            f"Direct markets only: {q.direct_in:,.8g} {q.source}; joint route saves {gain:.2f} bps"
+            f"Direct markets only: {amount(q.direct_in)} {q.source}; joint route saves "
+            f"{fixed(gain)} bps ({amount(q.direct_in - q.amount_in)} {q.source})"
         )
     else:
         out.print("Direct markets only: cannot fill this amount")
@@ -95,8 +115,10 @@ def render(q: GraphQuote, out: Console) -> None:
 
 
 def convert(
-    source: Annotated[str, typer.Argument(help="Asset to convert from, e.g. USDT.")],
-    target: Annotated[str, typer.Argument(help="Asset to convert to, e.g. ETH.")],
+    source: Annotated[
+        str, typer.Argument(metavar="FROM", help="Asset to convert from, e.g. USDT.")
+    ],
+    target: Annotated[str, typer.Argument(metavar="TO", help="Asset to convert to, e.g. ETH.")],
     amount: Annotated[str, typer.Argument(help="Amount of FROM to spend (of TO with --out).")],
     out_: Annotated[
         bool, typer.Option("--out", help="AMOUNT is what to receive in TO, not what to spend.")
@@ -104,9 +126,7 @@ def convert(
     venues: Annotated[
         str | None, typer.Option(help="Live venues (ccxt ids), comma-separated.")
     ] = None,
-    sample: Annotated[
-        bool, typer.Option("--sample", help="The bundled multi-market sample (offline).")
-    ] = False,
+    sample: SampleOpt = False,
     bridges: Annotated[
         str,
         typer.Option(help="Assets a route may pass through (comma-separated; 'any' for all)."),
@@ -147,13 +167,10 @@ def convert(
         if sample == bool(venues):
             raise fail("choose exactly one source: --venues a,b,c or --sample")
         if sample:
-            from liquidroute.venues.sample_graph import (
-                SAMPLE_GRAPH_NOTE,
-                sample_graph_markets,
-                sample_graph_snapshots,
-            )
+            from liquidroute.venues.sample import sample_spot
+            from liquidroute.venues.sample_graph import SAMPLE_GRAPH_NOTE
 
-            snaps, markets = sample_graph_snapshots(), sample_graph_markets()
+            snaps, markets = sample_spot()
             notes.append(SAMPLE_GRAPH_NOTE)
         else:
             assets = {src, dst, *(bridge_list or [])}
@@ -181,9 +198,9 @@ def convert(
             hop_penalty_bps=hop_penalty_bps,
         )
     if json_out:
-        typer.echo(json.dumps(quote.to_dict(), indent=2))
+        echo_json(quote.to_dict())
     else:
         render(quote, console())
     err = console(stderr=True)
-    for note in [*notes, *quote.warnings]:
-        err.print(f"[yellow]note:[/] {note}")
+    for message in [*notes, *quote.warnings]:
+        note(err, message)

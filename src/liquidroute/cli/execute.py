@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,10 +13,13 @@ from liquidroute.cli.common import (
     EXIT_NOT_ROUTABLE,
     EXIT_USAGE,
     console,
+    echo_json,
     fail,
+    note,
     parse_pairs,
     parse_venue_list,
     reported_errors,
+    styled,
 )
 from liquidroute.cli.sources import (
     AtOpt,
@@ -55,7 +57,7 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option(
         help="Credentials TOML (mode 600). Default: ~/.liquidroute/credentials.toml; "
-        "LIQUIDROUTE_<VENUE>_API_KEY/_SECRET/_PASSWORD win.",
+        "the variables LIQUIDROUTE_{VENUE}_API_KEY, _SECRET and _PASSWORD win.",
         rich_help_panel=SAFETY,
     ),
 ]
@@ -92,43 +94,46 @@ def run_executor(executor: Executor, job: str, *args: object) -> ExecutionReport
 
 
 def render_report(report: ExecutionReport, out: Console) -> None:
-    from rich.table import Table
+    from liquidroute.cli.render import Col, amount, fixed, money, print_table, quote_currency
 
+    cur = quote_currency(report.symbol)
+    base = report.symbol.split("/")[0]
     mode = "LIVE" if report.live else "DRY RUN (simulated fills, nothing sent)"
-    table = Table(
-        title=f"{report.symbol} {report.side} {report.requested:g} — {mode}", title_justify="left"
-    )
-    for col in ("Venue", "Client id", "Round", "State", "Requested", "Filled", "Avg price", "Fee"):
-        table.add_column(col, justify="left" if col in ("Venue", "Client id", "State") else "right")
-    for c in report.children:
-        table.add_row(
+    title = f"{report.symbol} {report.side} {amount(report.requested)} — {mode}"
+    columns = [Col("Venue"), Col("Client id"), Col("Round", right=True), Col("State")]
+    columns += [Col(c, right=True) for c in ("Requested", "Filled", "Avg price", f"Fee ({cur})")]
+    rows = [
+        [
             c.venue,
             c.client_id,
             str(c.round),
             c.state,
-            f"{c.amount:g}",
-            f"{c.filled:g}",
-            "—" if c.avg_price is None else f"{c.avg_price:,.2f}",
-            f"{c.fee:,.4f}",
-        )
-    out.print(table)
+            amount(c.amount),
+            amount(c.filled),
+            fixed(c.avg_price),
+            fixed(c.fee, 4),
+        ]
+        for c in report.children
+    ]
+    print_table(out, title, columns, rows)
     paid = "Total cost" if report.side == "buy" else "Total proceeds"
+    filled = f"Filled          {amount(report.filled)} of {amount(report.requested)} {base}"
     out.print(
-        f"Filled          {report.filled:g} of {report.requested:g}"
-        + (f"   [bold red]remainder {report.unfilled:g}[/]" if report.unfilled else "")
+        styled(filled, ("   remainder " + amount(report.unfilled), "bold red"))
+        if report.unfilled
+        else styled(filled)
     )
-    out.print(f"{paid:<16}{report.total_cost:,.2f} (fees {report.total_fees:,.2f})")
+    out.print(f"{paid:<16}{money(report.total_cost, cur)} (fees {money(report.total_fees, cur)})")
     if report.fees_by_asset:
         charged = ", ".join(f"{v:.8g} {a}" for a, v in sorted(report.fees_by_asset.items()))
         out.print(f"Fees charged    {charged}")
     base, quote = report.symbol.split(":")[0].split("/")
     out.print(f"Balances        {report.net_base:+.8g} {base}, {report.net_quote:+,.2f} {quote}")
     if report.avg_price is not None:
-        quoted = report.quoted_avg_price
         out.print(
-            f"All-in price    {report.avg_price:,.4f} vs quoted "
-            f"{'—' if quoted is None else f'{quoted:,.4f}'}: shortfall "
-            f"{'—' if report.shortfall_bps is None else f'{report.shortfall_bps:.2f}'} bps"
+            f"All-in price    {money(report.avg_price, cur, 4)} vs quoted "
+            f"{money(report.quoted_avg_price, cur, 4)}: shortfall "
+            f"{fixed(report.shortfall_bps)} bps"
         )
     out.print(f"Rounds          {report.rounds}; stopped: {report.stop_detail}")
     timings = ", ".join(f"{k} {v:.1f}" for k, v in report.timings_ms.items())
@@ -140,14 +145,14 @@ def render_report(report: ExecutionReport, out: Console) -> None:
 
 def finish(report: ExecutionReport, json_out: bool) -> None:
     if json_out:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        echo_json(report.to_dict())
     else:
         render_report(report, console())
     err = console(stderr=True)
-    for note in report.warnings:
-        err.print(f"[yellow]note:[/] {note}")
+    for warning in report.warnings:
+        note(err, warning)
     if not report.live:
-        err.print("[dim]dry run: nothing was sent to any venue (use --live to trade)[/]")
+        err.print(styled(("dry run: nothing was sent to any venue (use --live to trade)", "dim")))
     if not report.complete:
         from liquidroute.model import StopReason
 
@@ -271,7 +276,7 @@ def execute(
 
       liquidroute execute BTC/USDT sell 1 --venues binance,okx --max-slippage-bps 20
 
-      liquidroute execute BTC/USDT buy 0.5 --venues binance --live --max-notional 50000
+      liquidroute execute BTC/USDT buy 0.5 --venues okx --live --max-notional 5e4
     """
     with reported_errors():
         from liquidroute.model import check_amount, check_side, split_symbol
@@ -303,7 +308,9 @@ def execute(
             trading = live_venues(names, config, timeout, ioc_timeout)
             label = "live venues: " + ", ".join(names)
         else:
-            sources, label = select_venues(venues, sample, books, at, timeout_s=timeout)
+            sources, label = select_venues(
+                venues, sample, books, at, timeout_s=timeout, symbol=symbol
+            )
             trading = [SimulatedVenue(s, latency_ms=latency_ms) for s in sources]
         router = Router(
             trading,
@@ -441,13 +448,22 @@ def orders(
             }
         )
     if json_out:
-        typer.echo(json.dumps(rows, indent=2))
+        echo_json(rows)
         return
-    from rich.table import Table
+    from liquidroute.cli.render import Col, print_table
 
-    table = Table(title=f"Parent orders in {store.path}", title_justify="left")
-    for col in rows[0] if rows else ("parent_id",):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*("—" if v is None else str(v) for v in r.values()))
-    console().print(table)
+    columns = [Col(c) for c in ("Parent id", "Created (UTC)", "Symbol", "Side")]
+    columns += [Col("Amount", right=True), Col("Mode"), Col("State"), Col("Filled", right=True)]
+    columns += [Col("Continues")]
+    print_table(
+        console(),
+        f"Parent orders in {store.path}",
+        columns,
+        [
+            [
+                "—" if v is None else f"{v:.12g}" if isinstance(v, float) else str(v)
+                for v in r.values()
+            ]
+            for r in rows
+        ],
+    )

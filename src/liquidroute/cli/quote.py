@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from liquidroute.cli.common import (
     EXIT_NOT_ROUTABLE,
     console,
+    echo_json,
     fail,
     parse_pairs,
     reported_errors,
@@ -32,6 +33,32 @@ from liquidroute.cli.sources import (
     VenuesOpt,
     select_venues,
 )
+
+if TYPE_CHECKING:
+    from liquidroute.venues.base import Venue
+
+
+def lot_steps(venues: list[Venue], symbol: str, used: Sequence[str]) -> dict[str, float]:
+    """venue -> its amount step, for printing amounts at the venue's precision.
+
+    Markets are already loaded (the quote used them), so this asks no venue anything new;
+    a venue whose market cannot be read is simply printed at the default precision.
+    """
+    import asyncio
+
+    async def steps() -> dict[str, float]:
+        out: dict[str, float] = {}
+        for venue in venues:
+            if venue.name in used:
+                try:
+                    step = (await venue.market(symbol)).amount_step
+                except Exception:  # display only: never fail a quote over it
+                    continue
+                if step:
+                    out[venue.name] = step
+        return out
+
+    return asyncio.run(steps())
 
 
 def quote(
@@ -128,15 +155,15 @@ def quote(
 
     Examples:
 
-      liquidroute quote BTC/USDT buy 5 --sample
+      liquidroute quote BTC/USDT sell 50 --sample
 
       liquidroute quote BTC/USDT sell 2 --venues binance,okx,bybit --json
 
       liquidroute quote BTC/USDT buy 250000 --spend --sample --fee okx=0.0008
 
-      liquidroute quote BTC/USDT buy 10 --sample --balance bybit=100000 --max-venues 2
+      liquidroute quote BTC/USDT sell 20 --sample --max-venues 2 --max-share 0.7
 
-      liquidroute quote BTC/USDT buy 1 --books binance.csv.gz --at 2024-08-08T23:58:00Z
+      liquidroute quote btc/usdt buy 1 --books binance.csv.gz --at 1723161480000
     """
     with reported_errors():
         from liquidroute.model import check_amount, check_side, split_symbol
@@ -179,7 +206,7 @@ def quote(
                 json_out=json_out,
             )
             return
-        sources, label = select_venues(venues, sample, books, at, timeout_s=timeout)
+        sources, label = select_venues(venues, sample, books, at, timeout_s=timeout, symbol=symbol)
         router = Router(
             sources,
             guard=not no_guard,
@@ -207,9 +234,9 @@ def quote(
     from liquidroute.cli.render import render_diagnostics, render_quote
 
     if json_out:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        echo_json(result.to_dict())
     else:
-        render_quote(result, console())
+        render_quote(result, console(), steps=lot_steps(sources, symbol, result.venues))
     render_diagnostics(result, console(stderr=True))
     lots_only = result.reachable is not None and result.reachable[1] is not None
     if not result.complete and not lots_only:  # a lot-lattice shortfall is a note, not an error

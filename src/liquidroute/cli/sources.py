@@ -17,8 +17,24 @@ ROUTING = "Routing"
 RULES = "Venue rules and limits"
 GUARD = "Guard"
 
-SymbolArg = Annotated[str, typer.Argument(help="Unified symbol, e.g. BTC/USDT.")]
-SideArg = Annotated[str, typer.Argument(help="buy or sell.")]
+
+def _upper(value: str) -> str:
+    return value.strip().upper()
+
+
+def _lower(value: str) -> str:
+    return value.strip().lower()
+
+
+SymbolArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="SYMBOL",
+        help="Unified symbol, any case: BTC/USDT (a perpetual: BTC/USDT:USDT).",
+        callback=_upper,
+    ),
+]
+SideArg = Annotated[str, typer.Argument(metavar="SIDE", help="buy or sell.", callback=_lower)]
 VenuesOpt = Annotated[
     str | None,
     typer.Option(
@@ -31,7 +47,9 @@ SampleOpt = Annotated[
     bool,
     typer.Option(
         "--sample",
-        help="The bundled real recorded books (offline; re-centred on one mid).",
+        help="The bundled sample, offline: real recorded BTC/USDT books on binance, bybit "
+        "and okx (and bybit's BTC/USDT:USDT perpetual) re-centred on one mid; ETH/USDT, "
+        "ETH/BTC, USDC/USDT, BTC/USDC and ETH/USDC derived from them.",
         rich_help_panel=SOURCES,
     ),
 ]
@@ -98,8 +116,13 @@ def select_venues(
     at: str | None,
     *,
     timeout_s: float,
+    symbol: str | None = None,
 ) -> tuple[list[Venue], str]:
-    """Exactly one source -> its venues and a label saying where the books come from."""
+    """Exactly one source -> its venues and a label saying where the books come from.
+
+    With `symbol`, the sample gives only the venues that hold it (an error lists what it
+    holds when none does).
+    """
     chosen = [
         name for name, on in (("--venues", venues), ("--sample", sample), ("--books", books)) if on
     ]
@@ -113,9 +136,23 @@ def select_venues(
     if at is not None and not books:
         raise fail("--at applies to --books only", EXIT_USAGE)
     if sample:
-        from liquidroute.venues.sample import SAMPLE_NOTE, sample_venues
+        from liquidroute.errors import InvalidInputError
+        from liquidroute.venues.sample import (
+            SAMPLE_NOTE,
+            sample_note,
+            sample_symbols,
+            sample_venues,
+        )
 
-        return list(sample_venues()), SAMPLE_NOTE
+        if symbol is None:
+            return list(sample_venues()), SAMPLE_NOTE
+        held: list[Venue] = list(sample_venues(symbol))
+        if not held:
+            raise InvalidInputError(
+                f"SYMBOL: the sample holds {', '.join(sample_symbols())}, not {symbol}; "
+                "pick one of those or use --venues for live books"
+            )
+        return held, sample_note(symbol)
     if books:
         at_ms = parse_time_ms(at) if at is not None else None
         from liquidroute.venues.recorded import RecordedVenue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from liquidroute.cli.common import console, reported_errors
+from liquidroute.cli.common import console, reported_errors, styled
 
 
 def venues() -> None:
@@ -10,12 +10,13 @@ def venues() -> None:
     books, no keys needed for quotes) and the bundled sample venues (offline)."""
     with reported_errors():
         from liquidroute.venues.ccxt_venue import supported_venues
-        from liquidroute.venues.sample import SAMPLE_NOTE, sample_venues
+        from liquidroute.venues.sample import HOLDS, SAMPLE_NOTE, sample_venues
 
         out = console()
         live = supported_venues()
-        out.print(f"[bold]Live venues[/] (ccxt, {len(live)}): use --venues a,b,c")
+        out.print(styled(("Live venues", "bold"), f" (ccxt, {len(live)}): use --venues a,b,c"))
         out.print(", ".join(live))
         names = ", ".join(v.name for v in sample_venues())
-        out.print(f"\n[bold]Sample venues[/] (--sample, BTC/USDT, offline): {names}")
+        out.print(styled("\n", ("Sample venues", "bold"), f" (--sample, offline): {names}"))
+        out.print(f"It holds {HOLDS}.")
         out.print(SAMPLE_NOTE)

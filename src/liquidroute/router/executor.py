@@ -567,6 +567,7 @@ class Executor:
         rounds = max((c.round for c in children), default=0)
         first_round = rounds + 1
         retries = 0
+        ran_out = ""  # set when a quote shows the books cannot fill what is left
         tol = amount * 1e-9
         while True:
             stop = await self._next_stop(children, amount, tol, rounds - first_round + 1, retries)
@@ -582,13 +583,25 @@ class Executor:
                     symbol, side, remaining, baselines=False, exclude=bad, fees=self.fees
                 )
             except LiquidrouteError as exc:
-                stop = _Stop(StopReason.NO_ROUTE, f"no route for the remainder: {exc}")
+                stop = (
+                    _Stop(StopReason.NO_LIQUIDITY, ran_out)
+                    if ran_out
+                    else _Stop(StopReason.NO_ROUTE, f"no route for the remainder: {exc}")
+                )
                 break
             if rounds == first_round:
                 timings["first_quote_ms"] = (time.perf_counter() - t0) * 1e3
             if quote.filled <= 0 or quote.avg_price is None:
-                stop = _Stop(StopReason.NO_LIQUIDITY, "no liquidity left on the remaining venues")
+                stop = _Stop(
+                    StopReason.NO_LIQUIDITY, ran_out or "no liquidity left on the remaining venues"
+                )
                 break
+            if quote.unfilled > tol and not ran_out:
+                ran_out = (
+                    "the books ran out of liquidity: the venues' books held "
+                    f"{quote.filled:.8g} of the {remaining:.8g} {symbol.split('/')[0]} left to "
+                    "fill; add venues or reduce the amount"
+                )
             if quoted_avg is None:
                 quoted_avg = quote.avg_price
             breach = self._breach(quote, quoted_avg)

@@ -85,7 +85,7 @@ def route(
     side: str,
     amount: float,
     *,
-    markets: Mapping[str, Market] | None = None,
+    markets: Mapping[str, Market] | Sequence[Market] | None = None,
     options: RouteOptions | None = None,
     cache: LadderCache | None = None,
     excluded: Mapping[str, str] | None = None,
@@ -107,11 +107,12 @@ def route(
 
     `side` is "buy" or "sell"; `amount` is in base units, or in quote units with
     `amount_in="quote"` (spend exactly X on a buy, receive exactly X on a sell).
-    `markets` (keyed by venue) supply taker fees (`fees` overrides them per venue); a
-    venue with neither is routed at zero fee, with a warning. `caps` bound each venue's
-    base amount. With `baselines=False` the comparison strategies are skipped (the hot
-    path for bots). Every option may come in `options` (a `RouteOptions`) or as its
-    keyword; a keyword that is not None wins.
+    `markets` supply taker fees and rules: a list of `Market`s, as `route_graph()` takes
+    them (or a dict keyed by venue); `fees` overrides a venue's taker fee; a venue with
+    neither is routed at zero fee, with a warning. `caps` bound each venue's base amount.
+    With `baselines=False` the comparison strategies are skipped (the hot path for bots).
+    Every option may come in `options` (a `RouteOptions`) or as its keyword; a keyword
+    that is not None wins.
 
     Venue rules apply when one could bind (`rules=None`; True forces, False ignores them):
     each leg on the venue's lot, at or above its minimum amount and notional, within its
@@ -155,6 +156,9 @@ def route(
     venues = list(books)
     if opts.caps or balances or fixed_costs or opts.fees:
         opts.check_venues(books)
+    if markets is not None and not isinstance(markets, Mapping):  # a list: match venue+symbol
+        symbols = {snap.symbol for snap in snapshots}
+        markets = {m.venue: m for m in markets if m.symbol in symbols}
     markets = markets or {}
     notes = list(warnings)
     fee_list: list[float] = []  # each venue's taker fee: the override, else its market's

@@ -5,7 +5,7 @@
 
 A live venue that fails (timeout, error, bad book) is left out with the reason in
 `quote.excluded`; the rest still route. A recorded or sample venue that fails is bad input
-and raises. When no venue is left, the first venue error is raised.
+and raises. When no venue is left, its error is raised (several: NoVenueAnsweredError names each).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from liquidroute.errors import (
     DataError,
     InvalidInputError,
     LiquidrouteError,
+    NoVenueAnsweredError,
     VenueUnavailableError,
 )
 from liquidroute.model import AmountUnit, DepthSnapshot, Market, Quote
@@ -127,8 +128,10 @@ class Router:
             snapshots.append(snap)
             markets[venue.name] = market
         if not snapshots:
-            if errors:
+            if len(errors) == 1:
                 raise errors[0]
+            if errors:
+                raise NoVenueAnsweredError(errors, [v.name for v in venues])
             raise InvalidInputError(f"every venue is excluded: {exclude}")
         notes: list[str] = []
         if self.guard:
