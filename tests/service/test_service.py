@@ -160,3 +160,38 @@ def test_include_quotes_gives_each_venue_alone(client):
     assert {q["exchangeId"] for q in quotes} == {"binance", "okx", "bybit"}  # all books
     for q in quotes:  # the split beats every venue alone
         assert result["amountOut"] >= q["amountOut"] * (1 - 1e-12)
+
+
+def test_post_balances_as_a_json_object_and_as_ccxt_text(server):
+    import httpx
+
+    body = {"from": "USDT", "to": "BTC", "amountIn": 300_000, "bridges": []}
+    wallet = {"bybit": {"USDT": 50_000}, "binance": {"USDT": 400_000}}
+    as_object = httpx.post(server + "/route", json=body | {"balances": wallet}).json()
+    text = "binance.USDT:400000,bybit.USDT:50000"
+    as_text = httpx.post(server + "/route", json=body | {"balances": text}).json()
+    as_get = httpx.get(server + "/route", params=body | {"balances": text, "bridges": ""}).json()
+    assert as_object["balanceEntryCount"] == as_text["balanceEntryCount"] == 2
+    assert as_object["hops"] == as_text["hops"] == as_get["hops"]
+    flat = httpx.post(server + "/route", json=body | {"balances": {"USDT": 10}}).json()
+    assert flat["amountIn"] <= 3 * 10 * (1 + 1e-9)  # 10 USDT held on each of 3 venues
+
+
+def test_docs_are_served_offline_and_the_schema_documents_every_status(server):
+    import re
+
+    import httpx
+
+    page = httpx.get(server + "/docs").text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets and all(a.startswith("/docs-assets/") for a in assets)  # no CDN
+    for asset in assets:
+        assert httpx.get(server + asset).status_code == 200
+    schema = httpx.get(server + "/openapi.json").json()
+    for method in ("get", "post"):
+        statuses = set(schema["paths"]["/route"][method]["responses"])
+        assert statuses == {"200", "400", "500", "503", "504"}
+    assert set(schema["paths"]["/ready"]["get"]["responses"]) == {"200", "503"}
+    assert "404" in schema["paths"]["/orderbook/{exchange_id}/{symbol}"]["get"]["responses"]
+    body = schema["components"]["schemas"]["RouteBody"]["properties"]["balances"]
+    assert {"string", "array", "object"} <= {alt.get("type") for alt in body["anyOf"]}

@@ -32,6 +32,16 @@ def serve(
     stale_ms: Annotated[
         float, typer.Option(min=1, help="A live book older than this is not routed on.")
     ] = 10_000.0,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Route worker processes (0 = one per core).")
+    ] = 0,
+    queue: Annotated[
+        int | None,
+        typer.Option(min=0, help="Routes that may wait for a worker before 503 (default 4 each)."),
+    ] = None,
+    route_timeout: Annotated[
+        float, typer.Option(min=0.01, help="Seconds before a route is stopped (504).")
+    ] = 10.0,
 ) -> None:
     """Serve routes over HTTP in the API of ccxt's OrderRouter, so any ccxt client (Python,
     TypeScript, PHP, C#, Go, Rust) can point baseUrl here: self-hosted, private, no limits.
@@ -79,16 +89,59 @@ def serve(
                     asyncio.run(rec.snapshot(rec.symbol)), asyncio.run(rec.market(rec.symbol))
                 )
             label = "recorded books: " + ", ".join(p.name for p in books)
-        app = create_app(cache, source=label)
         if venues:
             from liquidroute.venues.ccxt_venue import venue_from_spec
 
-            live = [venue_from_spec(s) for s in parse_venue_list(venues)]
+            specs = reachable_venues(parse_venue_list(venues))
+            label = "live venues: " + ", ".join(specs)
+        app = create_app(
+            cache, source=label, workers=workers or None, queue=queue, route_timeout=route_timeout
+        )
+        if venues:
+            live = [venue_from_spec(s) for s in specs]
             wanted = [s.strip() for s in symbols.split(",") if s.strip()]
 
-            @app.on_event("startup")
             async def start_refresh() -> None:
                 tasks.append(asyncio.create_task(refresh_forever(cache, live, wanted, refresh)))
 
+            app.router.on_startup.append(start_refresh)
+
         console(stderr=True).print(f"serving on http://{host}:{port}  (OpenAPI: /docs)")
         uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def reachable_venues(specs: list[str], timeout_s: float = 15.0) -> list[str]:
+    """The venue specs whose markets load; a warning on stderr names each other venue and
+    its cause, and none reachable is an error (exit 1)."""
+    import asyncio
+
+    from liquidroute.errors import VenueError
+    from liquidroute.venues.ccxt_venue import venue_from_spec
+
+    async def probe(spec: str) -> str:
+        venue = venue_from_spec(spec)
+        try:
+            await asyncio.wait_for(venue.symbols(), timeout_s)
+            return ""
+        except TimeoutError:
+            return f"no answer within {timeout_s:g} s"
+        except Exception as exc:  # every cause is reported, none is fatal alone
+            return str(exc) or type(exc).__name__
+        finally:
+            await venue.close()
+
+    async def probe_all() -> list[str]:
+        return list(await asyncio.gather(*(probe(s) for s in specs)))
+
+    causes = asyncio.run(probe_all())
+    err = console(stderr=True)
+    for spec, cause in zip(specs, causes, strict=True):
+        if cause:
+            err.print(f"warning: venue {spec} is unreachable: {cause}", markup=False)
+    up = [s for s, cause in zip(specs, causes, strict=True) if not cause]
+    if not up:
+        raise VenueError(
+            ",".join(specs),
+            "no venue is reachable; check the network, or serve offline with --sample or --books",
+        )
+    return up

@@ -4,16 +4,23 @@
     POST /route            the same as a JSON body (the client's choice when it sends balances)
     GET  /health /ready /version /symbols /exchanges/status
     GET  /orderbook/{exchangeId}/{symbol}   the exact cached book routes are computed on
+    GET  /docs             Swagger UI, served from the installed swagger-ui-bundle (offline)
 
 Books live in a `BookCache`: static for --sample/--books, refreshed in the background for
-live venues (polling through ccxt, staleness tracked per book). Bad requests get a 4xx
-with {"error": ...} (what the client maps to BadRequest); an unroutable request is a
-RouteResult with `unroutableReason`. The OpenAPI schema is at /openapi.json.
+live venues (polling through ccxt, staleness tracked per book). Routes run in a `RoutePool`
+of worker processes, never on the event loop: /health and /ready answer at once whatever
+the routes do. Statuses: 200 a RouteResult (an unroutable request is one, with
+`unroutableReason`); 400 bad input (one line naming the field); 404 unknown book; 500 a bug
+(logged with its traceback); 503 busy (Retry-After) or not ready; 504 a route stopped at the
+time limit. Every error body is {"error": "..."}.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,21 +28,55 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from liquidroute import __version__
 from liquidroute.errors import LiquidrouteError
 from liquidroute.model import DepthSnapshot, Market
-from liquidroute.service.routing import STRATEGIES, RouteService, parse_request
+from liquidroute.service.models import (
+    ErrorBody,
+    ExchangesStatus,
+    Health,
+    OrderBook,
+    Readiness,
+    RouteBody,
+    RouteParams,
+    RouteResult,
+    Symbols,
+    Version,
+)
+from liquidroute.service.pool import (
+    COMPUTE,
+    WORKER_NICE,
+    BookSet,
+    PoolBusy,
+    RoutePool,
+    RouteTimeout,
+)
+from liquidroute.service.routing import parse_request
 from liquidroute.venues.base import Venue
 
 STARTED = time.time()
+log = logging.getLogger("liquidroute.service")
+RETRY_AFTER_S = 1
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: a lone surrogate echoed from the input
+    cannot break the encoding, and non-finite numbers are refused (never NaN on the wire)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 @dataclass
 class BookCache:
-    """Books and markets by (venue, symbol), with when each book was fetched (ms)."""
+    """Books and markets by (venue, symbol), with when each book was fetched (ms).
+
+    `version` changes on every `put`, so route workers know when their copy is old.
+    """
 
     live: bool
     stale_ms: float = 10_000.0
@@ -44,20 +85,28 @@ class BookCache:
     markets: dict[tuple[str, str], Market] = field(default_factory=dict)
     fetched_ms: dict[tuple[str, str], float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    version: int = 0
 
     def put(self, snap: DepthSnapshot, market: Market) -> None:
         key = (snap.venue, snap.symbol)
         self.books[key], self.markets[key] = snap, market
         self.fetched_ms[key] = time.time() * 1e3
+        self.version += 1
 
     def fresh(self, key: tuple[str, str]) -> bool:
         return not self.live or time.time() * 1e3 - self.fetched_ms.get(key, 0) <= self.stale_ms
 
+    def fresh_keys(self) -> list[tuple[str, str]]:
+        return [k for k in self.books if self.fresh(k)]
+
     def fresh_books(self) -> list[DepthSnapshot]:
-        return [b for k, b in self.books.items() if self.fresh(k)]
+        return [self.books[k] for k in self.fresh_keys()]
 
     def market_list(self) -> list[Market]:
         return list(self.markets.values())
+
+    def book_set(self) -> BookSet:
+        return self.version, self.books, self.markets
 
 
 async def refresh_forever(
@@ -85,74 +134,158 @@ async def refresh_forever(
         await asyncio.sleep(max(0.05, every_s - (time.monotonic() - started)))
 
 
-def create_app(cache: BookCache, *, source: str = "") -> FastAPI:
+def _field_errors(exc: RequestValidationError) -> str:
+    """Pydantic's errors as one line: 'amountIn: Input should be a valid number (got 'ten')'."""
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = [str(x) for x in err.get("loc", ()) if x not in ("query", "body", "path")]
+        name = ".".join(loc) or "request"
+        got = err.get("input")
+        shown = "" if isinstance(got, dict | list) or got is None else f" (got {ascii(got)[:60]})"
+        if err.get("type") == "extra_forbidden":
+            parts.append(f"{name}: unknown parameter; see /docs for the parameters of /route")
+        elif err.get("type") == "string_pattern_mismatch":
+            hint = PATTERN_HINTS.get(loc[0] if loc else "", "see /docs for its format")
+            parts.append(f"{name}: must be {hint}{shown}")
+        else:
+            parts.append(f"{name}: {err.get('msg', 'invalid')}{shown}")
+    return "invalid request: " + "; ".join(parts)
+
+
+PATTERN_HINTS = {
+    "from": "an asset code such as USDT",
+    "to": "an asset code such as BTC",
+    "bridges": "asset codes such as BTC",
+    "balances": "[exchangeId.]ASSET:amount entries, e.g. binance.USDT:100,okx.USDT:50",
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Bad input: the message names the field"},
+    500: {"model": ErrorBody, "description": "A server bug (logged)"},
+    503: {"model": ErrorBody, "description": "Every route worker is busy: retry (Retry-After)"},
+    504: {"model": ErrorBody, "description": "The route was stopped at the time limit"},
+}
+
+
+def create_app(
+    cache: BookCache,
+    *,
+    source: str = "",
+    workers: int | None = None,
+    queue: int | None = None,
+    route_timeout: float = 10.0,
+    compute: str | None = None,
+    nice: int = WORKER_NICE,
+) -> FastAPI:
+    """The app over `cache`; routes run in `workers` processes (default: one per core),
+    at most `queue` more wait (default 4 per worker), each stopped after `route_timeout` s.
+    `compute` replaces the worker's routing function (tests: a deliberately slow one)."""
+    size = workers or max(1, os.cpu_count() or 1)
+    pool = RoutePool(
+        cache.book_set,
+        workers=size,
+        queue=4 * size if queue is None else queue,
+        time_limit=route_timeout,
+        compute=compute or COMPUTE,
+        nice=nice,
+    )
     app = FastAPI(
         title="liquidroute routing service",
         version=__version__,
         description="Provably optimal routes (jointly solved, fee-aware) over cached books, "
         "in the API of ccxt's OrderRouter client. " + source,
+        docs_url=None,
+        redoc_url=None,
+        default_response_class=SafeJSONResponse,
     )
-    service = RouteService(cache.fresh_books, cache.market_list)
+    app.state.pool = pool
+    app.router.on_startup.append(pool.start)  # workers ready before the first request
+    app.router.on_shutdown.append(pool.close)
 
     @app.exception_handler(LiquidrouteError)
     async def bad_input(_: Request, exc: LiquidrouteError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        return SafeJSONResponse({"error": str(exc)}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path (GET and POST /route are two)
+            methods = {
+                m
+                for r in app.routes
+                if isinstance(r, APIRoute) and r.path_regex.match(request.url.path)
+                for m in r.methods or ()
+            }
+            headers["Allow"] = ", ".join(sorted(methods))
+        return SafeJSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def bad_shape(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": f"invalid request: {exc.errors()[:3]}"}, status_code=400)
+        return SafeJSONResponse({"error": _field_errors(exc)}, status_code=400)
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            {"error": f"cannot process this request ({type(exc).__name__}: {exc})"},
-            status_code=422,
+    @app.exception_handler(PoolBusy)
+    async def busy(_: Request, exc: PoolBusy) -> JSONResponse:
+        return SafeJSONResponse(
+            {"error": f"busy: {exc}; retry in {RETRY_AFTER_S} s"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
         )
 
-    def answer(params: dict[str, Any], request: Request) -> JSONResponse:
+    @app.exception_handler(RouteTimeout)
+    async def too_slow(_: Request, exc: RouteTimeout) -> JSONResponse:
+        return SafeJSONResponse({"error": str(exc)}, status_code=504)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return SafeJSONResponse(
+            {"error": f"internal error ({type(exc).__name__}); it is logged, please report it"},
+            status_code=500,
+        )
+
+    async def answer(params: RouteParams | RouteBody, request: Request) -> JSONResponse:
+        t0 = time.perf_counter()
         req = parse_request(params, request.headers.get("x-request-id", ""))
-        return JSONResponse(service.route(req))  # no response-model pass: it is already JSON
+        result = await pool.submit(req, cache.fresh_keys())
+        server_ms = (time.perf_counter() - t0) * 1e3
+        timing = f"route;dur={server_ms:.3f}, compute;dur={result.get('computeMs', 0.0):.3f}"
+        return SafeJSONResponse(result, headers={"Server-Timing": timing})
 
-    @app.get("/route", summary="Route: query parameters")
-    async def get_route(
-        request: Request,
-        from_: Annotated[str | None, Query(alias="from", description="Asset spent")] = None,
-        to: Annotated[str | None, Query(description="Asset acquired")] = None,
-        amountIn: Annotated[str | None, Query(description="Exact amount of from")] = None,  # noqa: N803
-        amountOut: Annotated[str | None, Query(description="Exact amount of to")] = None,  # noqa: N803
-        strategy: Annotated[str | None, Query(description=", ".join(STRATEGIES))] = None,
-        maxVenues: Annotated[str | None, Query()] = None,  # noqa: N803
-        bridges: Annotated[str | None, Query(description="Comma-separated assets")] = None,
-        exchanges: Annotated[str | None, Query(description="Comma-separated venues")] = None,
-        balances: Annotated[str | None, Query(description="[exchangeId.]ASSET:amount,...")] = None,
-        balanceMode: Annotated[str | None, Query(description="cap or require")] = None,  # noqa: N803
-        includeQuotes: Annotated[str | None, Query()] = None,  # noqa: N803
-        includeFees: Annotated[str | None, Query()] = None,  # noqa: N803
-        certified: Annotated[str | None, Query()] = None,
-        requireFullFill: Annotated[str | None, Query()] = None,  # noqa: N803
-        hopPenaltyBps: Annotated[str | None, Query()] = None,  # noqa: N803
-        minLegNotional: Annotated[str | None, Query()] = None,  # noqa: N803
-    ) -> JSONResponse:
-        return answer(dict(request.query_params), request)
+    @app.get(
+        "/route",
+        summary="Route: query parameters",
+        response_model=RouteResult,
+        responses=ERRORS,
+    )
+    async def get_route(request: Request, params: Annotated[RouteParams, Query()]) -> JSONResponse:
+        return await answer(params, request)
 
-    @app.post("/route", summary="Route: JSON body (used when balances are sent)")
-    async def post_route(
-        request: Request,
-        body: Annotated[dict[str, Any], Body(description="The GET parameters, by the same names")],
-    ) -> JSONResponse:
-        return answer(body, request)
+    @app.post(
+        "/route",
+        summary="Route: JSON body (used when balances are sent)",
+        response_model=RouteResult,
+        responses=ERRORS,
+    )
+    async def post_route(request: Request, params: Annotated[RouteBody, Body()]) -> JSONResponse:
+        return await answer(params, request)
 
-    @app.get("/health")
+    @app.get("/health", response_model=Health)
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "uptimeSec": time.time() - STARTED}
+        return {
+            "status": "ok",
+            "uptimeSec": time.time() - STARTED,
+            "busyWorkers": pool.busy,
+            "workers": pool.size,
+        }
 
-    @app.get("/ready")
+    @app.get(
+        "/ready",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Too few fresh books"}},
+    )
     async def ready() -> JSONResponse:
-        fresh = sum(1 for k in cache.books if cache.fresh(k))
+        fresh = len(cache.fresh_keys())
         body = {
             "status": "ready" if fresh >= cache.min_fresh else "not_ready",
             "bookCount": len(cache.books),
@@ -161,9 +294,9 @@ def create_app(cache: BookCache, *, source: str = "") -> FastAPI:
             "minFreshBooksForReady": cache.min_fresh,
             "staleBookMs": cache.stale_ms,
         }
-        return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
+        return SafeJSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
 
-    @app.get("/version")
+    @app.get("/version", response_model=Version)
     async def version() -> dict[str, Any]:
         return {
             "version": __version__,
@@ -175,11 +308,11 @@ def create_app(cache: BookCache, *, source: str = "") -> FastAPI:
             "uptimeSec": time.time() - STARTED,
         }
 
-    @app.get("/symbols")
+    @app.get("/symbols", response_model=Symbols)
     async def symbols() -> dict[str, Any]:
         return {"symbols": sorted({s for _, s in cache.books})}
 
-    @app.get("/exchanges/status")
+    @app.get("/exchanges/status", response_model=ExchangesStatus)
     async def exchanges() -> dict[str, Any]:
         now = time.time() * 1e3
         venues = sorted({v for v, _ in cache.books} | set(cache.errors))
@@ -199,15 +332,19 @@ def create_app(cache: BookCache, *, source: str = "") -> FastAPI:
             )
         return {"exchanges": out}
 
-    @app.get("/orderbook/{exchange_id}/{symbol:path}")
+    @app.get(
+        "/orderbook/{exchange_id}/{symbol:path}",
+        response_model=OrderBook,
+        responses={404: {"model": ErrorBody, "description": "No cached book by that name"}},
+    )
     async def orderbook(exchange_id: str, symbol: str) -> JSONResponse:
         book = cache.books.get((exchange_id, symbol))
         if book is None:
-            return JSONResponse(
-                {"error": f"no cached book for {exchange_id} {symbol}; see /symbols"},
+            return SafeJSONResponse(
+                {"error": f"no cached book for {exchange_id!a} {symbol!a}; see /symbols"},
                 status_code=404,
             )
-        return JSONResponse(
+        return SafeJSONResponse(
             {
                 "exchangeId": exchange_id,
                 "symbol": symbol,
@@ -219,4 +356,43 @@ def create_app(cache: BookCache, *, source: str = "") -> FastAPI:
             }
         )
 
+    _offline_docs(app)
+    _no_422(app)
     return app
+
+
+def _no_422(app: FastAPI) -> None:
+    """Validation errors are answered 400 (ccxt's BadRequest): drop FastAPI's default 422."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for item in schema.get("paths", {}).values():
+                for op in item.values():
+                    op.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """/docs with Swagger UI's assets from the installed swagger-ui-bundle (no CDN)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=app.title + " - docs",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
