@@ -52,7 +52,7 @@ def main() -> None:
     merge = timed(lambda: solve_exact(ladder, amount))
     joint = timed(lambda: solve_joint(ladder, free, amount))
     with_gas = timed(lambda: solve_joint(ladder, gassy, amount))
-    print("10 books x 500 levels + 5 pools x 50 ticks, buy 400 base (machine shared)")
+    print("10 books x 500 levels + 5 pools x 50 ticks, buy 400 base")
     print(f"  book-only exact merge      p50 {merge[0]:.3f} ms  p95 {merge[1]:.3f} ms")
     print(
         f"  joint, no gas              p50 {joint[0]:.3f} ms  p95 {joint[1]:.3f} ms"
