@@ -789,8 +789,9 @@ class GraphQuote:
     """A multi-hop route from `source` to `target`, solved jointly over all paths.
 
     `amount_in` of source is converted into `amount_out` of target through `hops`;
-    `paths` lists every path considered with what it alone would deliver (its standalone
-    optimum), and `direct_out`/`direct_in` the best using direct markets only (None when
+    `paths` lists the simple paths the route uses (each with its flow, and what it alone
+    would deliver: its standalone optimum, valued by walking its books), `warnings` any
+    profitable cycle found in the books (never routed through), and `direct_out`/`direct_in` the best using direct markets only (None when
     there are none). `exact` says which side was fixed ("in" or "out").
     """
 

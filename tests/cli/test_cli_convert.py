@@ -36,7 +36,7 @@ def test_convert_exact_output_and_table():
         app, ["convert", "USDC", "ETH", "25", "--out", "--sample", "--max-hops", "2"]
     )
     assert result.exit_code == 0, result.output
-    assert "25 ETH" in result.stdout and "Paths considered" in result.stdout
+    assert "25 ETH" in result.stdout and "Paths used" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -109,7 +109,7 @@ def render(q: GraphQuote, out: Console) -> None:
     else:
         out.print("Direct markets only: cannot fill this amount")
     out.print(
-        f"Paths considered: {len(q.paths)}; LP {q.lp_variables} variables, "
+        f"Paths used: {len(q.paths)}; LP {q.lp_variables} variables, "
         f"{q.lp_constraints} constraints; {q.compute_ms:.0f} ms"
     )
 
