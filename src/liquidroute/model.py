@@ -790,9 +790,10 @@ class GraphQuote:
 
     `amount_in` of source is converted into `amount_out` of target through `hops`;
     `paths` lists the simple paths the route uses (each with its flow, and what it alone
-    would deliver: its standalone optimum, valued by walking its books), `warnings` any
-    profitable cycle found in the books (never routed through), and `direct_out`/`direct_in` the best using direct markets only (None when
-    there are none). `exact` says which side was fixed ("in" or "out").
+    would deliver: its standalone optimum, valued by walking its books); `warnings` names
+    any profitable cycle found in the books (never routed through); `direct_out` /
+    `direct_in` is the best using direct markets only (None when there are none). `exact`
+    says which side was fixed ("in" or "out").
     """
 
     source: str
