@@ -14,6 +14,7 @@ from liquidroute.venues.pools.rpc import JsonRpc
 from liquidroute.venues.pools.swap import (
     SWAP_TOPIC,
     Signer,
+    SwapPlan,
     dry_run,
     outcome,
     plan_swap,
@@ -91,26 +92,26 @@ def test_dry_run_equals_the_live_swap(setup, side, amount) -> None:
     assert _nonce(rpc, signer.address) == nonce + 1  # one transaction, once
 
 
-def test_sandwich_is_bounded_by_the_slippage_limit(setup) -> None:
-    chain, uni, venue, rpc = setup
+def _sell_plan(setup, max_slippage_bps: float) -> tuple[Signer, SwapPlan]:
+    """A fresh 5-base sell plan for the dev account, on the pool's current state."""
+    _, uni, venue, rpc = setup
     refresh_pools(rpc, [venue.pool])
     signer = Signer(DEV_KEY)
-    plan = plan_swap(
-        venue,
-        "sell",
-        5.0,
-        router=uni.router,
-        recipient=signer.address,
-        max_slippage_bps=30,
-        now=_now(rpc),
-    )
-    # the adversary sells first, moving the price down a little (within 30 bps of our fill)
-    chain.transact(
-        uni.router,
-        uni.EXACT_IN,
-        *uni.exact_input_params(True, 3000, E18 // 5, chain.accounts[1]),
-        sender=chain.accounts[1],
-    )
+    plan = plan_swap(venue, "sell", 5.0, router=uni.router, recipient=signer.address,
+                     max_slippage_bps=max_slippage_bps, now=_now(rpc))  # fmt: skip
+    return signer, plan
+
+
+def _adversary_sells(chain: Chain, uni: Uniswap, amount: int) -> None:
+    """Another account sells `amount` base first, moving the price down."""
+    params = uni.exact_input_params(True, 3000, amount, chain.accounts[1])
+    chain.transact(uni.router, uni.EXACT_IN, *params, sender=chain.accounts[1])
+
+
+def test_sandwich_is_bounded_by_the_slippage_limit(setup) -> None:
+    chain, uni, venue, rpc = setup
+    signer, plan = _sell_plan(setup, max_slippage_bps=30)
+    _adversary_sells(chain, uni, E18 // 5)  # a little: within 30 bps of our fill
     got = _mined(rpc, send(rpc, plan, signer), venue)
     assert got.filled and got.quote_wei >= plan.limit_wei
     assert got.quote_wei < plan.quote_wei  # it did cost something, but no more than the limit
@@ -118,24 +119,9 @@ def test_sandwich_is_bounded_by_the_slippage_limit(setup) -> None:
 
 
 def test_a_pool_that_moved_past_the_limit_fills_nothing(setup) -> None:
-    chain, uni, venue, rpc = setup
-    refresh_pools(rpc, [venue.pool])
-    signer = Signer(DEV_KEY)
-    plan = plan_swap(
-        venue,
-        "sell",
-        5.0,
-        router=uni.router,
-        recipient=signer.address,
-        max_slippage_bps=5,
-        now=_now(rpc),
-    )
-    chain.transact(
-        uni.router,
-        uni.EXACT_IN,
-        *uni.exact_input_params(True, 3000, 20 * E18, chain.accounts[1]),
-        sender=chain.accounts[1],
-    )
+    chain, uni, _, rpc = setup
+    signer, plan = _sell_plan(setup, max_slippage_bps=5)
+    _adversary_sells(chain, uni, 20 * E18)
     nonce = _nonce(rpc, signer.address)
     before = chain.balance(uni.token0, signer.address)
     with pytest.raises(OrderRejectedError, match="would revert"):
@@ -149,17 +135,7 @@ def test_a_pool_that_moved_past_the_limit_fills_nothing(setup) -> None:
 def test_reverted_receipt_is_a_fill_of_nothing(setup) -> None:
     """A swap mined after the pool moved (the limit checked on chain) is status 0."""
     chain, uni, venue, rpc = setup
-    refresh_pools(rpc, [venue.pool])
-    signer = Signer(DEV_KEY)
-    plan = plan_swap(
-        venue,
-        "sell",
-        5.0,
-        router=uni.router,
-        recipient=signer.address,
-        max_slippage_bps=5,
-        now=_now(rpc),
-    )
+    signer, plan = _sell_plan(setup, max_slippage_bps=5)
     rpc.request("evm_setAutomine", [False])
     try:
         tx_hash = send(rpc, plan, signer)  # estimated fine, in the mempool
