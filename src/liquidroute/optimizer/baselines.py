@@ -83,17 +83,22 @@ def percent_grid(
     best = np.full((steps + 1, max_venues + 1), np.inf)
     best[0, 0] = 0.0
     choice = np.zeros((n, steps + 1, max_venues + 1), dtype=np.intp)  # units given to v
+    # all j >= 1 at once: candidate[j-1, k, m] = best[k - j, m] + C_v(j) where j <= k
+    units = np.arange(1, steps + 1)[:, None]
+    totals = np.arange(steps + 1)[None, :]
+    valid = units <= totals
+    source = np.where(valid, totals - units, 0)
     for v in range(n):
         c = sign * ladder.cost(v, grid.copy())
         c[~np.isfinite(c)] = np.inf
+        candidate = best[source, :-1] + c[1:, None, None]
+        candidate[~valid] = np.inf
+        j_best = np.argmin(candidate, axis=0)  # the first (smallest) j reaching the minimum
+        value = np.take_along_axis(candidate, j_best[None], axis=0)[0]
+        better = value < best[:, 1:]  # strictly: not using v wins ties
+        choice[v, :, 1:] = np.where(better, j_best + 1, 0)
         new = best.copy()
-        for j in range(1, steps + 1):
-            if not np.isfinite(c[j]):
-                break
-            cand = best[: steps + 1 - j, :-1] + c[j]
-            better = cand < new[j:, 1:]
-            new[j:, 1:] = np.where(better, cand, new[j:, 1:])
-            choice[v, j:, 1:][better] = j
+        new[:, 1:] = np.where(better, value, best[:, 1:])
         best = new
     m = int(np.argmin(best[steps]))
     if not np.isfinite(best[steps, m]):
