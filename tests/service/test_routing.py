@@ -188,21 +188,10 @@ def test_a_profitable_cycle_in_the_books_never_reaches_the_answer():
     """Issue 10's example: a crossed A/B across venues and a triangle. Whatever the joint
     solver does with the cycle, the answer is one coherent chain spending exactly 1 S, or
     unroutable saying why: never flow around the cycle."""
-    from liquidroute.model import DepthSnapshot, Market
+    from liquidroute.model import Market
+    from tests.optimizer.test_graph_paths import ISSUE_10_ITEM_5
 
-    def bk(v, sym, mid, half=1e-3, size=10.0):
-        bids = [[mid * (1 - half - i * 1e-3), size] for i in range(3)]
-        asks = [[mid * (1 + half + i * 1e-3), size] for i in range(3)]
-        return DepthSnapshot(v, sym, bids, asks)
-
-    books = [
-        bk("x0", "A/S", 1),
-        bk("x0", "T/A", 1),
-        bk("x0", "B/S", 1),
-        bk("x0", "T/B", 1),
-        bk("x0", "A/B", 1),
-        bk("x1", "A/B", 1.05),
-    ]
+    books = ISSUE_10_ITEM_5
     markets = {(s.venue, s.symbol): Market(s.venue, s.symbol, taker_fee=0.001) for s in books}
     for exact in ("amountIn", "amountOut"):
         req = parse_request(RouteBody.model_validate({"from": "S", "to": "T", exact: 1.0}))

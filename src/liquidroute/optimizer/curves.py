@@ -77,12 +77,16 @@ class Ladder:
         return out
 
 
+def take_prefix(size: FloatArray, amount: float) -> FloatArray:
+    """What taking `amount` from levels of `size` (in order) takes from each:
+    take_l = min(s_l, (amount − S_{l−1})⁺), S the cumulative size. The core of every walk."""
+    taken: FloatArray = np.diff(np.minimum(np.cumsum(size), amount), prepend=0.0)
+    return taken
+
+
 def _cap_levels(size: FloatArray, cap: float | None) -> FloatArray:
     """Sizes truncated so that their cumulative sum never exceeds `cap`."""
-    if cap is None:
-        return size
-    cum = np.minimum(np.cumsum(size), cap)
-    return np.diff(cum, prepend=0.0)
+    return size if cap is None else take_prefix(size, cap)
 
 
 def build_ladder(
@@ -150,7 +154,7 @@ def walk_book(
         within = price <= limit_price if side == "buy" else price >= limit_price
         reach = int(within.sum())
         price, size = price[:reach], size[:reach]
-    take = np.diff(np.minimum(np.cumsum(size), max(amount, 0.0)), prepend=0.0)
+    take = take_prefix(size, max(amount, 0.0))
     filled = float(take.sum())
     touched = np.flatnonzero(take > 0)
     worst = float(price[touched[-1]]) if len(touched) else None

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from liquidroute.model import FloatArray
-from liquidroute.optimizer.curves import Ladder
+from liquidroute.optimizer.curves import Ladder, take_prefix
 from liquidroute.optimizer.rules import Lattice, VenueRules
 
 
@@ -430,7 +430,7 @@ def _seed(h: Any, ladder: Ladder, lat: Lattice, idx: Any, keep: Any, start: Floa
         k = int(keep[v])
         sizes = ladder.size[idx[first : first + k]] / u
         want = float(start[v]) / u
-        x[first : first + k] = np.diff(np.minimum(np.cumsum(sizes), want), prepend=0.0)
+        x[first : first + k] = take_prefix(sizes, want)
         first += k
         n[v] = want / lat.k[v]
         if lat.integer[v]:

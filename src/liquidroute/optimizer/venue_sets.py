@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from liquidroute.model import FloatArray
-from liquidroute.optimizer.curves import IntArray, Ladder
+from liquidroute.optimizer.curves import IntArray, Ladder, take_prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +49,11 @@ def _levels(
     lo, hi = int(ladder.offsets[v]), int(ladder.offsets[v + 1])
     sign = 1.0 if ladder.side == "buy" else -1.0
     c = sign * ladder.eff[lo:hi]
-    size = np.diff(np.minimum(np.cumsum(ladder.size[lo:hi]), cap), prepend=0.0)
+    size = take_prefix(ladder.size[lo:hi], cap)
     if len(size) > 1:  # levels past the cap (or past the order) are empty: cut them
         cut = int(np.searchsorted(np.cumsum(size), cap * (1 - 1e-12), side="left")) + 1
         c, size = c[:cut], size[:cut]
-    taken = np.diff(np.minimum(np.cumsum(size), least), prepend=0.0)
+    taken = take_prefix(size, least)
     return float(c @ taken), c, size, c, size - taken
 
 
@@ -132,7 +132,7 @@ def relax_venue_sets(
     def amounts(inside: np.typing.NDArray[np.bool_]) -> FloatArray:
         rest = max(target - float(least[inside].sum()), 0.0)
         sel = np.flatnonzero((tag == 1) & inside[venue])
-        take = np.diff(np.minimum(np.cumsum(s[sel]), rest), prepend=0.0)
+        take = take_prefix(s[sel], rest)
         out = np.where(inside, least, 0.0)
         np.add.at(out, venue[sel], take)
         return np.asarray(out, dtype=np.float64)
