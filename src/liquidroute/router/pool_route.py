@@ -19,17 +19,16 @@ from liquidroute.errors import InvalidInputError
 from liquidroute.model import (
     AmountUnit,
     DepthSnapshot,
-    FloatArray,
     Leg,
     Market,
     Quote,
-    Side,
     check_amount,
     check_side,
 )
-from liquidroute.optimizer.curves import Ladder, build_ladder
+from liquidroute.optimizer.curves import build_ladder
+from liquidroute.optimizer.exact import allocate
 from liquidroute.optimizer.pools import PoolCurve, solve_joint
-from liquidroute.router.route import consolidated_mid
+from liquidroute.router.route import _legs, consolidated_mid
 
 
 class PoolVenue(Protocol):
@@ -47,36 +46,6 @@ class PoolVenue(Protocol):
     def curve(self) -> PoolCurve: ...
 
     def exact_trade(self, side: str, base_amount: float) -> tuple[int, int]: ...
-
-
-def _book_legs(
-    snapshots: Sequence[DepthSnapshot], ladder_take: FloatArray, ladder: Ladder, side: Side
-) -> list[Leg]:
-    legs = []
-    for v, snap in enumerate(snapshots):
-        lo, hi = ladder.offsets[v], ladder.offsets[v + 1]
-        take = ladder_take[lo:hi]
-        amount = float(take.sum())
-        if amount <= 0:
-            continue
-        notional = float(take @ ladder.price[lo:hi])
-        fee = notional * float(ladder.fees[v])
-        deepest = int(np.flatnonzero(take > 0)[-1])
-        cost = notional + fee if side == "buy" else notional - fee
-        legs.append(
-            Leg(
-                snap.venue,
-                side,
-                amount,
-                notional / amount,
-                float(ladder.price[lo + deepest]),
-                fee,
-                cost,
-                0.0,
-                deepest + 1,
-            )
-        )
-    return legs
 
 
 def route_with_pools(
@@ -117,7 +86,8 @@ def route_with_pools(
     ladder = build_ladder([s.levels(side_) for s in snapshots], fees, side_)
     curves = [p.curve() for p in pools]
     alloc = solve_joint(ladder, curves, amount, amount_in, gas=gas)
-    legs = _book_legs(snapshots, alloc.take, ladder, side_)
+    per_venue = np.bincount(ladder.venue, alloc.take, minlength=ladder.n_venues).astype(np.float64)
+    legs = list(_legs(allocate(ladder, per_venue), [s.venue for s in snapshots], side_))
     fixed: dict[str, float] = {}
     for pool, curve, base in zip(pools, curves, alloc.pool_base, strict=True):
         if base <= 0:
