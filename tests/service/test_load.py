@@ -74,14 +74,17 @@ def test_a_full_pool_answers_503_with_retry_after_and_health_never_waits():
         assert "busy" in refused.json()["error"]
         with pytest.raises(ExchangeNotAvailable, match="retry after 1s"):
             OrderRouter({"baseUrl": url}).fetch_route("USDT", "BTC", {"amountIn": 1})
-        waits = []
+        waits, busy = [], []
         with httpx.Client(base_url=url, timeout=5) as http:
             while any(t.is_alive() for t in threads):
                 t0 = time.perf_counter()
-                assert http.get("/health").json()["busyWorkers"] == 1
+                busy.append(http.get("/health").json()["busyWorkers"])
                 assert http.get("/ready").status_code == 200
                 waits.append(time.perf_counter() - t0)
                 time.sleep(0.05)
+        # the worker frees a moment before its client thread gets the answer, so the last
+        # polls may see 0 busy; while routes run it is the one worker, never more
+        assert set(busy) <= {0, 1} and busy.count(1) >= 10
         assert len(waits) >= 10 and max(waits) < 0.5  # routes take 1.5 s each
         assert sorted(r.status_code for r in results) == [200, 200]
 
