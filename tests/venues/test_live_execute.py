@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from liquidroute import Router
 from liquidroute.cli.app import app
 from liquidroute.cli.execute import live_venues
-from liquidroute.router.executor import ExecutionPolicy, Executor
+from liquidroute.router.executor import Executor
 from liquidroute.router.journal import Journal
 from liquidroute.venues.live import LiveVenue
 from tests.loopback.binance_server import API_KEY, SECRET, client_options
