@@ -118,13 +118,18 @@ class Exchanges:
         self.proc.wait(20)
 
 
-def live_venues(urls: list[list[str]], levels: int) -> tuple[list[LiveVenue], dict[str, float]]:
-    """LiveVenues on the loopbacks (real ccxt.pro); `sent` holds each venue's newest T."""
+Stamps = dict[str, tuple[float, float]]
+
+
+def live_venues(urls: list[list[str]], levels: int) -> tuple[list[LiveVenue], Stamps]:
+    """LiveVenues on the loopbacks (real ccxt.pro); `sent` holds each venue's newest
+    (T, arrival): the server's send time and when the parsed event reached ccxt's book
+    handler (wire, websocket and JSON behind it; ccxt's book, ours and routing ahead)."""
     import ccxt.pro
 
     from liquidroute.venues.ccxt_venue import rewrite_urls
 
-    sent: dict[str, float] = {}
+    sent: Stamps = {}
     venues = []
     for i, (rest, ws) in enumerate(urls):
         client = ccxt.pro.binance(
@@ -137,7 +142,7 @@ def live_venues(urls: list[list[str]], levels: int) -> tuple[list[LiveVenue], di
         name = f"v{i}"
 
         def stamped(c: Any, message: Any, handle: Any = handle, name: str = name) -> Any:
-            sent[name] = float(message.get("T", 0.0))
+            sent[name] = (float(message.get("T", 0.0)), time.time())
             return handle(c, message)
 
         client.handle_order_book = stamped
@@ -152,40 +157,63 @@ def pct(values: list[float], q: float) -> float:
 
 # ---------------------------------------------------------------------------- 1. latency
 async def latency(urls: list[list[str]], levels: int, seconds: float, ex: Exchanges) -> dict:
+    """Four phases of `seconds` each on the same live feeds: the hot path (a started
+    Router: books from memory, cached ladders) and the former path (a Router on the same
+    LiveVenues that was not started: asyncio.gather + wait_for per venue, full screen,
+    no ladder cache), each with the venues' lot rules (the exact rules path) and with
+    rules=False."""
     venues, sent = live_venues(urls, levels)
-    router = Router(venues, max_age_ms=30_000)
-    lat: list[float] = []
-    async with router:
-        await router.start()
+    hot = Router(venues, max_age_ms=30_000)
+    old = Router(venues, max_age_ms=30_000, cache=None)
+    out: dict[str, Any] = {}
+    async with hot:
+        await hot.start()
         snaps = [await v.snapshot(SYMBOL) for v in venues]
         markets = {v.name: await v.market(SYMBOL) for v in venues}
         assert all(len(s.asks) == levels for s in snaps), [len(s.asks) for s in snaps]
         ex.go()
-        stream = router.watch(SYMBOL, "buy", AMOUNT, baselines=False, recheck_s=0.5)
-        deadline = time.monotonic() + seconds
-        async for _quote in stream:
-            now = time.time()
-            if sent:
-                lat.append((now - max(sent.values())) * 1e3)
-            if time.monotonic() > deadline:
-                break
-        await stream.aclose()
-        rebuilds = sum(v._feed(SYMBOL).rebuilds for v in venues)
-        updates = sum(v._feed(SYMBOL).updates for v in venues)
-    lat = lat[5:]  # the first quotes include start-up
-    t = time.perf_counter()
-    n = 50
-    for _ in range(n):
-        route(snaps, "buy", AMOUNT, markets=markets, baselines=False)
-    route_ms = (time.perf_counter() - t) / n * 1e3
-    return {
-        "quotes": len(lat),
-        "p50_ms": pct(lat, 50),
-        "p99_ms": pct(lat, 99),
-        "route_ms": route_ms,
-        "updates": updates,
-        "rebuilds": rebuilds,
-    }
+        for label, router, options in (
+            ("hot", hot, {}),
+            ("old", old, {}),
+            ("hot_norules", hot, {"rules": False}),
+            ("old_norules", old, {"rules": False}),
+        ):
+            lat: list[float] = []
+            wire: list[float] = []
+            here: list[float] = []  # from the event reaching ccxt's handler to the quote
+            compute: list[float] = []
+            stream = router.watch(SYMBOL, "buy", AMOUNT, baselines=False, recheck_s=0.5, **options)
+            deadline = time.monotonic() + seconds
+            async for quote in stream:
+                now = time.time()
+                if sent:
+                    t_sent, t_arrived = max(sent.values())
+                    lat.append((now - t_sent) * 1e3)
+                    wire.append((t_arrived - t_sent) * 1e3)
+                    here.append((now - t_arrived) * 1e3)
+                    compute.append(quote.compute_ms)
+                if time.monotonic() > deadline:
+                    break
+            await stream.aclose()
+            lat, wire, here, compute = lat[5:], wire[5:], here[5:], compute[5:]  # 1st: start-up
+            out[label] = {
+                "quotes": len(lat),
+                "p50_ms": pct(lat, 50),
+                "p99_ms": pct(lat, 99),
+                "route_p50_ms": pct(compute, 50),
+                "wire_p50_ms": pct(wire, 50),
+                "here_p50_ms": pct(here, 50),
+                "here_p99_ms": pct(here, 99),
+            }
+        out["rebuilds"] = sum(v._feed(SYMBOL).rebuilds for v in venues)
+        out["updates"] = sum(v._feed(SYMBOL).updates for v in venues)
+    for label, options in (("route_ms", {}), ("route_norules_ms", {"rules": False})):
+        t = time.perf_counter()
+        n = 50
+        for _ in range(n):
+            route(snaps, "buy", AMOUNT, markets=markets, baselines=False, **options)
+        out[label] = (time.perf_counter() - t) / n * 1e3
+    return out
 
 
 # ---------------------------------------------------------------------------- 2. cpu
@@ -336,12 +364,24 @@ def main() -> None:
     finally:
         ex.close()
     print(
-        f"1. update -> new quote, {args.venues} venues x {args.levels} levels, ~20 upd/s each: "
-        f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms over {r['quotes']} quotes "
-        f"(targets 1 / 5 ms); route() alone {r['route_ms']:.2f} ms "
-        f"(p50/route {r['p50_ms'] / r['route_ms']:.2f}x); {r['updates']} book versions, "
-        f"{r['rebuilds']} full rebuilds (snapshots)"
+        f"1. update -> new quote, {args.venues} venues x {args.levels} levels, ~20 upd/s each "
+        f"(targets p50 1 ms, p99 5 ms); {r['updates']} book versions, {r['rebuilds']} full "
+        "rebuilds (snapshots)"
     )
+    for rules, key, alone in (
+        ("venue lot rules", "", "route_ms"),
+        ("rules=False", "_norules", "route_norules_ms"),
+    ):
+        h, o = r["hot" + key], r["old" + key]
+        print(
+            f"   {rules}: hot path p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms "
+            f"({h['quotes']} quotes; of it p50 server+wire+JSON {h['wire_p50_ms']:.2f} ms, "
+            f"then ccxt's book -> quote p50 {h['here_p50_ms']:.2f} ms, p99 "
+            f"{h['here_p99_ms']:.2f} ms, route() p50 {h['route_p50_ms']:.2f} ms) vs the "
+            f"former gather path p50 {o['p50_ms']:.2f} ms, p99 {o['p99_ms']:.2f} ms "
+            f"({o['quotes']} quotes): p50 {h['p50_ms'] / o['p50_ms']:.2f}x; route() alone, "
+            f"uncached {r[alone]:.2f} ms"
+        )
 
     ex = Exchanges(args.venues, args.levels, 100.0)
     try:

@@ -93,6 +93,7 @@ class Router:
         self.depth = depth
         self.source = source
         self.memory = all(isinstance(v, MemoryVenue) for v in venues)
+        self._live_names = frozenset(v.name for v in venues if v.live)
         self.cache = cache if cache is not None or not self.memory else LadderCache(64)
         self._started = False
         # per symbol: the (venue, version) of the books the deviation check last saw
@@ -239,9 +240,15 @@ class Router:
             self._no_books(errors, asked, exclude or {})
         notes: list[str] = []
         if self.guard:
-            live = {v.name for v in venues if v.live}
-            stale = stale_books(
-                snapshots, now_ms=time.time() * 1e3, live=live, max_age_ms=self.max_age_ms
+            stale = (
+                stale_books(
+                    snapshots,
+                    now_ms=time.time() * 1e3,
+                    live=self._live_names,
+                    max_age_ms=self.max_age_ms,
+                )
+                if self.max_age_ms is not None
+                else {}
             )
             fresh = [s for s in snapshots if s.venue not in stale] if stale else snapshots
             key = (tuple(kv for kv in versions if kv[0] not in stale), self.max_deviation_bps)
