@@ -364,3 +364,23 @@ def test_non_memory_router_refuses_quote_now():
     asyncio.run(router.start())
     with pytest.raises(InvalidInputError, match="memory"):
         router.quote_now(SYMBOL, "buy", 1.0)
+
+
+def test_a_dry_run_on_a_started_memory_router_fills_against_simulated_copies(tmp_path):
+    from liquidroute.router.executor import execute
+    from liquidroute.router.journal import Journal
+
+    feds = two_feds()
+    router = Router([f.venue for f in feds], max_age_ms=None)
+    asyncio.run(router.start())
+    try:
+        report = asyncio.run(
+            execute(router, SYMBOL, "buy", 3.0, journal=Journal(tmp_path / "j.sqlite3"))
+        )
+        assert report.complete and not report.live
+        assert report.filled == pytest.approx(3.0)
+        # the live books are untouched by the simulated fills; the router still routes them
+        assert feds[0].venue.book_now(SYMBOL)[0] == 1
+        assert router.memory and router.quote_now(SYMBOL, "buy", 3.0).filled == pytest.approx(3.0)
+    finally:
+        close(feds)

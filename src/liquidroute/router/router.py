@@ -92,13 +92,27 @@ class Router:
         self.timeout_s = timeout_s
         self.depth = depth
         self.source = source
-        self.memory = all(isinstance(v, MemoryVenue) for v in venues)
-        self._live_names = frozenset(v.name for v in venues if v.live)
+        self._facts: tuple[object, int, bool, frozenset[str]] = (None, 0, False, frozenset())
         self.cache = cache if cache is not None or not self.memory else LadderCache(64)
         self._started = False
         # per symbol: the (venue, version) of the books the deviation check last saw
         self._outliers: dict[str, tuple[object, Any]] = {}
         self._fee_markets: dict[tuple[str, float], tuple[Market, Market]] = {}
+
+    def _venue_facts(self) -> tuple[object, int, bool, frozenset[str]]:
+        """(venues, count, all in memory, live names), redone when `venues` is replaced
+        (e.g. `execute`'s dry run swaps in simulated venues on a copy of the router)."""
+        facts, venues = self._facts, self.venues
+        if facts[0] is not venues or facts[1] != len(venues):
+            memory = all(isinstance(v, MemoryVenue) for v in venues)
+            live = frozenset(v.name for v in venues if v.live)
+            facts = self._facts = (venues, len(venues), memory, live)
+        return facts
+
+    @property
+    def memory(self) -> bool:
+        """Every venue keeps its books in memory (`MemoryVenue`): the hot path applies."""
+        return self._venue_facts()[2]
 
     async def _fetch(self, venue: Venue, symbol: str) -> tuple[DepthSnapshot, Market]:
         async def both() -> tuple[DepthSnapshot, Market]:
@@ -244,7 +258,7 @@ class Router:
                 stale_books(
                     snapshots,
                     now_ms=time.time() * 1e3,
-                    live=self._live_names,
+                    live=self._venue_facts()[3],
                     max_age_ms=self.max_age_ms,
                 )
                 if self.max_age_ms is not None
