@@ -7,13 +7,18 @@
    free) and each pushes ~20 updates/s touching 1-3 levels near the top, every event
    stamped with its send time. This process keeps the books with the real ccxt.pro
    client (`LiveVenue`) and `Router.watch(..., baselines=False)` re-quotes on every
-   update; latency = quote ready - send time of the newest event in it (websocket,
-   JSON, ccxt's book, our incremental sides, DepthSnapshot, guard and route()).
-   Baseline in the same run: route() alone on the same books.
+   update; latency = quote ready - send time of the newest event in it. Four phases on
+   the same feeds: the hot path (started Router: books from memory, cached ladders) and
+   the former gather path (a Router on the same venues, not started: asyncio.gather +
+   wait_for per venue, full screen, no ladder cache), each with the venues' lot rules
+   (the exact rules pipeline) and with rules=False. The latency is split: server + wire
+   + websocket + JSON (until ccxt's book handler gets the event), ccxt's book and our
+   sides until the new version is published, and route() (`quote.compute_ms`).
 2. Cache CPU (target < 25 % of one core at 5 venues x 100 updates/s): the same servers
    at 100 updates/s each, no quoting; CPU time of this process / wall time.
-3. `router.quote` from memory at 10 x 500 levels (target <= 50 us): Router over ten
-   LiveVenues holding books in memory, beside route() on the same snapshots.
+3. `router.quote` from memory at 10 x 500 levels (target <= 50 us): a repeated order on
+   unchanged books through `quote_now` and `await quote`, beside the gather path and
+   route() without a cache on the same snapshots.
 
 Import time is reported apart. The machine may be shared: figures are noisy, the
 ratios inside one run are what to compare.
@@ -166,6 +171,9 @@ async def latency(urls: list[list[str]], levels: int, seconds: float, ex: Exchan
     hot = Router(venues, max_age_ms=30_000)
     old = Router(venues, max_age_ms=30_000, cache=None)
     out: dict[str, Any] = {}
+    published: dict[str, float] = {}  # venue -> when its newest version was published
+    for v in venues:
+        v.add_listener(lambda event: published.__setitem__(event.venue, time.time()))
     async with hot:
         await hot.start()
         snaps = [await v.snapshot(SYMBOL) for v in venues]
@@ -181,6 +189,7 @@ async def latency(urls: list[list[str]], levels: int, seconds: float, ex: Exchan
             lat: list[float] = []
             wire: list[float] = []
             here: list[float] = []  # from the event reaching ccxt's handler to the quote
+            book: list[float] = []  # ... to our new book version (ccxt's book, our sides)
             compute: list[float] = []
             stream = router.watch(SYMBOL, "buy", AMOUNT, baselines=False, recheck_s=0.5, **options)
             deadline = time.monotonic() + seconds
@@ -191,11 +200,14 @@ async def latency(urls: list[list[str]], levels: int, seconds: float, ex: Exchan
                     lat.append((now - t_sent) * 1e3)
                     wire.append((t_arrived - t_sent) * 1e3)
                     here.append((now - t_arrived) * 1e3)
+                    newest = max(sent, key=lambda k: sent[k])
+                    book.append((published.get(newest, now) - t_arrived) * 1e3)
                     compute.append(quote.compute_ms)
                 if time.monotonic() > deadline:
                     break
             await stream.aclose()
             lat, wire, here, compute = lat[5:], wire[5:], here[5:], compute[5:]  # 1st: start-up
+            book = book[5:]
             out[label] = {
                 "quotes": len(lat),
                 "p50_ms": pct(lat, 50),
@@ -204,6 +216,7 @@ async def latency(urls: list[list[str]], levels: int, seconds: float, ex: Exchan
                 "wire_p50_ms": pct(wire, 50),
                 "here_p50_ms": pct(here, 50),
                 "here_p99_ms": pct(here, 99),
+                "book_p50_ms": pct(book, 50),
             }
         out["rebuilds"] = sum(v._feed(SYMBOL).rebuilds for v in venues)
         out["updates"] = sum(v._feed(SYMBOL).updates for v in venues)
@@ -377,7 +390,8 @@ def main() -> None:
             f"   {rules}: hot path p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms "
             f"({h['quotes']} quotes; of it p50 server+wire+JSON {h['wire_p50_ms']:.2f} ms, "
             f"then ccxt's book -> quote p50 {h['here_p50_ms']:.2f} ms, p99 "
-            f"{h['here_p99_ms']:.2f} ms, route() p50 {h['route_p50_ms']:.2f} ms) vs the "
+            f"{h['here_p99_ms']:.2f} ms, of which ccxt's book + ours -> new version p50 "
+            f"{h['book_p50_ms']:.2f} ms, route() p50 {h['route_p50_ms']:.2f} ms) vs the "
             f"former gather path p50 {o['p50_ms']:.2f} ms, p99 {o['p99_ms']:.2f} ms "
             f"({o['quotes']} quotes): p50 {h['p50_ms'] / o['p50_ms']:.2f}x; route() alone, "
             f"uncached {r[alone]:.2f} ms"
