@@ -22,7 +22,7 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from liquidroute.errors import (
     DataError,
@@ -190,7 +190,7 @@ class Router:
     @staticmethod
     def _no_books(
         errors: list[LiquidrouteError], venues: Sequence[Venue], exclude: Mapping[str, str]
-    ) -> None:
+    ) -> NoReturn:
         if len(errors) == 1:
             raise errors[0]
         if errors:
@@ -198,7 +198,7 @@ class Router:
         raise InvalidInputError(f"every venue is excluded: {dict(exclude)}")
 
     @staticmethod
-    def _all_screened(excluded: Mapping[str, str]) -> None:
+    def _all_screened(excluded: Mapping[str, str]) -> NoReturn:
         reasons = "; ".join(f"{v}: {r}" for v, r in excluded.items())
         raise DataError(f"every venue was left out by the guard ({reasons})")
 
