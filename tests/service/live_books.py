@@ -113,7 +113,8 @@ def running(
             venues.append(live_venue_from_spec(spec, [SYMBOL], backoff_s=(0.02, 0.2), **options))
     cache = BookCache(live=True, stale_ms=stale_ms)
     feeds = LiveFeeds(cache, venues)
-    app = create_app(cache, workers=workers, route_timeout=30)
+    # no periodic recheck within a test: every frame comes from an update or a stale timer
+    app = create_app(cache, workers=workers, route_timeout=30, stream_recheck_s=60)
 
     async def start() -> None:
         feeds.start_soon()

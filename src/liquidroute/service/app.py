@@ -47,7 +47,7 @@ from liquidroute.service.models import (
 )
 from liquidroute.service.pool import COMPUTE, WORKER_NICE, PoolBusy, RoutePool, RouteTimeout
 from liquidroute.service.routing import field_errors, parse_request, wire_json
-from liquidroute.service.stream import StreamStats, serve_stream
+from liquidroute.service.stream import RECHECK_S, StreamStats, serve_stream
 
 STARTED = time.time()
 log = logging.getLogger("liquidroute.service")
@@ -79,10 +79,12 @@ def create_app(
     route_timeout: float = 10.0,
     compute: str | None = None,
     nice: int = WORKER_NICE,
+    stream_recheck_s: float = RECHECK_S,
 ) -> FastAPI:
     """The app over `cache`; routes run in `workers` processes (default: one per core),
     at most `queue` more wait (default 4 per worker), each stopped after `route_timeout` s.
-    `compute` replaces the worker's routing function (tests: a deliberately slow one)."""
+    `compute` replaces the worker's routing function (tests: a deliberately slow one).
+    A /stream/route recomputes at least every `stream_recheck_s` without a book update."""
     size = workers or max(1, os.cpu_count() or 1)
     pool = RoutePool(
         cache.book_set,
@@ -267,7 +269,7 @@ def create_app(
     @app.websocket("/stream/route")
     async def stream_route(websocket: WebSocket) -> None:
         """The route, pushed when it changes (see liquidroute.service.stream)."""
-        await serve_stream(websocket, cache, pool, streams)
+        await serve_stream(websocket, cache, pool, streams, recheck_s=stream_recheck_s)
 
     _offline_docs(app)
     _no_422(app)

@@ -111,14 +111,15 @@ class BookCache:
         return self.version, self.books, self.markets
 
     def stale_in_s(self, keys: Iterable[Key], at_ms: float | None = None) -> float | None:
-        """Seconds until the first of these fresh books turns stale (None: never)."""
+        """Seconds until the first of these books turns stale, 0 if one already has
+        (None: never; a withdrawn book comes back through a `put`, not a timer)."""
         if not self.live:
             return None
         at = now_ms() if at_ms is None else at_ms
         left = [
             self.fetched_ms[k] + self.stale_ms - at
             for k in keys
-            if k in self.fetched_ms and not self.exclusion(k, at)
+            if k in self.fetched_ms and k not in self.withdrawn
         ]
         return max(min(left), 0.0) / 1e3 if left else None
 
@@ -165,6 +166,13 @@ async def route_on(cache: BookCache, pool: RoutePool, req: RouteRequest) -> dict
         return result
     books = cache.report(result, req.exchanges, at)
     result["books"] = books
+    left = [b for b in books if b["excludedReason"]]
+    if not result["hops"] and left and len(left) == len(books):
+        first = left[0]
+        result["unroutableReason"] = (
+            f"no_fresh_book: every book holding {req.source} or {req.target} is left out "
+            f"({first['exchangeId']} {first['symbol']} {first['excludedReason']}); see books"
+        )
     result["warnings"] = [
         *result.get("warnings", []),
         *(
