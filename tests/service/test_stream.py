@@ -189,22 +189,24 @@ def test_a_stale_book_drops_out_of_route_and_the_stream_with_the_reason(pair, mo
 
 
 def test_books_going_stale_without_any_update_are_pushed(pair, monkeypatch):
-    with running(monkeypatch, pair, stale_ms=600) as service:
-        with service.stream("USDT", "BTC", SPEND) as ws:
-            assert frame(ws)["fullyFillable"]
-            for ex in pair.values():
-                ex.stall(True)
-            t0 = time.monotonic()
-            gone = frame(ws, timeout=5)  # no update reached the server: the stale timer
-            if gone["hops"]:  # the two books turn stale a moment apart
-                assert {b["exchangeId"] for b in gone["books"] if b["excludedReason"]}
-                gone = frame(ws, timeout=5)
-            assert time.monotonic() - t0 < 3
-            assert gone["hops"] == [] and gone["unroutableReason"].startswith("no_fresh_book")
-            assert "stale" in gone["unroutableReason"]
-            assert {b["exchangeId"] for b in gone["books"] if b["excludedReason"]} == {"a", "b"}
-            ready = httpx.get(service.url + "/ready")
-            assert ready.status_code == 503 and ready.json()["freshCount"] == 0
+    with (
+        running(monkeypatch, pair, stale_ms=600) as service,
+        service.stream("USDT", "BTC", SPEND) as ws,
+    ):
+        assert frame(ws)["fullyFillable"]
+        for ex in pair.values():
+            ex.stall(True)
+        t0 = time.monotonic()
+        gone = frame(ws, timeout=5)  # no update reached the server: the stale timer
+        if gone["hops"]:  # the two books turn stale a moment apart
+            assert {b["exchangeId"] for b in gone["books"] if b["excludedReason"]}
+            gone = frame(ws, timeout=5)
+        assert time.monotonic() - t0 < 3
+        assert gone["hops"] == [] and gone["unroutableReason"].startswith("no_fresh_book")
+        assert "stale" in gone["unroutableReason"]
+        assert {b["exchangeId"] for b in gone["books"] if b["excludedReason"]} == {"a", "b"}
+        ready = httpx.get(service.url + "/ready")
+        assert ready.status_code == 503 and ready.json()["freshCount"] == 0
 
 
 def test_streams_clean_up_on_disconnect_and_health_stays_fast(pair, monkeypatch):
