@@ -267,3 +267,19 @@ def test_a_venue_without_websocket_is_polled_and_says_so(pair, monkeypatch):
             changed = frame(ws)
             service.caught_up("b")
             assert_is_oracle(service, changed)
+
+
+def test_a_sequence_gap_withdraws_the_book_until_the_resync(pair, monkeypatch):
+    with running(monkeypatch, pair) as service:
+        seen: list[tuple[str, str]] = []  # (venue, why withdrawn or '') at each change
+        service.cache.subscribe(lambda key: seen.append((key[0], service.cache.exclusion(key))))
+        pair["a"].gap()
+        pair["a"].update(asks=[(60011.0, 2.0)])  # U skips an id: ccxt.pro raises InvalidNonce
+        until(lambda: service.venues[0].status("BTC/USDT").resyncs >= 1, 10, "no resync")
+        service.caught_up("a")
+        reasons = [why for venue, why in seen if venue == "a"]
+        assert any(why.startswith("withdrawn: resyncing") for why in reasons), reasons
+        assert reasons[-1] == ""  # back, equal to the server's book
+        result = service.client.fetch_route("USDT", "BTC", SPEND)
+        assert all(b["excludedReason"] == "" for b in result["books"])
+        assert_is_oracle(service, result)
