@@ -127,7 +127,7 @@ def serve(
             app.router.on_startup.append(start_feeds)
             app.router.on_shutdown.append(live_feeds.close)
 
-        books_line = f"; books: {label}" if feeds is not None else ""
+        books_line = f"; {label}" if feeds is not None else ""
         console(stderr=True).print(
             f"serving on http://{host}:{port}  (OpenAPI: /docs, stream: ws://{host}:{port}"
             f"/stream/route){books_line}",
