@@ -10,6 +10,7 @@ computed here on the loopback servers' books, and fed to the client's
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import statistics
 import threading
@@ -18,10 +19,16 @@ import time
 import httpx
 import pytest
 from ccxt.base.errors import BadRequest
+from ccxt.base.order_router import OrderRouter
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
+from liquidroute import route_graph
+from liquidroute.model import DepthSnapshot
+from liquidroute.service.app import create_app
 from liquidroute.service.models import RouteResult
 from tests.loopback.binance_ws import BinanceWsLoopback
+from tests.service.live import sample_cache, serving
 from tests.service.live_books import ASKS, BIDS, LiveService, frame, oracle, running, until
 
 SPEND = {"amountIn": 200_000}  # about 3.3 BTC: the first levels of both books
@@ -283,3 +290,56 @@ def test_a_sequence_gap_withdraws_the_book_until_the_resync(pair, monkeypatch):
         result = service.client.fetch_route("USDT", "BTC", SPEND)
         assert all(b["excludedReason"] == "" for b in result["books"])
         assert_is_oracle(service, result)
+
+
+def test_a_multi_hop_stream_recomputes_on_every_hop_market_and_only_those():
+    """A static cache without ETH/USDT: USDT -> ETH goes through BTC. Books are put on
+    the server's event loop, as a feed puts them."""
+    cache = sample_cache()
+    for key in [k for k in cache.books if k[1] == "ETH/USDT"]:
+        del cache.books[key], cache.markets[key], cache.fetched_ms[key]
+    app = create_app(cache, workers=1, route_timeout=30, stream_recheck_s=60)
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def keep_loop() -> None:
+        loops.append(asyncio.get_running_loop())
+
+    app.router.on_startup.append(keep_loop)
+
+    def put(symbol: str, scale: float) -> None:
+        old = cache.books[("binance", symbol)]
+        new = DepthSnapshot("binance", symbol, old.bids * [scale, 1], old.asks * [scale, 1])
+        market = cache.markets[("binance", symbol)]
+        loops[0].call_soon_threadsafe(cache.put, new, market)
+
+    def oracle_out() -> float:
+        snaps = [b for (_, s), b in cache.books.items() if s in ("BTC/USDT", "ETH/BTC")]
+        markets = [cache.markets[(b.venue, b.symbol)] for b in snaps]
+        q = route_graph(
+            snaps, "USDT", "ETH", markets=markets, amount_in=50_000, bridges=["BTC"], max_hops=2
+        )
+        return float(q.amount_out)
+
+    params = {"amountIn": 50_000, "bridges": "BTC"}
+    with (
+        serving(app) as url,
+        connect(OrderRouter({"baseUrl": url}).stream_url("USDT", "ETH", params)) as ws,
+    ):
+        stats = app.state.streams
+        first = frame(ws)
+        assert first["path"] == ["USDT", "BTC", "ETH"]
+        assert [h["pair"] for h in first["hops"]] == ["BTC/USDT", "ETH/BTC"]
+        assert {b["symbol"] for b in first["books"]} == {"BTC/USDT", "ETH/BTC"}
+        assert first["amountOut"] == pytest.approx(oracle_out(), rel=1e-9)
+        put("ETH/BTC", 0.998)  # the second hop's book gets cheaper: more ETH
+        second = frame(ws)
+        assert second["amountOut"] > first["amountOut"]
+        assert second["amountOut"] == pytest.approx(oracle_out(), rel=1e-9)
+        computes = stats.computes
+        put("USDC/USDT", 1.001)  # a market the route does not trade: no recompute
+        time.sleep(0.4)
+        assert stats.computes == computes
+        put("BTC/USDT", 0.999)  # the first hop's book: recomputed, a new route
+        third = frame(ws)
+        assert stats.computes == computes + 1
+        assert third["amountOut"] == pytest.approx(oracle_out(), rel=1e-9)
