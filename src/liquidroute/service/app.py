@@ -93,6 +93,7 @@ def create_app(
         time_limit=route_timeout,
         compute=compute or COMPUTE,
         nice=nice,
+        changed=cache.changed_since,
     )
     app = FastAPI(
         title="liquidroute routing service",

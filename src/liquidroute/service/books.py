@@ -56,6 +56,7 @@ class BookCache:
     feeds: dict[str, Feed] = field(default_factory=dict)  # venue -> how its books are kept
     withdrawn: dict[Key, str] = field(default_factory=dict)  # key -> why it is not usable
     watchers: list[Watcher] = field(default_factory=list)
+    put_at: dict[Key, int] = field(default_factory=dict)  # key -> version of its last put
 
     def put(self, snap: DepthSnapshot, market: Market) -> None:
         key = (snap.venue, snap.symbol)
@@ -63,6 +64,7 @@ class BookCache:
         self.fetched_ms[key] = now_ms()
         self.withdrawn.pop(key, None)
         self.version += 1
+        self.put_at[key] = self.version
         self._tell(key)
 
     def withdraw(self, key: Key, reason: str) -> None:
@@ -109,6 +111,11 @@ class BookCache:
 
     def book_set(self) -> BookSet:
         return self.version, self.books, self.markets
+
+    def changed_since(self, version: int) -> list[Key]:
+        """The keys put after `version` (a route worker that holds that version needs
+        only these)."""
+        return [k for k, v in self.put_at.items() if v > version]
 
     def stale_in_s(self, keys: Iterable[Key], at_ms: float | None = None) -> float | None:
         """Seconds until the first of these books turns stale, 0 if one already has
