@@ -225,7 +225,7 @@ def create_app(
     @app.get("/exchanges/status", response_model=ExchangesStatus)
     async def exchanges() -> dict[str, Any]:
         now = time.time() * 1e3
-        venues = sorted({v for v, _ in cache.books} | set(cache.errors))
+        venues = sorted({v for v, _ in cache.books} | set(cache.errors) | set(cache.feeds))
         out = []
         for v in venues:
             keys = [k for k in cache.books if k[0] == v]
@@ -233,7 +233,7 @@ def create_app(
             out.append(
                 {
                     "exchangeId": v,
-                    "connected": v not in cache.errors,
+                    "connected": bool(keys) and v not in cache.errors,
                     "books": len(keys),
                     "freshBooks": sum(cache.fresh(k) for k in keys),
                     "lastUpdateAgeMs": min(ages) if ages and cache.live else 0.0,

@@ -64,7 +64,8 @@ class LiveFeeds:
         def changed() -> None:
             status = venue.status(symbol)
             if status.state not in ("live", "stale"):  # withdrawn by the feed
-                reason = f"{status.state}: {status.error or 'no book'}"
+                error = status.error or "no book"
+                reason = error if error.startswith(status.state) else f"{status.state}: {error}"
                 self.cache.withdraw((venue.name, symbol), reason)
                 self.cache.errors[venue.name] = reason
 
