@@ -58,6 +58,22 @@ SCALARS = st.one_of(
 )
 
 
+NAMES = [  # request fields, a refused one (balances on a stream) and an unknown one
+    "from",
+    "to",
+    "amountIn",
+    "amountOut",
+    "strategy",
+    "maxVenues",
+    "balances",
+    "balanceMode",
+    "bridges",
+    "exchanges",
+    "requireFullFill",
+    "junk",
+]
+
+
 def operations(schema):
     for path, item in schema["paths"].items():
         for method, op in item.items():
@@ -80,23 +96,9 @@ def test_no_input_causes_a_server_error(app_and_schema, data):
         elif value is not None:
             query[param["name"]] = value
     if method == "post":
-        names = [
-            "from",
-            "to",
-            "amountIn",
-            "amountOut",
-            "strategy",
-            "maxVenues",
-            "balances",
-            "balanceMode",
-            "bridges",
-            "exchanges",
-            "requireFullFill",
-            "junk",
-        ]
         body = data.draw(
             st.dictionaries(
-                st.sampled_from(names),
+                st.sampled_from(NAMES),
                 st.one_of(
                     SCALARS,
                     st.floats(allow_nan=False, allow_infinity=False),
@@ -185,21 +187,7 @@ def test_a_lone_surrogate_is_a_clear_400_not_a_crash(app_and_schema):
     assert response.status_code == 400 and "from" in response.json()["error"]
 
 
-STREAM_NAMES = [
-    "from",
-    "to",
-    "amountIn",
-    "amountOut",
-    "strategy",
-    "maxVenues",
-    "bridges",
-    "exchanges",
-    "includeQuotes",
-    "requireFullFill",
-    "hopPenaltyBps",
-    "balances",
-    "junk",
-]
+STREAM_NAMES = [*NAMES, "includeQuotes", "hopPenaltyBps"]
 
 
 @settings(
