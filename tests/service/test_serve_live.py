@@ -142,5 +142,5 @@ def test_serve_venues_process_keeps_books_by_websocket_and_streams_routes():
         proc.terminate()
         _, err = proc.communicate(timeout=15)
         ex.stop()
-    assert "live venues: a (websocket)" in err and "/stream/route" in err, err
+    assert "live venues: a (websocket, 1 market)" in err and "/stream/route" in err, err
     assert "Traceback" not in err, err

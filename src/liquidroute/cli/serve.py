@@ -113,7 +113,8 @@ def serve(
                 ],
             )
             label = "live venues: " + ", ".join(
-                f"{name} ({mode})" for name, mode in feeds.modes().items()
+                f"{v.name} ({v.mode}, {len(v.symbols)} market{'s' * (len(v.symbols) > 1)})"
+                for v in feeds.venues
             )
         app = create_app(
             cache, source=label, workers=workers or None, queue=queue, route_timeout=route_timeout

@@ -32,10 +32,6 @@ class LiveFeeds:
         for venue in self.venues:
             cache.feeds[venue.name] = venue.mode
 
-    def modes(self) -> dict[str, str]:
-        """venue -> "websocket" or "polling" (the serve start-up line says it)."""
-        return {v.name: v.mode for v in self.venues}
-
     def start_soon(self) -> None:
         """Start every venue in the background: the server answers /health and /ready
         (not ready) while the first books arrive."""
