@@ -10,10 +10,11 @@ one at once, then one each time the route changes (its path, any leg's venue or 
 the amounts in and out, the unroutable reason, or the set of books left out). The route
 is recomputed, in the service's worker pool (never on the event loop), when a book of a
 market the route trades changes or is withdrawn (every hop's symbol; with no hops, every
-market holding `from` or `to`), when one of its books turns stale, and at least every
-`recheck_s` (a better path through other markets is found then). Updates that arrive while
-a route is computed, or within `1 / max_rate` s of the last computation, are coalesced
-into the next one: at most `max_rate` computations, hence frames, per second.
+market holding `from` or `to`), when one of its books turns stale, and, on live books, at
+least every `recheck_s` (a better path through other markets is found then). Updates
+that arrive while a route is computed, or within `1 / max_rate` s of the last
+computation, are coalesced into the next one: at most `max_rate` computations, hence
+frames, per second.
 
 A bad request gets one error frame `{"error": "..."}` and the socket is closed with code
 1008 (policy violation) and the message as reason; a route stopped at --route-timeout
@@ -203,6 +204,9 @@ class _Stream:
     async def _wait(self, result: Mapping[str, Any]) -> None:
         """Until a book of the route changes, one turns stale, or recheck_s passes."""
         used = [(b["exchangeId"], b["symbol"]) for b in result["books"] if not b["excludedReason"]]
+        if not self.cache.live:  # static books (--sample, --books) never change
+            await self.changed.wait()
+            return
         stale = self.cache.stale_in_s(used)
         timeout = self.recheck_s if stale is None else min(self.recheck_s, stale + 1e-3)
         with contextlib.suppress(TimeoutError):
