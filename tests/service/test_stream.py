@@ -155,6 +155,13 @@ def test_balances_are_refused_and_bad_params_close_with_a_reason(pair, monkeypat
                 assert named.split(":")[0] in closed.value.rcvd.reason
         assert httpx.get(service.url + "/health").json()["status"] == "ok"  # no crash
         until(lambda: service.stats.open == 0, 5)
+        # a client holding venues streams routes on those only (its `exchanges` filter)
+        scoped = OrderRouter({"baseUrl": service.url, "venues": {"a": object()}})
+        with connect(scoped.stream_url("USDT", "BTC", SPEND)) as ws:
+            only_a = frame(ws)
+        assert {leg["exchangeId"] for leg in only_a["hops"][0]["legs"]} == {"a"}
+        assert [b["exchangeId"] for b in only_a["books"]] == ["a"]
+        assert_is_oracle(service, only_a, names=["a"])
 
 
 def test_a_stale_book_drops_out_of_route_and_the_stream_with_the_reason(pair, monkeypatch):
