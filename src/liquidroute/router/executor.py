@@ -330,6 +330,18 @@ class Executor:
                 out[name] = terms
         return out
 
+    def _to_pools(self, quote: Quote, bad: dict[str, str]) -> bool:
+        """When every leg of `quote` was below its venue's minimum and pools are still
+        open, leave those book venues out so that the next round routes the remainder
+        to the pools. False when there is no pool to go to."""
+        pools = set(self._swap_terms()) - set(bad)
+        books = {leg.venue for leg in quote.legs} - pools - set(bad)
+        if not pools or not books:
+            return False
+        for venue in books:
+            bad[venue] = "the remainder is below its minimum order"
+        return True
+
     def _kill_switch_on(self) -> bool:
         return bool(self.policy.kill_switch and self.policy.kill_switch.exists())
 
@@ -684,6 +696,8 @@ class Executor:
                 swap_terms=self._swap_terms(),
             )
             notes.extend(dropped)
+            if not planned and self._to_pools(quote, bad):
+                continue  # a book's lot or minimum left a remainder: the pools take any wei
             if not planned:
                 stop = _Stop(
                     StopReason.BELOW_MINIMUM, "the remainder is below every venue's minimum order"

@@ -45,13 +45,34 @@ _SCALE = 10**12  # slippage limits are integer: 1 bps = 10**8 parts of 10**12
 
 
 class Signer:
-    """An Ethereum account that signs transactions; the key never leaves this object."""
+    """An Ethereum account that signs transactions; the key never leaves this object.
+
+    It also hands out nonces: swaps signed concurrently (one per pool leg of a round) get
+    consecutive nonces, never the node's same "pending" count twice.
+    """
 
     def __init__(self, private_key: str) -> None:
+        import threading
+
         from eth_account import Account
 
         self._account = Account.from_key(private_key)
         self.address: str = self._account.address
+        self._lock = threading.Lock()
+        self._next: int | None = None
+
+    def next_nonce(self, pending: int) -> int:
+        """The nonce for the next transaction: the node's pending count, or past the last
+        one this signer handed out when the node has not seen that one yet."""
+        with self._lock:
+            nonce = pending if self._next is None else max(pending, self._next)
+            self._next = nonce + 1
+            return nonce
+
+    def forget_nonces(self) -> None:
+        """After a refused broadcast: ask the node again next time."""
+        with self._lock:
+            self._next = None
 
     def __repr__(self) -> str:
         return f"Signer({self.address})"
@@ -192,7 +213,7 @@ def sign(rpc: JsonRpc, plan: SwapPlan, signer: Signer) -> SignedSwap:
         raise OrderRejectedError(
             plan.pool, f"the swap would revert: {exc.error.get('message')}"
         ) from exc
-    chain_id, nonce, base_fee, tip = rpc.batch(
+    chain_id, pending, base_fee, tip = rpc.batch(
         [
             ("eth_chainId", []),
             ("eth_getTransactionCount", [signer.address, "pending"]),
@@ -206,7 +227,7 @@ def sign(rpc: JsonRpc, plan: SwapPlan, signer: Signer) -> SignedSwap:
             "data": plan.calldata,
             "value": 0,
             "gas": gas * 12 // 10,
-            "nonce": int(nonce, 16),
+            "nonce": (nonce := signer.next_nonce(int(pending, 16))),
             "chainId": int(chain_id, 16),
             "maxPriorityFeePerGas": int(tip, 16),
             "maxFeePerGas": 2 * int(base_fee, 16) + int(tip, 16),
@@ -214,7 +235,7 @@ def sign(rpc: JsonRpc, plan: SwapPlan, signer: Signer) -> SignedSwap:
         }
     )
     return SignedSwap(
-        "0x" + keccak(raw).hex(), "0x" + raw.hex(), int(nonce, 16), signer.address, plan.deadline
+        "0x" + keccak(raw).hex(), "0x" + raw.hex(), nonce, signer.address, plan.deadline
     )
 
 

@@ -10,7 +10,8 @@ gets the guarantees of an exchange leg (journal, caps, fallback rounds, resume):
 - dry run (`live=False`): `place_order` is an `eth_call` of the exact swap from the
   wallet's address; the fill is the node's own answer, and a note states it beside the
   integer prediction. Nothing is signed or sent.
-- live: `prepare` signs the swap (gas estimated, nonce fixed) and returns its hash, which
+- live: `prepare` signs the swap (gas estimated, nonce fixed, the deadline `deadline_s`
+  after the latest block's time — the clock the router checks) and returns its hash, which
   the executor journals BEFORE `place_order` broadcasts it; the receipt is the fill (the
   pool's Swap event, to the wei). No receipt within `receipt_timeout_s`: the fate is
   unknown (TimeoutError), and `fetch_order` later decides it from the chain (`swap.fate`):
@@ -129,8 +130,8 @@ class PoolTradingVenue:
         base = plan.base_wei / 10**self.side.base_decimals
         return base, plan.limit_wei / 10**self.side.quote_decimals / base
 
-    def _order_plan(self, order: ChildOrder) -> SwapPlan:
-        plan = self._plan(order.side, order.amount)
+    def _order_plan(self, order: ChildOrder, now: float | None = None) -> SwapPlan:
+        plan = self._plan(order.side, order.amount, now)
         bound = order.limit_price * order.amount * 10**self.side.quote_decimals
         if order.side == "buy" and plan.limit_wei > bound * (1 + 1e-12):
             raise OrderRejectedError(self.name, "the swap's limit exceeds the order's limit")
@@ -142,7 +143,7 @@ class PoolTradingVenue:
         if not self.trading_live:
             return {}
         assert self.signer is not None
-        plan = self._order_plan(order)
+        plan = self._order_plan(order, await asyncio.to_thread(self._chain_now))
         signed = await asyncio.to_thread(sign, self.rpc, plan, self.signer)
         self._signed[order.client_id] = signed
         detail = {
@@ -156,6 +157,11 @@ class PoolTradingVenue:
         self._known[order.client_id] = detail
         return detail
 
+    def _chain_now(self) -> float:
+        """The latest block's timestamp: the clock the router checks the deadline against."""
+        block = self.rpc.request("eth_getBlockByNumber", ["latest", False])
+        return float(int(block["timestamp"], 16))
+
     def remember(self, client_id: str, detail: Mapping[str, Any]) -> None:
         """A signed swap journalled by an earlier run (resume): enough to decide its fate."""
         self._known[client_id] = dict(detail)
@@ -166,7 +172,12 @@ class PoolTradingVenue:
         signed = self._signed.get(order.client_id)
         if signed is None:
             raise OrderRejectedError(self.name, "the swap was not signed (prepare first)")
-        await asyncio.to_thread(broadcast, self.rpc, signed)
+        try:
+            await asyncio.to_thread(broadcast, self.rpc, signed)
+        except OrderRejectedError:
+            if self.signer is not None:
+                self.signer.forget_nonces()  # that nonce is free again: re-read it
+            raise
         got = await asyncio.to_thread(
             wait_outcome, self.rpc, signed.tx_hash, self.side, self.receipt_timeout_s
         )
