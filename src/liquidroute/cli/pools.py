@@ -119,6 +119,15 @@ class PoolTrading:
     wallet: str
     slippage_bps: float
 
+    def __post_init__(self) -> None:
+        from liquidroute.errors import InvalidInputError
+
+        if self.specs.strip().lower() == "sample":
+            raise InvalidInputError(
+                "--pools sample is synthetic and quote-only: execute on real pools "
+                "(--pools uniswap-v3:0x... --rpc URL)"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -164,11 +173,6 @@ def trading_pools(
     from liquidroute.errors import InvalidInputError
     from liquidroute.venues.pools.trading import PoolTradingVenue
 
-    if config.specs.strip().lower() == "sample":
-        raise InvalidInputError(
-            "--pools sample is synthetic and quote-only: execute on real pools "
-            "(--pools uniswap-v3:0x... --rpc URL)"
-        )
     signer = evm_signer(required=live)
     wallet = signer.address if signer is not None else config.wallet
     if not wallet:
