@@ -284,8 +284,8 @@ def execute(
     token: TokenOpt = None,
     gas_price_gwei: GasPriceOpt = None,
     native_price: NativePriceOpt = 0.0,
-    swap_router: SwapRouterOpt = V3_SWAP_ROUTER,
-    v2_router: V2RouterOpt = V2_ROUTER02,
+    swap_router: SwapRouterOpt = None,
+    v2_router: V2RouterOpt = None,
     wallet: WalletOpt = None,
 ) -> None:
     """Fill an order across venues: route, send IOC child orders, re-route what fails.
@@ -309,8 +309,7 @@ def execute(
     --max-slippage-bps (else --slippage-bps) and a deadline, its hash journalled before it
     is sent; the receipt is the fill. A swap that reverts is re-routed.
 
-      liquidroute execute ETH/USDC sell 5 --venues binance --pools uniswap-v3:0x88e6...
-      --rpc URL --wallet 0x...
+      liquidroute execute ETH/USDC sell 5 --pools uniswap-v3:0x88e6... --rpc URL
     """
     with reported_errors():
         from liquidroute.model import check_amount, check_side, split_symbol
@@ -370,8 +369,8 @@ def execute(
                 token or [],
                 gas_price_gwei,
                 native_price,
-                swap_router,
-                v2_router,
+                swap_router or V3_SWAP_ROUTER,
+                v2_router or V2_ROUTER02,
                 wallet or "",
                 slippage_bps if max_slippage_bps is None else max_slippage_bps,
             )

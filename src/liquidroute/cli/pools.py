@@ -75,20 +75,22 @@ NativePriceOpt = Annotated[
 
 
 SwapRouterOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--swap-router",
         metavar="ADDRESS",
-        help="Uniswap v3 SwapRouter that executes v3 pool legs (default: Ethereum mainnet's).",
+        help="Uniswap v3 SwapRouter that executes v3 pool legs (default: Ethereum "
+        "mainnet's, see docs/pools.md).",
         rich_help_panel=POOLS,
     ),
 ]
 V2RouterOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--v2-router",
         metavar="ADDRESS",
-        help="UniswapV2Router02 that executes v2 pool legs (default: Ethereum mainnet's).",
+        help="UniswapV2Router02 that executes v2 pool legs (default: Ethereum mainnet's, "
+        "see docs/pools.md).",
         rich_help_panel=POOLS,
     ),
 ]
