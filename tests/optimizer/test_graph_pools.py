@@ -1,0 +1,148 @@
+"""Multi-hop through pools (ETH -> USDC -> USDT): `route_graph` with pool edges against an
+independent convex program (cvxpy/Clarabel) written with the pools' exact constant-product
+curves, not their chords."""
+
+from __future__ import annotations
+
+import math
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+from liquidroute import DepthSnapshot, Market, route_graph
+from liquidroute.optimizer.graph import pool_edge, pool_grid
+from liquidroute.optimizer.pools import PoolCurve
+
+R_ETH, R_USDC = 300.0, 300.0 * 2_500.0  # the ETH/USDC pair
+R_C, R_T = 2.0e6, 2.0e6  # the USDC/USDT pair
+FEE_A, FEE_B, FEE_BOOK = 0.003, 0.0005, 0.001
+
+
+def v2(name: str, r_base: float, r_quote: float, fee: float) -> PoolCurve:
+    """A constant-product pair as a one-range curve: L = √(R_base·R_quote), √p = √(R_q/R_b)."""
+    return PoolCurve(
+        name,
+        np.array([0.0, math.inf]),
+        np.array([math.sqrt(r_base * r_quote)]),
+        math.sqrt(r_quote / r_base),
+        fee,
+    )
+
+
+def v2_out(amount_in: float, r_in: float, r_out: float, fee: float) -> float:
+    """Uniswap v2's getAmountOut in reals."""
+    g = (1 - fee) * amount_in
+    return r_out * g / (r_in + g)
+
+
+def books() -> tuple[list[DepthSnapshot], dict[tuple[str, str], Market]]:
+    rng = np.random.default_rng(7)
+    eth = 2_490.0 - np.cumsum(rng.uniform(0.5, 4.0, 30))  # ETH/USDT bids
+    usdc = 0.9996 - np.cumsum(rng.uniform(1e-5, 2e-4, 30))  # USDC/USDT bids
+    snaps = [
+        DepthSnapshot(
+            "cex",
+            "ETH/USDT",
+            np.column_stack([eth, rng.uniform(0.2, 1.5, 30)]),
+            np.column_stack([2_500.0 + np.cumsum(rng.uniform(0.5, 4.0, 30)), np.ones(30)]),
+        ),
+        DepthSnapshot(
+            "cex",
+            "USDC/USDT",
+            np.column_stack([usdc, rng.uniform(2e3, 2e4, 30)]),
+            np.column_stack([1.0 + np.cumsum(rng.uniform(1e-5, 2e-4, 30)), np.full(30, 1e4)]),
+        ),
+    ]
+    markets = {
+        ("cex", "ETH/USDT"): Market("cex", "ETH/USDT", FEE_BOOK),
+        ("cex", "USDC/USDT"): Market("cex", "USDC/USDT", FEE_BOOK),
+    }
+    return snaps, markets
+
+
+def oracle(snaps: list[DepthSnapshot], amount_eth: float, tol: float = 1e-10) -> float:
+    """Most USDT from `amount_eth` over the simple paths ETH->USDT (book) and ETH->USDC
+    (pair A) -> USDT (pair B or the USDC/USDT book), with the pairs' exact curves.
+
+    Each pair's flows are in units of its reserves (a = R_in·α, out = R_out·ω), so its
+    curve is ω <= 1 − 1/(1 + γα) and every coefficient is O(1); USDC in units of 1e4.
+    """
+    eth_bids, usdc_bids = snaps[0].bids, snaps[1].bids
+    x = cp.Variable(len(eth_bids), nonneg=True)  # ETH sold on the book, per level
+    y = cp.Variable(len(usdc_bids), nonneg=True)  # USDC/1e4 sold on the book, per level
+    alpha_a, omega_a = cp.Variable(nonneg=True), cp.Variable(nonneg=True)  # pair A
+    alpha_b, omega_b = cp.Variable(nonneg=True), cp.Variable(nonneg=True)  # pair B
+    ga, gb = 1 - FEE_A, 1 - FEE_B
+    constraints = [
+        x <= eth_bids[:, 1],
+        y <= usdc_bids[:, 1] / 1e4,
+        cp.sum(x) + R_ETH * alpha_a == amount_eth,
+        omega_a <= 1 - cp.inv_pos(1 + ga * alpha_a),
+        R_C * alpha_b + 1e4 * cp.sum(y) == R_USDC * omega_a,
+        omega_b <= 1 - cp.inv_pos(1 + gb * alpha_b),
+    ]
+    scale = amount_eth * 2_500.0
+    usdt = (
+        (eth_bids[:, 0] * (1 - FEE_BOOK)) @ x
+        + (usdc_bids[:, 0] * (1 - FEE_BOOK) * 1e4) @ y
+        + R_T * omega_b
+    )
+    problem = cp.Problem(cp.Maximize(usdt / scale), constraints)
+    problem.solve(solver="CLARABEL", tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol)
+    assert problem.status == "optimal", problem.status
+    return float(problem.value) * scale
+
+
+POOLS = [
+    ("ETH/USDC", v2("uniswap-v2:A", R_ETH, R_USDC, FEE_A)),
+    ("USDC/USDT", v2("uniswap-v2:B", R_C, R_T, FEE_B)),
+]
+
+
+@pytest.mark.parametrize("amount", [8.0, 20.0, 60.0])
+def test_two_hops_through_pools_equal_the_convex_program(amount: float) -> None:
+    snaps, markets = books()
+    quote = route_graph(snaps, "ETH", "USDT", markets=markets, amount_in=amount, pools=POOLS)
+    best = oracle(snaps, amount)
+    assert quote.amount_in == pytest.approx(amount, rel=1e-12)
+    assert quote.amount_out == pytest.approx(best, rel=1e-9)
+    venues = {leg.venue for hop in quote.hops for leg in hop.legs}
+    assert {"uniswap-v2:A", "uniswap-v2:B"} <= venues  # the route goes through both pairs
+    # every pool leg is what the pair itself pays for its input (getAmountOut), to 1e-9
+    for hop in quote.hops:
+        for leg in hop.legs:
+            if leg.venue == "uniswap-v2:A":
+                exact = v2_out(leg.amount_in, R_ETH, R_USDC, FEE_A)
+            elif leg.venue == "uniswap-v2:B":
+                exact = v2_out(leg.amount_in, R_C, R_T, FEE_B)
+            else:
+                continue
+            assert leg.amount_out == pytest.approx(exact, rel=1e-9)
+            assert leg.amount_out <= exact * (1 + 1e-12)  # a chord never beats the pool
+
+
+def test_without_refinement_the_chords_are_conservative_and_coarser() -> None:
+    snaps, markets = books()
+    best = oracle(snaps, 20.0)
+    coarse = route_graph(
+        snaps, "ETH", "USDT", markets=markets, amount_in=20.0, pools=POOLS, pool_refinements=0
+    )
+    assert coarse.amount_out <= best * (1 + 1e-9)  # chords never promise more than the pools
+    assert coarse.amount_out < best * (1 - 1e-9)  # and one grid alone is not exact
+
+
+def test_pool_edge_levels_are_the_curves_chords() -> None:
+    curve = v2("uniswap-v2:A", R_ETH, R_USDC, FEE_A)
+    for side in ("buy", "sell"):
+        grid = pool_grid(curve, side, 64)
+        edge = pool_edge(curve, "ETH/USDC", side, grid)
+        base, quote = curve.trade(side, grid)
+        assert edge.size == pytest.approx(np.diff(base), rel=1e-12)
+        assert edge.price * edge.size == pytest.approx(np.diff(quote), rel=1e-12)
+        ordered = np.diff(edge.price)
+        assert np.all(ordered > 0) if side == "buy" else np.all(ordered < 0)
+        # a full level of a sell is exactly the pair's getAmountOut for its base
+        first = v2_out(float(edge.size[0]), R_ETH, R_USDC, FEE_A)
+        if side == "sell":
+            assert float(edge.price[0] * edge.size[0]) == pytest.approx(first, rel=1e-12)
