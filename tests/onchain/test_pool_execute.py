@@ -280,3 +280,22 @@ def test_a_crash_before_the_broadcast_resumes_without_a_swap(world, tmp_path, mo
     assert w.rpc.request("eth_getTransactionReceipt", [dead.venue_order_id]) is None
     assert second.complete  # the remainder re-routed: a new child, a new swap
     assert nonce(w) == n0 + 1 and len(swaps_by_me(w, w.v3)) == 1
+
+
+def test_each_quote_refreshes_every_pool_in_one_round_trip(world) -> None:
+    w = world
+    pools = pool_venues(w, live=False)
+    quoter = PoolQuoter(None, pools)
+    before = w.rpc.round_trips
+    quote = asyncio.run(quoter.quote("BTC/USDT", "buy", 2.0))
+    assert w.rpc.round_trips - before == 1  # both pools' state in one JSON-RPC batch
+    assert {leg.venue for leg in quote.legs} == {p.name for p in pools}
+    # a trade on the v2 pair between two quotes is seen by the next one
+    w.chain.transact(
+        w.v2_router,
+        "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)",
+        E18, 0, [w.uni.token0, w.uni.token1], w.chain.accounts[1], 2**40,
+        sender=w.chain.accounts[1],
+    )  # fmt: skip
+    again = asyncio.run(quoter.quote("BTC/USDT", "buy", 2.0))
+    assert again.total_cost != quote.total_cost

@@ -397,6 +397,7 @@ def pool_quoter(
     rpc_url: str | None,
     live: bool,
     policy: ExecutionPolicy,
+    resume: bool = False,
 ) -> Iterator[Quoter]:
     """`router` alone, or with pools: a `PoolQuoter` over its books and the pools read over
     `rpc_url` (closed on exit)."""
@@ -407,7 +408,8 @@ def pool_quoter(
         assert router is not None
         yield router
         return
-    client = JsonRpc(need_rpc(rpc_url), timeout_s=policy.order_timeout_s)
+    why = "this parent has pool legs: resume needs" if resume else "--pools needs"
+    client = JsonRpc(need_rpc(rpc_url, why), timeout_s=policy.order_timeout_s)
     try:
         venues = trading_pools(
             symbol,
@@ -503,7 +505,9 @@ def resume(
             Router(trading, timeout_s=timeout, source="live venues (resume)") if trading else None
         )
         pool_config = PoolTrading.from_dict(request["pools"]) if request.get("pools") else None
-        with pool_quoter(parent.symbol, router, pool_config, rpc, True, policy) as quoter:
+        with pool_quoter(
+            parent.symbol, router, pool_config, rpc, True, policy, resume=True
+        ) as quoter:
             executor = Executor(
                 quoter,
                 store,

@@ -268,9 +268,9 @@ def load_pools(
         rpc.close()
 
 
-def need_rpc(rpc_url: str | None) -> str:
+def need_rpc(rpc_url: str | None, why: str = "--pools needs") -> str:
     from liquidroute.errors import InvalidInputError
 
     if not rpc_url:
-        raise InvalidInputError("--pools needs --rpc URL (or LIQUIDROUTE_RPC_URL) to read them")
+        raise InvalidInputError(f"{why} --rpc URL (or LIQUIDROUTE_RPC_URL) to read the pools")
     return rpc_url

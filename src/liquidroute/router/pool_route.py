@@ -176,9 +176,10 @@ class PoolQuoter:
     """The executor's quoter over books and pools: `route_with_pools` on fresh state.
 
     Each `quote` fetches the books of the book venues not excluded (through `Router.books`:
-    screened as `route()`'s are) and re-reads every pool not excluded (one JSON-RPC round
-    trip each), then splits the amount across both, gas included. Its `venues` are the
-    book venues followed by the pools, so an `Executor` sends every leg, pool legs as swaps.
+    screened as `route()`'s are) and re-reads every pool not excluded (one batched JSON-RPC
+    round trip for the pools of one node), then splits the amount across both, gas
+    included. Its `venues` are the book venues followed by the pools, so an `Executor`
+    sends every leg, pool legs as swaps.
     """
 
     def __init__(self, books: Router | None, pools: Sequence[Any], *, gas: bool = True) -> None:
@@ -226,8 +227,10 @@ class PoolQuoter:
         if not snapshots and not pools:
             reasons = "; ".join(f"{k}: {v}" for k, v in exclude.items())
             raise InvalidInputError(f"every book and pool is excluded ({reasons})")
-        for pool in pools:
-            await asyncio.to_thread(pool.refresh)
+        if pools:
+            from liquidroute.venues.pools.trading import refresh_all
+
+            await asyncio.to_thread(refresh_all, pools)  # one batched round trip per node
         quote = route_with_pools(
             snapshots,
             [p.side for p in pools],

@@ -26,7 +26,7 @@ token and reported as a fee in that asset ("ETH"), valued only with `--fee-price
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from liquidroute.errors import InvalidInputError, OrderRejectedError, VenueUnavailableError
@@ -260,3 +260,13 @@ class PoolTradingVenue:
             venue_order_id=got.tx_hash or None,
             fees=fees,
         )
+
+
+def refresh_all(venues: Sequence[PoolTradingVenue]) -> None:
+    """Re-read every pool's state: one JSON-RPC round trip per node (the pools sharing a
+    client are refreshed in one batch), not one per pool."""
+    groups: dict[int, list[PoolTradingVenue]] = {}
+    for venue in venues:
+        groups.setdefault(id(venue.rpc), []).append(venue)
+    for group in groups.values():
+        refresh_pools(group[0].rpc, [v.side.pool for v in group])
