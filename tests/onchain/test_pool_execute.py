@@ -24,6 +24,7 @@ from liquidroute.venues.ccxt_venue import CcxtVenue
 from liquidroute.venues.pools import trading
 from liquidroute.venues.pools.rpc import JsonRpc, encode_call
 from liquidroute.venues.pools.swap import V2_SWAP_TOPIC
+from liquidroute.venues.pools.trading import PoolTradingVenue
 from liquidroute.venues.simulated import SimulatedVenue
 from tests.conftest import binance_client
 from tests.loopback.binance_server import BinanceLoopback
@@ -32,6 +33,7 @@ from tests.onchain.conftest import (
     BOOK_BIDS,
     E18,
     Book,
+    World,
     node_answer,
     nonce,
     pool_venues,
@@ -152,28 +154,21 @@ def test_live_book_and_pool_legs_fills_are_the_receipts(world, loopback, tmp_pat
     assert gas > 0 and report.fees_by_asset["ETH"] == pytest.approx(gas)
 
 
-def test_front_run_swap_reverts_and_the_remainder_fills_elsewhere(
-    world, loopback, tmp_path, monkeypatch
-) -> None:
-    """Another account's buy on the v3 pool is mined first (same block, higher tip): the
-    executor's v3 swap reverts on amountInMaximum, and the fallback round fills the rest on
-    the book and the v2 pair."""
-    w = world
-    pools = pool_venues(w, live=True)
-    v3 = pools[0]
-    v3.rpc = JsonRpc(w.chain.url)  # its own client: the broadcast below knows it by it
+def front_run(w: World, venue: PoolTradingVenue, amount_btc: float) -> Any:
+    """A broadcast that lets another account buy `amount_btc` on the v3 pool first, in the
+    same block (higher tip), for the first swap sent to `venue` (known by its own client)."""
     real = trading.broadcast
     fronted: list[str] = []
 
     def broadcast(rpc: JsonRpc, signed: Any) -> str:
-        if rpc is not v3.rpc or fronted:
+        if rpc is not venue.rpc or fronted:
             return real(rpc, signed)
         fronted.append(signed.tx_hash)
         rpc.request("evm_setAutomine", [False])
         try:
             got = real(rpc, signed)
             params = ((w.uni.token1, w.uni.token0, 3000, w.chain.accounts[1], 2**40,
-                       int(1.5 * E18), 2**255, 0),)  # fmt: skip
+                       int(amount_btc * E18), 2**255, 0),)  # fmt: skip
             front = {
                 "from": w.chain.accounts[1],
                 "to": w.uni.router,
@@ -188,6 +183,22 @@ def test_front_run_swap_reverts_and_the_remainder_fills_elsewhere(
             rpc.request("evm_setAutomine", [True])
         return got
 
+    broadcast.fronted = fronted  # type: ignore[attr-defined]
+    return broadcast
+
+
+def test_front_run_swap_reverts_and_the_remainder_fills_elsewhere(
+    world, loopback, tmp_path, monkeypatch
+) -> None:
+    """Another account's buy on the v3 pool is mined first (same block, higher tip): the
+    executor's v3 swap reverts on amountInMaximum, and the fallback round fills the rest on
+    the book and the v2 pair."""
+    w = world
+    pools = pool_venues(w, live=True)
+    v3 = pools[0]
+    v3.rpc = JsonRpc(w.chain.url)  # its own client: the broadcast below knows it by it
+    broadcast = front_run(w, v3, 1.5)
+    fronted = broadcast.fronted
     monkeypatch.setattr(trading, "broadcast", broadcast)
     journal = Journal(tmp_path / "j.sqlite3")
     policy = ExecutionPolicy(max_rounds=4)  # the book's lot leaves dust for a 4th round
@@ -299,3 +310,53 @@ def test_each_quote_refreshes_every_pool_in_one_round_trip(world) -> None:
     )  # fmt: skip
     again = asyncio.run(quoter.quote("BTC/USDT", "buy", 2.0))
     assert again.total_cost != quote.total_cost
+
+
+def test_a_sandwich_within_the_limit_fills_no_worse_than_the_limit(
+    world, loopback, tmp_path, monkeypatch
+) -> None:
+    """A small front-run (within the 10 bps tolerance): the swap fills, worse than quoted,
+    never worse than its amountInMaximum (the child's limit price)."""
+    w = world
+    pools = pool_venues(w, live=True, kinds=("v3",))
+    v3 = pools[0]
+    v3.rpc = JsonRpc(w.chain.url)
+    broadcast = front_run(w, v3, 0.003)
+    monkeypatch.setattr(trading, "broadcast", broadcast)
+    predicted = {}
+    real_plan = trading.plan_swap
+
+    def plan(*args: Any, **kw: Any) -> Any:
+        got = real_plan(*args, **kw)
+        predicted[got.base_wei] = got.quote_wei
+        return got
+
+    monkeypatch.setattr(trading, "plan_swap", plan)
+    try:
+        report = run(
+            Executor(PoolQuoter(None, pools), Journal(tmp_path / "j.sqlite3"), live=True),
+            "execute",
+            "BTC/USDT",
+            "buy",
+            0.5,
+        )
+    finally:
+        v3.rpc.close()
+    (child,) = report.children
+    assert broadcast.fronted == [child.venue_order_id] and child.state is OrderState.FILLED
+    paid = round(child.cost * E18)
+    quoted = predicted[round(child.filled * E18)]
+    assert paid > quoted  # the sandwich cost something
+    assert paid <= child.amount * child.limit_price * E18 * (1 + 1e-12)  # bounded by the limit
+    assert (paid - quoted) / quoted <= 10e-4
+
+
+def test_pools_alone_when_no_book_venue_answers(world, tmp_path) -> None:
+    w = world
+    dead = CcxtVenue(
+        "binance", name="cex", exchange=binance_client("http://127.0.0.1:9", timeout_ms=300)
+    )
+    quoter = PoolQuoter(Router([dead], max_age_ms=None), pool_venues(w, live=False))
+    report = run(Executor(quoter, Journal(tmp_path / "j.sqlite3"), live=False), "execute",
+                 "BTC/USDT", "buy", 1.0)  # fmt: skip
+    assert report.complete and {c.venue for c in report.children} <= {p.name for p in quoter.pools}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from liquidroute.errors import InvalidInputError
+from liquidroute.errors import DataError, InvalidInputError, VenueError
 from liquidroute.model import (
     AmountUnit,
     DepthSnapshot,
@@ -211,16 +211,24 @@ class PoolQuoter:
         excluded: dict[str, str] = {}
         notes: list[str] = []
         names = {v.name for v in self.books.venues} if self.books else set()
-        if self.books is not None and names - set(exclude):
-            got = await self.books.books(
-                symbol,
-                {k: v for k, v in (fees or {}).items() if k in names},
-                {k: v for k, v in exclude.items() if k in names},
-            )
-            snapshots, markets = list(got.snapshots), dict(got.markets)
-            excluded.update(got.excluded)
-            notes.extend(got.notes)
         pools = [p for p in self.pools if p.name not in exclude]
+        if self.books is not None and names - set(exclude):
+            try:
+                got = await self.books.books(
+                    symbol,
+                    {k: v for k, v in (fees or {}).items() if k in names},
+                    {k: v for k, v in exclude.items() if k in names},
+                )
+            except (VenueError, DataError) as exc:
+                if not pools:
+                    raise
+                # no book venue answered (or every book failed the guard): pools alone
+                excluded.update({n: exclude.get(n, str(exc)) for n in names})
+                notes.append(f"no book venue usable ({exc}); routed on the pools alone")
+            else:
+                snapshots, markets = list(got.snapshots), dict(got.markets)
+                excluded.update(got.excluded)
+                notes.extend(got.notes)
         for p in self.pools:
             if p.name in exclude:
                 excluded[p.name] = exclude[p.name]
