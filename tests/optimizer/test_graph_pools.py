@@ -61,26 +61,30 @@ def books() -> tuple[list[DepthSnapshot], dict[tuple[str, str], Market]]:
     return snaps, markets
 
 
-def oracle(snaps: list[DepthSnapshot], amount_eth: float, tol: float = 1e-10) -> float:
-    """Most USDT from `amount_eth` over the simple paths ETH->USDT (book) and ETH->USDC
-    (pair A) -> USDT (pair B or the USDC/USDT book), with the pairs' exact curves.
-
-    Each pair's flows are in units of its reserves (a = R_in·α, out = R_out·ω), so its
-    curve is ω <= 1 − 1/(1 + γα) and every coefficient is O(1); USDC in units of 1e4.
-    """
+def best_usdt(
+    snaps: list[DepthSnapshot],
+    amount_eth: float,
+    eth_into_pool: cp.Expression,
+    usdc_out_of_pool: cp.Expression,
+    pool_constraints: list[cp.Constraint],
+    tol: float,
+) -> float:
+    """Most USDT from `amount_eth`, sold on the ETH/USDT book or into an ETH/USDC pool
+    (given by its input, output and curve constraints); the pool's USDC sold on the
+    USDC/USDT book or into pair B, with pair B's exact curve. Pair B's flows are in units of
+    its reserves (in = R·α, out = R·ω: ω <= 1 − 1/(1 + γα)), USDC in units of 1e4, so every
+    coefficient is O(1)."""
     eth_bids, usdc_bids = snaps[0].bids, snaps[1].bids
     x = cp.Variable(len(eth_bids), nonneg=True)  # ETH sold on the book, per level
     y = cp.Variable(len(usdc_bids), nonneg=True)  # USDC/1e4 sold on the book, per level
-    alpha_a, omega_a = cp.Variable(nonneg=True), cp.Variable(nonneg=True)  # pair A
     alpha_b, omega_b = cp.Variable(nonneg=True), cp.Variable(nonneg=True)  # pair B
-    ga, gb = 1 - FEE_A, 1 - FEE_B
     constraints = [
+        *pool_constraints,
         x <= eth_bids[:, 1],
         y <= usdc_bids[:, 1] / 1e4,
-        cp.sum(x) + R_ETH * alpha_a == amount_eth,
-        omega_a <= 1 - cp.inv_pos(1 + ga * alpha_a),
-        R_C * alpha_b + 1e4 * cp.sum(y) == R_USDC * omega_a,
-        omega_b <= 1 - cp.inv_pos(1 + gb * alpha_b),
+        cp.sum(x) + eth_into_pool == amount_eth,
+        R_C * alpha_b + 1e4 * cp.sum(y) == usdc_out_of_pool,
+        omega_b <= 1 - cp.inv_pos(1 + (1 - FEE_B) * alpha_b),
     ]
     scale = amount_eth * 2_500.0
     usdt = (
@@ -92,6 +96,13 @@ def oracle(snaps: list[DepthSnapshot], amount_eth: float, tol: float = 1e-10) ->
     problem.solve(solver="CLARABEL", tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol)
     assert problem.status == "optimal", problem.status
     return float(problem.value) * scale
+
+
+def oracle(snaps: list[DepthSnapshot], amount_eth: float, tol: float = 1e-10) -> float:
+    """`best_usdt` through pair A, its exact curve in units of its reserves."""
+    alpha_a, omega_a = cp.Variable(nonneg=True), cp.Variable(nonneg=True)
+    curve = [omega_a <= 1 - cp.inv_pos(1 + (1 - FEE_A) * alpha_a)]
+    return best_usdt(snaps, amount_eth, R_ETH * alpha_a, R_USDC * omega_a, curve, tol)
 
 
 POOLS = [
@@ -166,45 +177,25 @@ def v3_sell_ranges(curve: PoolCurve) -> list[tuple[float, float, float]]:
 
 
 def oracle_v3(snaps: list[DepthSnapshot], amount_eth: float, tol: float = 1e-8) -> float:
-    """Most USDT from `amount_eth`: ETH on the book, or through the v3 pool's ranges (each
-    its own variable) into USDC, then USDC on the book or pair B.
+    """`best_usdt` through the v3 pool, each range it crosses its own variable.
 
     In a range of liquidity L entered at √p = s, selling x base (fee γ = 1 − f on the
     input) ends at 1/√p' = 1/s + γx/L and pays L·(s − √p') quote, concave in x; the range
     holds at most L·(1/a − 1/s)/γ base down to its end a. Flows are scaled per range by
     L/s (base) and L·s (quote) so every coefficient is O(1).
     """
-    eth_bids, usdc_bids = snaps[0].bids, snaps[1].bids
     g = 1 - V3.fee
-    x = cp.Variable(len(eth_bids), nonneg=True)
-    y = cp.Variable(len(usdc_bids), nonneg=True)  # USDC/1e4
     ranges = v3_sell_ranges(V3)
     xi = cp.Variable(len(ranges), nonneg=True)  # base into each range, in units of L/s
     omega = cp.Variable(len(ranges), nonneg=True)  # quote out of each range, units of L·s
-    alpha_b, omega_b = cp.Variable(nonneg=True), cp.Variable(nonneg=True)  # pair B
-    cons = [x <= eth_bids[:, 1], y <= usdc_bids[:, 1] / 1e4]
+    curve: list[cp.Constraint] = []
     base_in, quote_out = 0, 0
     for k, (liq, s, a) in enumerate(ranges):
         # x_k = (L/s)·ξ: 1/√p' = (1 + γξ)/s, quote = L·s·(1 − 1/(1 + γξ))
-        cons += [omega[k] <= 1 - cp.inv_pos(1 + g * xi[k]), xi[k] <= (s / a - 1) / g]
+        curve += [omega[k] <= 1 - cp.inv_pos(1 + g * xi[k]), xi[k] <= (s / a - 1) / g]
         base_in += (liq / s) * xi[k]
         quote_out += (liq * s) * omega[k]
-    gb = 1 - FEE_B
-    cons += [
-        cp.sum(x) + base_in == amount_eth,
-        omega_b <= 1 - cp.inv_pos(1 + gb * alpha_b),
-        R_C * alpha_b + 1e4 * cp.sum(y) == quote_out,
-    ]
-    scale = amount_eth * 2_500.0
-    usdt = (
-        (eth_bids[:, 0] * (1 - FEE_BOOK)) @ x
-        + (usdc_bids[:, 0] * (1 - FEE_BOOK) * 1e4) @ y
-        + R_T * omega_b
-    )
-    problem = cp.Problem(cp.Maximize(usdt / scale), cons)
-    problem.solve(solver="CLARABEL", tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol)
-    assert problem.status == "optimal", problem.status
-    return float(problem.value) * scale
+    return best_usdt(snaps, amount_eth, base_in, quote_out, curve, tol)
 
 
 @pytest.mark.parametrize("amount", [5.0, 20.0, 60.0])
