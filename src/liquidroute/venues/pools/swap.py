@@ -247,10 +247,10 @@ def broadcast(rpc: JsonRpc, signed: SignedSwap) -> str:
         got = str(rpc.request("eth_sendRawTransaction", [signed.raw]))
     except RpcError as exc:
         raise OrderRejectedError(
-            f"rpc {rpc.url}", f"the node refused the transaction: {exc.error.get('message')}"
+            f"rpc {rpc.label}", f"the node refused the transaction: {exc.error.get('message')}"
         ) from exc
     if got.lower() != signed.tx_hash.lower():
-        raise OrderRejectedError(f"rpc {rpc.url}", f"the node answered hash {got}")
+        raise OrderRejectedError(f"rpc {rpc.label}", f"the node answered hash {got}")
     return signed.tx_hash
 
 
