@@ -208,7 +208,7 @@ class PoolQuoter:
         exclude = dict(exclude or {})
         snapshots: list[DepthSnapshot] = []
         markets: dict[str, Market] = {}
-        excluded: dict[str, str] = {}
+        excluded = dict(exclude)  # what the caller left out, and what failed here
         notes: list[str] = []
         names = {v.name for v in self.books.venues} if self.books else set()
         pools = [p for p in self.pools if p.name not in exclude]
@@ -229,9 +229,6 @@ class PoolQuoter:
                 snapshots, markets = list(got.snapshots), dict(got.markets)
                 excluded.update(got.excluded)
                 notes.extend(got.notes)
-        for p in self.pools:
-            if p.name in exclude:
-                excluded[p.name] = exclude[p.name]
         if not snapshots and not pools:
             reasons = "; ".join(f"{k}: {v}" for k, v in exclude.items())
             raise InvalidInputError(f"every book and pool is excluded ({reasons})")

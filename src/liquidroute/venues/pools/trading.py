@@ -103,10 +103,6 @@ class PoolTradingVenue:
     async def close(self) -> None:
         return None
 
-    def refresh(self) -> None:
-        """Re-read the pool's state (one round trip)."""
-        refresh_pools(self.rpc, [self.side.pool])
-
     # ------------------------------------------------------------ planning
     def _plan(self, side: str, amount: float, now: float | None = None) -> SwapPlan:
         return plan_swap(
