@@ -173,3 +173,38 @@ def test_a_killed_execute_resumes_from_the_receipt_without_a_second_swap(
     assert filled["filled"] == pytest.approx(-amount0 / E18, rel=1e-15)  # the receipt's fill
     text = done.output + pending.output + journal.read_bytes().decode("latin-1")
     assert DEV_KEY[2:] not in text
+
+
+def test_live_execute_across_a_loopback_exchange_and_the_pools(world, home, monkeypatch):
+    """`execute --venues a --pools ... --live`: exchange keys and the EVM key from the
+    environment, one parent filled across the exchange and both pools, nothing leaked."""
+    from tests.cli.test_cli_execute import venue_env
+    from tests.loopback.binance_server import SECRET, BinanceLoopback
+    from tests.onchain.conftest import BOOK_ASKS, BOOK_BIDS
+
+    w = world
+    ex = BinanceLoopback(asks=BOOK_ASKS, bids=BOOK_BIDS).start()
+    try:
+        for k, v in {**venue_env("A", ex), "LIQUIDROUTE_EVM_PRIVATE_KEY": DEV_KEY}.items():
+            monkeypatch.setenv(k, v)
+        journal = home / "j.sqlite3"
+        n0 = nonce(w)
+        args = ["execute", "BTC/USDT", "buy", "4", "--venues", "a=binance", "--live", "--json"]
+        args += ["--journal", str(journal), "--max-rounds", "4"]
+        result = runner.invoke(app, [*args, *pool_args(w)])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert report["live"] and report["complete"]
+        venues = {c["venue"] for c in report["children"]}
+        assert {"a", f"uniswap-v3:{w.v3}", f"uniswap-v2:{w.v2}"} <= venues
+        swaps = [c for c in report["children"] if c["venue"].startswith("uniswap")]
+        assert nonce(w) == n0 + len(swaps)
+        assert all(c["venue_order_id"].startswith("0x") for c in swaps)  # the tx hashes
+        exchange = sum(o["executedQty"] for o in ex.orders.values())
+        assert sum(c["filled"] for c in report["children"] if c["venue"] == "a") == (
+            pytest.approx(exchange)
+        )
+        text = result.output + journal.read_bytes().decode("latin-1")
+        assert DEV_KEY[2:] not in text and SECRET not in text
+    finally:
+        ex.stop()
