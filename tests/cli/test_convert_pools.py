@@ -48,7 +48,7 @@ def check_against_integer_math(leg: dict[str, Any], sides: dict[str, PoolSide]) 
     tolerance (plus one base wei's worth for rounding the base to the wei), and never
     better for the trader than the pool (the chords lie on the pool's side of its curve)."""
     side = sides[leg["venue"]]
-    base_wei, quote_wei = side.exact_trade(leg["side"], leg["base_amount"])
+    _, quote_wei = side.exact_trade(leg["side"], leg["base_amount"])
     exact = quote_wei / 10**side.quote_decimals
     quote = leg["amount_in"] if leg["side"] == "buy" else leg["amount_out"]
     wei_worth = leg["avg_price"] * 10.0**-side.base_decimals + 10.0**-side.quote_decimals

@@ -32,12 +32,13 @@ DEFAULT_BRIDGES = "BTC,ETH,USDT,USDC"
 QUOTE_ORDER = ("USDT", "USDC", "DAI", "USD", "EUR", "BTC", "ETH")
 #: route_graph's pool pricing (its defaults): chord levels, refinements of the partly used one
 POOL_LEVELS, POOL_REFINEMENTS = 256, 4
-POOL_TOLERANCE = 1e-9
+POOL_TOLERANCE = 1e-8  # measured: pool legs within ~6e-9 of the integer swap math
 POOL_PRICING = (
-    "pool legs in multi-hop are priced on the pools' curves (closed form, floats): chords "
+    "pool legs in multi-hop are priced on the pools' curves (floats, not to the wei): chords "
     f"of each pool's exact curve, the partly used chord refined {POOL_REFINEMENTS} times, so "
-    f"the route is the optimum to ~{POOL_TOLERANCE:g} relative, not to the wei; gas is not "
-    "charged (quote --pools charges it on a single hop)"
+    f"each pool leg is within ~{POOL_TOLERANCE:g} relative of the pool's integer swap and the "
+    "route is the optimum to that tolerance; gas is not charged (quote --pools charges it "
+    "on a single hop)"
 )
 
 
@@ -354,7 +355,7 @@ def convert(
 
     With --pools, AMM pools are edges of the same graph (e.g. USDC -> USDT on a book, USDT
     -> BTC on a pool): priced on each pool's curve, the partly used chord refined, to
-    ~1e-9 relative; gas is not charged in multi-hop.
+    ~1e-8 relative; gas is not charged in multi-hop.
 
     Examples:
 
