@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -15,21 +14,17 @@ from typer.testing import CliRunner
 
 from liquidroute.cli.app import app
 from liquidroute.cli.convert import POOL_TOLERANCE
+from liquidroute.venues.pools.rpc import JsonRpc
 from liquidroute.venues.pools.uniswap_math import sqrt_ratio_at_tick
 from tests.onchain.chain import Chain, Uniswap
+from tests.onchain.conftest import World
 
 E18 = 10**18
 PRICE = 61_300.0  # USDT (token1) per BTC (token0): under the sample's BTC/USDT asks (61,686)
 runner = CliRunner()
 
 
-@dataclass
-class Deployed:
-    chain: Chain
-    uni: Uniswap
-    v3: str
-    v2: str
-    v2_router: str
+Deployed = World  # this module's pools: priced for the sample's books, not conftest's
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +36,9 @@ def deployed() -> Iterator[Deployed]:
     for width, btc in [(600, 2), (3000, 6), (12000, 10)]:
         uni.add_position(3000, tick - width, tick + width, btc * E18, int(btc * PRICE) * E18)
     v2 = uni.v2_pair(2 * E18, int(2 * PRICE * 1.001) * E18)
-    yield Deployed(chain, uni, v3, v2, uni.v2_router())
+    rpc = JsonRpc(chain.url)
+    yield Deployed(chain, uni, v3, v2, uni.v2_router(), rpc)
+    rpc.close()
     chain.close()
 
 
@@ -93,6 +90,17 @@ def test_convert_routes_through_real_pools_as_the_node_quotes_them(deployed: Dep
         assert leg["amount_out"] <= answer * (1 + 1e-12) + 1e-15  # never promised more
     assert {p["kind"] for p in data["pools"]} == {"uniswap-v3", "uniswap-v2"}
     assert {p["symbol"] for p in data["pools"]} == {"BTC/USDT"}
+
+
+def test_real_pools_alone_without_books(deployed: Deployed) -> None:
+    d = deployed
+    argv = [a for a in args(d, "USDT", "BTC", "5000", "--json") if a != "--sample"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    legs = [leg for hop in data["hops"] for leg in hop["legs"]]
+    assert legs and all(leg["venue"].startswith("uniswap-") for leg in legs)
+    assert data["amount_out"] == pytest.approx(sum(node_quote(d, leg) for leg in legs), rel=1e-8)
 
 
 def test_table_shows_the_pool_legs(deployed: Deployed) -> None:
