@@ -1,12 +1,12 @@
 """`convert --pools ... --rpc ...` on anvil: USDC -> USDT on the sample's books, USDT -> BTC
 on a real Uniswap v3 pool and v2 pair, each pool leg's predicted output checked against the
-node's own quote of the same swap (eth_call of the v3 SwapRouter / v2 Router02)."""
+node's own quote of the same swap (eth_call of the v3 SwapRouter / v2 Router02). The chain
+is conftest's `world` (pools at 59,440 USDT/BTC, under the sample's asks), reverted after
+each test."""
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,35 +14,13 @@ from typer.testing import CliRunner
 
 from liquidroute.cli.app import app
 from liquidroute.cli.convert import POOL_TOLERANCE
-from liquidroute.venues.pools.rpc import JsonRpc
-from liquidroute.venues.pools.uniswap_math import sqrt_ratio_at_tick
-from tests.onchain.chain import Chain, Uniswap
 from tests.onchain.conftest import World
 
 E18 = 10**18
-PRICE = 61_300.0  # USDT (token1) per BTC (token0): under the sample's BTC/USDT asks (61,686)
 runner = CliRunner()
 
 
-Deployed = World  # this module's pools: priced for the sample's books, not conftest's
-
-
-@pytest.fixture(scope="module")
-def deployed() -> Iterator[Deployed]:
-    chain = Chain()
-    uni = Uniswap(chain)
-    tick = round(math.log(PRICE) / math.log(1.0001) / 60) * 60
-    v3 = uni.v3_pool(3000, sqrt_ratio_at_tick(tick))
-    for width, btc in [(600, 2), (3000, 6), (12000, 10)]:
-        uni.add_position(3000, tick - width, tick + width, btc * E18, int(btc * PRICE) * E18)
-    v2 = uni.v2_pair(2 * E18, int(2 * PRICE * 1.001) * E18)
-    rpc = JsonRpc(chain.url)
-    yield Deployed(chain, uni, v3, v2, uni.v2_router(), rpc)
-    rpc.close()
-    chain.close()
-
-
-def args(d: Deployed, *extra: str, tokens: bool = True, v2: bool = True) -> list[str]:
+def args(d: World, *extra: str, tokens: bool = True, v2: bool = True) -> list[str]:
     named = ["--token", f"BTC={d.uni.token0}", "--token", f"USDT={d.uni.token1}"]
     return [
         "convert",
@@ -56,7 +34,7 @@ def args(d: Deployed, *extra: str, tokens: bool = True, v2: bool = True) -> list
     ]
 
 
-def node_quote(d: Deployed, leg: dict[str, Any]) -> float:
+def node_quote(d: World, leg: dict[str, Any]) -> float:
     """The node's answer for the leg's swap: a buy (USDT -> BTC) as an exact-input swap of
     the leg's USDT, a sell (BTC -> USDT) of its BTC; the output in whole tokens."""
     uni, chain = d.uni, d.chain
@@ -72,8 +50,8 @@ def node_quote(d: Deployed, leg: dict[str, Any]) -> float:
     return int(out) / E18
 
 
-def test_convert_routes_through_real_pools_as_the_node_quotes_them(deployed: Deployed) -> None:
-    d = deployed
+def test_convert_routes_through_real_pools_as_the_node_quotes_them(world: World) -> None:
+    d = world
     result = runner.invoke(app, [*args(d, "USDC", "BTC", "1000000"), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -92,8 +70,8 @@ def test_convert_routes_through_real_pools_as_the_node_quotes_them(deployed: Dep
     assert {p["symbol"] for p in data["pools"]} == {"BTC/USDT"}
 
 
-def test_real_pools_alone_without_books(deployed: Deployed) -> None:
-    d = deployed
+def test_real_pools_alone_without_books(world: World) -> None:
+    d = world
     argv = [a for a in args(d, "USDT", "BTC", "5000", "--json") if a != "--sample"]
     result = runner.invoke(app, argv)
     assert result.exit_code == 0, result.output
@@ -103,10 +81,10 @@ def test_real_pools_alone_without_books(deployed: Deployed) -> None:
     assert data["amount_out"] == pytest.approx(sum(node_quote(d, leg) for leg in legs), rel=1e-8)
 
 
-def test_table_shows_the_pool_legs(deployed: Deployed) -> None:
-    result = runner.invoke(app, args(deployed, "USDC", "BTC", "1000000"), env={"COLUMNS": "200"})
+def test_table_shows_the_pool_legs(world: World) -> None:
+    result = runner.invoke(app, args(world, "USDC", "BTC", "1000000"), env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert f"uniswap-v3:{deployed.v3} (0.3 %)" in result.stdout
+    assert f"uniswap-v3:{world.v3} (0.3 %)" in result.stdout
     assert "Pools: 2 given" in result.stdout
 
 
@@ -121,10 +99,10 @@ def test_table_shows_the_pool_legs(deployed: Deployed) -> None:
     ],
 )
 def test_unknown_pool_tokens_are_one_clear_line(
-    deployed: Deployed, named: list[str], v2: bool, words: str
+    world: World, named: list[str], v2: bool, words: str
 ) -> None:
-    extra = [n.format(token0=deployed.uni.token0, token1=deployed.uni.token1) for n in named]
-    base = args(deployed, "USDC", "BTC", "100", tokens=False, v2=v2)
+    extra = [n.format(token0=world.uni.token0, token1=world.uni.token1) for n in named]
+    base = args(world, "USDC", "BTC", "100", tokens=False, v2=v2)
     result = runner.invoke(app, [*base, *extra])
     assert result.exit_code == 2, result.output
     assert words in result.stderr and "Traceback" not in result.output
