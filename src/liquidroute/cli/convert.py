@@ -99,12 +99,13 @@ def pool_markets(
     """Each pool of --pools with the market it trades ("ETH/USDC"), for route_graph(pools=).
 
     `sample`: the synthetic WBTC/USDT pools priced at the BTC/USDT books' mid. Real pools:
-    token0()/token1() and the tokens' ERC-20 symbol() (or --token) name each pool's pair,
-    one batched round trip each; the pools are then read and oriented by `pool_sides` (gas
+    token0()/token1() and the tokens' ERC-20 symbol() (or --token) name each pool's pair
+    (a batched round trip each); the pools are then read and oriented by `pool_sides` (gas
     is left out: route_graph does not charge it). A pool token that is neither FROM, TO, an
     asset of the books nor a token of another pool is an error naming --token.
     """
     from liquidroute.cli.pools import load_pools, need_rpc, token_map
+    from liquidroute.errors import InvalidInputError
     from liquidroute.model import split_symbol
     from liquidroute.venues.pools.rpc import JsonRpc
     from liquidroute.venues.pools.uniswap import parse_pool_specs, pool_sides
@@ -117,6 +118,10 @@ def pool_markets(
         sides = load_pools("BTC/USDT", specs, None, tokens, None, 0.0, mid)
         return [("BTC/USDT", side) for side in sides]
     pools = parse_pool_specs(specs)  # bad specs are reported before --rpc is asked for
+    names = [p.name.lower() for p in pools]
+    if len(set(names)) < len(names):
+        twice = next(p.name for p in pools if names.count(p.name.lower()) > 1)
+        raise InvalidInputError(f"--pools lists {twice} twice: give each pool once")
     named = token_map(tokens)
     rpc = JsonRpc(need_rpc(rpc_url))
     try:
@@ -166,18 +171,27 @@ def _pool_pairs(
     addresses = [str(a[0]) for a in rpc.call_many(calls)]
     by_address = {v.lower(): k for k, v in named.items()}
     unnamed = sorted({a for a in addresses if a.lower() not in by_address})
-    symbols: dict[str, str] = {}
-    for token in unnamed:
-        try:
-            (got,) = rpc.call_many([Call(token, "symbol()", returns=("string",))])[0]
-        except LiquidrouteError:
-            got = ""
-        if not str(got).strip():
+
+    def read(tokens: list[str]) -> list[str]:
+        calls = [Call(t, "symbol()", returns=("string",)) for t in tokens]
+        return [str(a[0]).strip().upper() for a in rpc.call_many(calls)]
+
+    try:
+        got = read(unnamed)  # one round trip
+    except LiquidrouteError:  # one of them has none: ask each, to name it
+        got = []
+        for token in unnamed:
+            try:
+                got += read([token])
+            except LiquidrouteError:
+                got.append("")
+    symbols = dict(zip(unnamed, got, strict=True))
+    for token, symbol in symbols.items():
+        if not symbol:
             raise InvalidInputError(
                 f"pool token {token} has no readable ERC-20 symbol(): name it with "
                 f"--token SYMBOL={token}"
             )
-        symbols[token] = str(got).strip().upper()
     names = [by_address.get(a.lower()) or symbols[a] for a in addresses]
     names = [ALIASES.get(n, n) for n in names]
     pairs = []
