@@ -94,6 +94,9 @@ def test_convert_through_pools_equals_route_graph_and_the_pools_integer_math(
     by_name = {s.name: s for s in sides}
     for leg in legs:
         check_against_integer_math(leg, by_name)
+        fee = by_name[leg["venue"]].curve().fee  # the pool fee inside the leg's price
+        quote = leg["amount_in"] if leg["side"] == "buy" else leg["amount_out"] / (1 - fee)
+        assert leg["fee"] == pytest.approx(quote * fee, rel=1e-12)
     # the paths add up to the whole route
     assert sum(p["flow_out"] for p in data["paths"]) == pytest.approx(data["amount_out"], rel=1e-9)
     assert sum(p["flow_in"] for p in data["paths"]) == pytest.approx(data["amount_in"], rel=1e-9)

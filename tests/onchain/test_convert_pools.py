@@ -50,9 +50,12 @@ def node_quote(d: World, leg: dict[str, Any]) -> float:
     return int(out) / E18
 
 
-def test_convert_routes_through_real_pools_as_the_node_quotes_them(world: World) -> None:
+@pytest.mark.parametrize("order", [["1000000"], ["15", "--out"]])
+def test_convert_routes_through_real_pools_as_the_node_quotes_them(
+    world: World, order: list[str]
+) -> None:
     d = world
-    result = runner.invoke(app, [*args(d, "USDC", "BTC", "1000000"), "--json"])
+    result = runner.invoke(app, [*args(d, "USDC", "BTC", *order), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     legs = [leg for hop in data["hops"] for leg in hop["legs"]]

@@ -19,7 +19,7 @@ from liquidroute.cli.pools import PoolsOpt, RpcOpt, TokenOpt
 from liquidroute.cli.sources import JsonOpt, SampleOpt, TimeoutOpt
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from rich.console import Console
 
@@ -256,11 +256,15 @@ def pool_label(side: PoolSide) -> str:
     return f"{side.name} ({side.curve().fee * 100:g} %)"
 
 
-def pool_fee(side: PoolSide, leg_side: str, quote_amount: float) -> float:
-    """The pool fee inside a leg's price, in quote currency (as `route_with_pools` counts
-    it): a buy pays fee·cost, a sell's proceeds are net of fee/(1 − fee) of them."""
+def leg_fee(leg: HopLeg, pools: Mapping[str, PoolSide]) -> float:
+    """A leg's fee in quote currency. A book leg's is its taker fee; a pool leg's is the pool
+    fee inside its price (as `route_with_pools` counts it): a buy pays fee·cost, a sell's
+    proceeds are net of fee/(1 − fee) of them."""
+    side = pools.get(leg.venue)
+    if side is None:
+        return leg.fee
     f = side.curve().fee
-    return quote_amount * f if leg_side == "buy" else quote_amount * f / (1 - f)
+    return leg.amount_in * f if leg.side == "buy" else leg.amount_out * f / (1 - f)
 
 
 def render(q: GraphQuote, out: Console, pools: Sequence[tuple[str, PoolSide]] = ()) -> None:
@@ -270,12 +274,6 @@ def render(q: GraphQuote, out: Console, pools: Sequence[tuple[str, PoolSide]] = 
 
     def venue(leg_venue: str) -> str:
         return pool_label(by_name[leg_venue]) if leg_venue in by_name else leg_venue
-
-    def fee(leg: HopLeg) -> float:
-        if leg.venue not in by_name:
-            return leg.fee
-        quote_amount = leg.amount_in if leg.side == "buy" else leg.amount_out
-        return pool_fee(by_name[leg.venue], leg.side, quote_amount)
 
     title = (
         f"{amount(q.amount_in)} {q.source} -> {amount(q.amount_out)} {q.target} (exact {q.exact})"
@@ -289,7 +287,7 @@ def render(q: GraphQuote, out: Console, pools: Sequence[tuple[str, PoolSide]] = 
             f"{amount(leg.amount_in)} {leg.asset_in}",
             f"{amount(leg.amount_out)} {leg.asset_out}",
             f"{leg.avg_price:,.8g}",
-            f"{fixed(fee(leg), 6)} {quote_currency(leg.symbol)}",
+            f"{fixed(leg_fee(leg, by_name), 6)} {quote_currency(leg.symbol)}",
         ]
         for hop in q.hops
         for leg in hop.legs
@@ -439,6 +437,10 @@ def convert(
     if json_out:
         data = quote.to_dict()
         if pools is not None:
+            by_name = {side.name: side for _, side in chosen}
+            for hop, hop_d in zip(quote.hops, data["hops"], strict=True):
+                for leg, leg_d in zip(hop.legs, hop_d["legs"], strict=True):
+                    leg_d["fee"] = leg_fee(leg, by_name)
             data["pools"] = pools_json(chosen)
             data["pool_pricing"] = POOL_PRICING
         echo_json(data)
