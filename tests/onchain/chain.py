@@ -1,5 +1,6 @@
 """A real EVM on loopback: anvil (npm @foundry-rs/anvil) with Uniswap's own build artifacts
-(npm @uniswap/v2-core, v3-core, v3-periphery) deployed by anvil's unlocked dev account.
+(npm @uniswap/v2-core, v2-periphery, v3-core, v3-periphery) deployed by anvil's unlocked dev
+account.
 
 `.ci/run` installs the npm packages (package.json at the repo root, exact versions); a missing
 node_modules or anvil is a test failure with the command that fixes it, never a skip.
@@ -39,6 +40,7 @@ def artifact(name: str) -> dict[str, Any]:
         "NonfungiblePositionManager": UNISWAP / "v3-periphery/artifacts/contracts/"
         "NonfungiblePositionManager.sol/NonfungiblePositionManager.json",
         "SwapRouter": UNISWAP / "v3-periphery/artifacts/contracts/SwapRouter.sol/SwapRouter.json",
+        "UniswapV2Router02": UNISWAP / "v2-periphery/build/UniswapV2Router02.json",
     }
     path = paths[name]
     if not path.is_file():
@@ -154,6 +156,16 @@ class Uniswap:
         for token in (self.token0, self.token1):
             for spender in (self.npm, self.router):
                 chain.transact(token, "approve(address,uint256)", spender, MAX_UINT)
+
+    def v2_router(self) -> str:
+        """UniswapV2Router02 on this factory (its pairFor hashes the npm pair bytecode, the
+        mainnet init code), approved by the dev account for both tokens."""
+        router = self.chain.deploy(
+            "UniswapV2Router02", ["address", "address"], (self.v2_factory, self.token0)
+        )
+        for token in (self.token0, self.token1):
+            self.chain.transact(token, "approve(address,uint256)", router, MAX_UINT)
+        return router
 
     def v2_pair(self, reserve0: int, reserve1: int) -> str:
         c = self.chain

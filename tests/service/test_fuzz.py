@@ -58,6 +58,22 @@ SCALARS = st.one_of(
 )
 
 
+NAMES = [  # request fields, a refused one (balances on a stream) and an unknown one
+    "from",
+    "to",
+    "amountIn",
+    "amountOut",
+    "strategy",
+    "maxVenues",
+    "balances",
+    "balanceMode",
+    "bridges",
+    "exchanges",
+    "requireFullFill",
+    "junk",
+]
+
+
 def operations(schema):
     for path, item in schema["paths"].items():
         for method, op in item.items():
@@ -80,23 +96,9 @@ def test_no_input_causes_a_server_error(app_and_schema, data):
         elif value is not None:
             query[param["name"]] = value
     if method == "post":
-        names = [
-            "from",
-            "to",
-            "amountIn",
-            "amountOut",
-            "strategy",
-            "maxVenues",
-            "balances",
-            "balanceMode",
-            "bridges",
-            "exchanges",
-            "requireFullFill",
-            "junk",
-        ]
         body = data.draw(
             st.dictionaries(
-                st.sampled_from(names),
+                st.sampled_from(NAMES),
                 st.one_of(
                     SCALARS,
                     st.floats(allow_nan=False, allow_infinity=False),
@@ -183,3 +185,29 @@ def test_a_lone_surrogate_is_a_clear_400_not_a_crash(app_and_schema):
     )
     response = client.get("/route?from=%ED%A0%80&to=BTC&amountIn=1")  # not UTF-8 at all
     assert response.status_code == 400 and "from" in response.json()["error"]
+
+
+STREAM_NAMES = [*NAMES, "includeQuotes", "hopPenaltyBps"]
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    query=st.dictionaries(st.sampled_from(STREAM_NAMES), SCALARS, max_size=6),
+    base=st.sampled_from([{}, {"from": "USDT", "to": "BTC"}, {"from": "BTC", "to": "ETH"}]),
+)
+def test_no_stream_query_crashes_the_stream(app_and_schema, query, base):
+    """/stream/route: any query string is a first frame (a RouteResult, or an error frame
+    and close 1008), never a server exception or close 1011."""
+    from urllib.parse import urlencode
+
+    client, _ = app_and_schema
+    with client.websocket_connect("/stream/route?" + urlencode(base | query)) as ws:
+        first = ws.receive_json()
+        if "error" in first:
+            assert first["error"] and "Traceback" not in first["error"]
+            closed = ws.receive()
+            assert closed["type"] == "websocket.close" and closed["code"] == 1008, closed
+        else:
+            assert set(first) >= {"hops", "path", "books", "unroutableReason"}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -20,6 +22,21 @@ from liquidroute.cli.common import (
     parse_venue_list,
     reported_errors,
     styled,
+)
+from liquidroute.cli.pools import (
+    V2_ROUTER02,
+    V3_SWAP_ROUTER,
+    GasPriceOpt,
+    NativePriceOpt,
+    PoolsOpt,
+    PoolTrading,
+    RpcOpt,
+    SwapRouterOpt,
+    TokenOpt,
+    V2RouterOpt,
+    WalletOpt,
+    need_rpc,
+    trading_pools,
 )
 from liquidroute.cli.sources import (
     AtOpt,
@@ -42,8 +59,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from liquidroute.model import ExecutionReport
-    from liquidroute.router.executor import ExecutionPolicy, Executor
+    from liquidroute.router.executor import ExecutionPolicy, Executor, Quoter
     from liquidroute.router.journal import Journal
+    from liquidroute.router.router import Router
     from liquidroute.venues.base import Venue
 
 RISK = "Risk limits"
@@ -117,12 +135,16 @@ def live_venues(
     return venues
 
 
-def run_executor(executor: Executor, job: str, *args: object) -> ExecutionReport:
+def run_executor(
+    executor: Executor, job: str, *args: object, start: Router | None = None
+) -> ExecutionReport:
+    """Run `job` on its own event loop; `start` (the router of the books, whatever quoter
+    wraps it) is started first: live books' feeds running, first books in."""
+
     async def go() -> ExecutionReport:
         try:
-            start = getattr(executor.quoter, "start", None)
-            if start is not None:  # live books: feeds running, first books in, before quoting
-                await start()
+            if start is not None:
+                await start.start()
             if job == "execute":
                 return await executor.execute(*args)  # type: ignore[arg-type]
             if job == "continue":
@@ -312,6 +334,14 @@ def execute(
     max_deviation_bps: MaxDeviationOpt = 50.0,
     timeout: TimeoutOpt = 10.0,
     json_out: JsonOpt = False,
+    pools: PoolsOpt = None,
+    rpc: RpcOpt = None,
+    token: TokenOpt = None,
+    gas_price_gwei: GasPriceOpt = None,
+    native_price: NativePriceOpt = 0.0,
+    swap_router: SwapRouterOpt = None,
+    v2_router: V2RouterOpt = None,
+    wallet: WalletOpt = None,
 ) -> None:
     """Fill an order across venues: route, send IOC child orders, re-route what fails.
 
@@ -328,6 +358,13 @@ def execute(
       liquidroute execute BTC/USDT sell 1 --venues binance,okx --max-slippage-bps 20
 
       liquidroute execute BTC/USDT buy 0.5 --venues okx --live --max-notional 5e4
+
+    With --pools (and --rpc), Uniswap pool legs are swaps: a dry run simulates each with
+    eth_call from --wallet; --live signs it with LIQUIDROUTE_EVM_PRIVATE_KEY, limited by
+    --max-slippage-bps (else --slippage-bps) and a deadline, its hash journalled before it
+    is sent; the receipt is the fill. A swap that reverts is re-routed.
+
+      liquidroute execute ETH/USDC sell 5 --pools uniswap-v3:0x88e6... --rpc URL
     """
     with reported_errors():
         from liquidroute.model import check_amount, check_side, split_symbol
@@ -357,48 +394,104 @@ def execute(
                 "--live-books needs --live: a dry run fills against its own copy of the books",
                 EXIT_USAGE,
             )
+        has_books = bool(venues or sample or books) or pools is None
+        trading: list[Venue] = []
+        label = ""
         if live:
             names = parse_venue_list(venues)
-            if not names:
+            if not names and pools is None:
                 raise fail("--live needs --venues a,b,c", EXIT_USAGE)
-            notes: list[str] = []
-            trading = live_venues(
-                names,
-                config,
-                timeout,
-                ioc_timeout,
-                books_of=symbol if live_books is not False else None,
-                max_age_s=max_age,
-                notes=notes,
-            )
+            if names:
+                notes: list[str] = []
+                trading = live_venues(
+                    names,
+                    config,
+                    timeout,
+                    ioc_timeout,
+                    books_of=symbol if live_books is not False else None,
+                    max_age_s=max_age,
+                    notes=notes,
+                )
+                for line in notes:
+                    note(console(stderr=True), line)
             label = "live venues: " + ", ".join(names)
-            for line in notes:
-                note(console(stderr=True), line)
-        else:
+        elif has_books:
             sources, label = select_venues(
                 venues, sample, books, at, timeout_s=timeout, symbol=symbol
             )
             trading = [SimulatedVenue(s, latency_ms=latency_ms) for s in sources]
-        router = Router(
-            trading,
-            guard=not no_guard,
-            max_age_ms=max_age * 1e3,
-            max_deviation_bps=max_deviation_bps,
-            timeout_s=timeout,
-            depth=depth,
-            source=label,
+        router = (
+            Router(
+                trading,
+                guard=not no_guard,
+                max_age_ms=max_age * 1e3,
+                max_deviation_bps=max_deviation_bps,
+                timeout_s=timeout,
+                depth=depth,
+                source=label,
+            )
+            if trading
+            else None
         )
-        executor = Executor(
-            router,
-            open_journal(journal),
-            live=live,
-            policy=policy,
-            fees=fees,
-            venue_specs=parse_venue_list(venues) if live else None,
-            fee_prices=parse_pairs(fee_price, "--fee-price"),
-        )
-        report = run_executor(executor, "execute", symbol, side_, value)
+        pool_config = None
+        if pools is not None:
+            pool_config = PoolTrading(
+                pools,
+                token or [],
+                gas_price_gwei,
+                native_price,
+                swap_router or V3_SWAP_ROUTER,
+                v2_router or V2_ROUTER02,
+                wallet or "",
+                slippage_bps if max_slippage_bps is None else max_slippage_bps,
+            )
+        with pool_quoter(symbol, router, pool_config, rpc, live, policy) as quoter:
+            executor = Executor(
+                quoter,
+                open_journal(journal),
+                live=live,
+                policy=policy,
+                fees=fees,
+                venue_specs=parse_venue_list(venues) if live else None,
+                fee_prices=parse_pairs(fee_price, "--fee-price"),
+                request_extra={"pools": pool_config.to_dict()} if pool_config else None,
+            )
+            report = run_executor(executor, "execute", symbol, side_, value, start=router)
     finish(report, json_out)
+
+
+@contextmanager
+def pool_quoter(
+    symbol: str,
+    router: Router | None,
+    config: PoolTrading | None,
+    rpc_url: str | None,
+    live: bool,
+    policy: ExecutionPolicy,
+    resume: bool = False,
+) -> Iterator[Quoter]:
+    """`router` alone, or with pools: a `PoolQuoter` over its books and the pools read over
+    `rpc_url` (closed on exit)."""
+    from liquidroute.router.pool_route import PoolQuoter
+    from liquidroute.venues.pools.rpc import JsonRpc
+
+    if config is None:
+        assert router is not None
+        yield router
+        return
+    why = "this parent has pool legs: resume needs" if resume else "--pools needs"
+    client = JsonRpc(need_rpc(rpc_url, why), timeout_s=policy.order_timeout_s)
+    try:
+        venues = trading_pools(
+            symbol,
+            config,
+            client,
+            live=live,
+            receipt_timeout_s=policy.order_timeout_s * 0.8,
+        )
+        yield PoolQuoter(router, venues)
+    finally:
+        client.close()
 
 
 def make_policy(
@@ -440,13 +533,17 @@ def resume(
     config: ConfigOpt = None,
     timeout: TimeoutOpt = 10.0,
     json_out: JsonOpt = False,
+    rpc: RpcOpt = None,
 ) -> None:
     """Reconcile an interrupted live parent order with the venues, then finish it.
 
     Every child order whose fate is not final is looked up at its venue by client order
-    id first; nothing is re-sent. Then the remainder is routed within the order's
-    original limits. With --continue PARENT, a parent that stopped with a remainder
-    (max rounds, deadline, a price or risk limit) is continued as a new parent.
+    id first (a pool swap by its journalled transaction hash: mined -> its receipt; not
+    mined and past its deadline or nonce -> it can no longer fill); nothing is re-sent.
+    A parent with pool legs needs --rpc (or LIQUIDROUTE_RPC_URL) again. Then the
+    remainder is routed within the order's original limits. With --continue PARENT, a
+    parent that stopped with a remainder (max rounds, deadline, a price or risk limit) is
+    continued as a new parent.
     """
     with reported_errors():
         from liquidroute.errors import InvalidInputError
@@ -475,17 +572,24 @@ def resume(
         request = parent.request
         policy = ExecutionPolicy.from_dict(request.get("policy", {}))
         trading = live_venues(list(request["venue_specs"]), config, timeout)
-        router = Router(trading, timeout_s=timeout, source="live venues (resume)")
-        executor = Executor(
-            router,
-            store,
-            live=True,
-            policy=policy,
-            venue_specs=request["venue_specs"],
-            fee_prices=request.get("fee_prices") or {},
+        router = (
+            Router(trading, timeout_s=timeout, source="live venues (resume)") if trading else None
         )
-        job = "continue" if continue_ is not None else "resume"
-        report = run_executor(executor, job, parent_id)
+        pool_config = PoolTrading.from_dict(request["pools"]) if request.get("pools") else None
+        with pool_quoter(
+            parent.symbol, router, pool_config, rpc, True, policy, resume=True
+        ) as quoter:
+            executor = Executor(
+                quoter,
+                store,
+                live=True,
+                policy=policy,
+                venue_specs=request["venue_specs"],
+                fee_prices=request.get("fee_prices") or {},
+                request_extra={"pools": request["pools"]} if pool_config else None,
+            )
+            job = "continue" if continue_ is not None else "resume"
+            report = run_executor(executor, job, parent_id)
     finish(report, json_out)
 
 

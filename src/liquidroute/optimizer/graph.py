@@ -1034,3 +1034,59 @@ def path_hops(solution: FlowSolution, paths: Sequence[Sequence[Edge]] = ()) -> i
 
 def is_finite_positive(x: float | None) -> bool:
     return x is not None and math.isfinite(x) and x > 0
+
+
+# --- pools as edges ---------------------------------------------------------------------------
+
+
+def pool_grid(curve: Any, side: str, levels: int = 256, span: float = 4.0) -> FloatArray:
+    """Marginal prices λ from the pool's current one, geometric, over a factor `span`
+    (up for a buy, down for a sell): the breakpoints of its chord levels (`pool_edge`)."""
+    start = float(curve.marginal(side, np.array([curve.root]))[0])
+    steps = np.exp(np.linspace(0.0, math.log(span), levels + 1))
+    grid: FloatArray = start * steps if side == "buy" else start / steps
+    return grid
+
+
+def pool_edge(curve: Any, symbol: str, side: str, grid: FloatArray) -> Edge:
+    """A pool side as a graph edge: one level per step of `grid` (marginal prices λ).
+
+    With (b_i, q_i) = the base and quote the pool trades when its marginal price reaches
+    λ_i (`PoolCurve.trade`, closed form, fee included), level i has size b_{i+1} − b_i and
+    price (q_{i+1} − q_i)/(b_{i+1} − b_i): the chord of the pool's convex cost (concave
+    proceeds) curve, so each full level costs exactly what the pool charges, and a partly
+    used level is priced at its chord, between λ_i and λ_{i+1} — never better than the
+    pool. The fee is inside the price (the edge's own fee is 0). `refine_grid` narrows the
+    partly used level until the gap is below any tolerance.
+    """
+    from liquidroute.model import split_symbol
+
+    base, quote = split_symbol(symbol)
+    b, q = curve.trade(side, grid)
+    db, dq = np.diff(b), np.diff(q)
+    keep = db > max(float(b[-1]), 1e-300) * 1e-15
+    price, size = dq[keep] / db[keep], db[keep]
+    src, dst = (quote, base) if side == "buy" else (base, quote)
+    return Edge(curve.name, symbol, side, src, dst, price, size, 0.0)
+
+
+def refine_grid(
+    curve: Any, side: str, grid: FloatArray, take: FloatArray, pieces: int = 64
+) -> FloatArray:
+    """`grid` with the steps around the partly used level of `take` (the edge's level
+    fills; all zero for an edge the LP left unused) split into `pieces` each. An unused
+    edge has its first level split: its chord is below the pool's marginal price at the
+    start, and a finer one shows whether a little of the pool is worth taking."""
+    b, _ = curve.trade(side, grid)
+    db = np.diff(b)
+    keep = np.flatnonzero(db > max(float(b[-1]), 1e-300) * 1e-15)
+    if len(take) != len(keep) or len(keep) == 0:
+        return grid
+    size = db[keep]
+    partial = np.flatnonzero((take > size * 1e-12) & (take < size * (1 - 1e-12)))
+    used = np.flatnonzero(take > 0)
+    j = int(partial[0]) if len(partial) else int(used[-1]) if len(used) else 0
+    lo, hi = int(keep[max(j - 1, 0)]), int(keep[min(j + 1, len(keep) - 1)]) + 1
+    fine = np.geomspace(grid[lo], grid[hi], 3 * pieces + 1)
+    out: FloatArray = np.concatenate((grid[:lo], fine, grid[hi + 1 :]))
+    return out

@@ -172,22 +172,36 @@ def plan_children(
     round_no: int,
     slippage_bps: float,
     limit_price: float | None,
+    swap_terms: Mapping[str, SwapTerms] | None = None,
 ) -> tuple[list[ChildOrder], list[str]]:
     """One IOC child order per leg, on the venue's precision; notes for dropped legs.
 
     The amount is truncated to the venue's precision; the limit price is the leg's worst
     planned price moved by `slippage_bps` against us and rounded away from the book, but
     never beyond `limit_price` (which is rounded inside: down for a buy, up for a sell).
+    A pool leg (its venue in `swap_terms`) is a swap: its amount goes to the wei and its
+    limit is the swap's own (the quoted exact output moved by the tolerance, as an average
+    price); a swap whose limit is beyond `limit_price` is dropped, not clipped.
     """
     children, notes = [], []
     buy = quote.side == "buy"
     sign = 1.0 if buy else -1.0
+    swap_terms = swap_terms or {}
     for leg_no, leg in enumerate(quote.legs):
         market = markets[leg.venue]
-        amount, price = order_precision(
-            market, quote.side, leg.amount, leg.worst_price * (1 + sign * slippage_bps / 1e4)
-        )
-        if limit_price is not None:
+        terms = swap_terms.get(leg.venue)
+        if terms is not None:
+            amount, price = terms(quote.side, leg.amount)
+            beyond = limit_price is not None and sign * (price - limit_price) > 0
+            if amount <= 0 or beyond:
+                why = "below one wei" if amount <= 0 else "its swap limit is beyond --limit-price"
+                notes.append(f"{leg.venue}: {leg.amount:.8g} skipped ({why})")
+                continue
+        else:
+            amount, price = order_precision(
+                market, quote.side, leg.amount, leg.worst_price * (1 + sign * slippage_bps / 1e4)
+            )
+        if limit_price is not None and terms is None:
             mode = market.precision_mode
             tick = market.price_precision if mode is not None else market.price_tick
             inside = to_precision(limit_price, tick, mode, up=not buy)
@@ -236,6 +250,12 @@ def apply_update(order: ChildOrder, update: OrderUpdate) -> OrderState:
     )
 
 
+class SwapTerms(Protocol):
+    """(amount, limit as an average price) of a pool leg of `amount` base (0 amount: none)."""
+
+    def __call__(self, side: str, amount: float) -> tuple[float, float]: ...
+
+
 @dataclass(slots=True)
 class _Stop:
     reason: StopReason
@@ -268,12 +288,17 @@ class Executor:
         fees: Mapping[str, float] | None = None,
         venue_specs: Sequence[str] | None = None,
         fee_prices: Mapping[str, float] | None = None,
+        request_extra: Mapping[str, Any] | None = None,
     ) -> None:
         """`venue_specs` (how the venues were named, e.g. "sub=binance") are journalled so
-        that `resume` can rebuild the same venues. `fee_prices` (asset -> quote per unit)
-        value commissions charged in a third asset (BNB)."""
+        that `resume` can rebuild the same venues; `request_extra` is journalled with them
+        (e.g. the pools traded). `fee_prices` (asset -> quote per unit) value commissions
+        charged in a third asset (BNB, or ETH for a swap's gas)."""
         self.quoter = quoter
-        self.venue_specs = list(venue_specs or [v.name for v in quoter.venues])
+        self.request_extra = dict(request_extra or {})
+        self.venue_specs = list(
+            venue_specs if venue_specs is not None else [v.name for v in quoter.venues]
+        )
         self.fees = dict(fees or {})
         self.fee_prices = {k.upper(): float(v) for k, v in (fee_prices or {}).items()}
         self.journal = journal
@@ -295,6 +320,27 @@ class Executor:
     def router(self) -> Quoter:
         """The quoter (kept under its former name)."""
         return self.quoter
+
+    def _swap_terms(self) -> dict[str, SwapTerms]:
+        """The venues whose children are swaps (pools), with their terms."""
+        out: dict[str, SwapTerms] = {}
+        for name, venue in self.venues.items():
+            terms = getattr(venue, "child_terms", None)
+            if terms is not None:
+                out[name] = terms
+        return out
+
+    def _to_pools(self, quote: Quote, bad: dict[str, str]) -> bool:
+        """When every leg of `quote` was below its venue's minimum and pools are still
+        open, leave those book venues out so that the next round routes the remainder
+        to the pools. False when there is no pool to go to."""
+        pools = set(self._swap_terms()) - set(bad)
+        books = {leg.venue for leg in quote.legs} - pools - set(bad)
+        if not pools or not books:
+            return False
+        for venue in books:
+            bad[venue] = "the remainder is below its minimum order"
+        return True
 
     def _kill_switch_on(self) -> bool:
         return bool(self.policy.kill_switch and self.policy.kill_switch.exists())
@@ -334,6 +380,7 @@ class Executor:
             "continues": continues,
             "spent_before": spent_before,
             "fee_prices": self.fee_prices,
+            **self.request_extra,
         }
         if continues:  # first claim the stopped parent: it can be continued only once
             self.journal.continued(continues, by=parent_id)
@@ -360,6 +407,13 @@ class Executor:
                 "orders`); resume that one instead"
             )
         children = self.journal.children(parent_id)
+        venue_of = {c.client_id: c.venue for c in children}
+        for _, client_id, kind, detail in self.journal.events(parent_id):
+            # a swap signed (maybe broadcast) by an earlier run: its venue decides its fate
+            venue = self.venues.get(venue_of.get(client_id or "", ""))
+            remember = getattr(venue, "remember", None)
+            if kind == "signed" and client_id and remember is not None:
+                remember(client_id, detail)
         for child in children:
             if child.state is OrderState.PLANNED:
                 # the intent was journalled; the venue decides whether it was ever sent
@@ -523,6 +577,8 @@ class Executor:
             self.journal.record(
                 child, "intent", {"amount": child.amount, "price": child.limit_price}
             )
+            if not await self._prepare(venue, child):
+                return
             try:
                 update = await asyncio.wait_for(
                     venue.place_order(child), self.policy.order_timeout_s
@@ -544,6 +600,27 @@ class Executor:
                 return
             apply_update(child, update)
             self.journal.record(child, "ack", {"status": update.status, "filled": update.filled})
+
+    async def _prepare(self, venue: TradingVenue, child: ChildOrder) -> bool:
+        """For a venue that signs before sending (a pool swap): sign, then journal the
+        transaction hash BEFORE anything is broadcast, so a crash after the broadcast is
+        resolved from the chain. False when it cannot be signed (nothing was sent)."""
+        prepare = getattr(venue, "prepare", None)
+        if prepare is None:
+            return True
+        try:
+            detail = await asyncio.wait_for(prepare(child), self.policy.order_timeout_s)
+        except (LiquidrouteError, TimeoutError) as exc:
+            if isinstance(exc, TRANSIENT) and not isinstance(exc, OrderRejectedError):
+                self._transient[child.client_id] = exc
+            reason = redact(str(exc) or "timed out signing")
+            child.apply(OrderEvent.REJECT, reason=reason)
+            self.journal.record(child, "rejected", {"error": reason, "signed": False})
+            return False
+        if detail:
+            child.apply(OrderEvent.ACCEPT, venue_order_id=str(detail["tx_hash"]))
+            self.journal.record(child, "signed", detail)
+        return True
 
     # ------------------------------------------------------------------ the loop
     async def _run(
@@ -616,8 +693,11 @@ class Executor:
                 round_no=rounds,
                 slippage_bps=policy.slippage_bps,
                 limit_price=policy.limit_price,
+                swap_terms=self._swap_terms(),
             )
             notes.extend(dropped)
+            if not planned and self._to_pools(quote, bad):
+                continue  # a book's lot or minimum left a remainder: the pools take any wei
             if not planned:
                 stop = _Stop(
                     StopReason.BELOW_MINIMUM, "the remainder is below every venue's minimum order"
@@ -638,6 +718,11 @@ class Executor:
             left_s = policy.deadline_s - (time.monotonic() - started)
             retries += await self._after_round(planned, bad, retries, max(left_s, 0.0))
         timings["total_ms"] = (time.monotonic() - started) * 1e3
+        for venue in self.venues.values():
+            venue_notes = getattr(venue, "notes", None)
+            if isinstance(venue_notes, list):
+                notes.extend(venue_notes)
+                venue_notes.clear()
         report = self._report(
             parent_id, symbol, side, amount, children, rounds, stop, quoted_avg, timings, notes
         )

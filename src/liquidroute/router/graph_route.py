@@ -18,7 +18,10 @@ from liquidroute.optimizer.graph import (
     FlowSolution,
     path_flows,
     path_hops,
+    pool_edge,
+    pool_grid,
     profitable_cycles,
+    refine_grid,
     solve_direct,
     solve_layered,
     usable_arcs,
@@ -160,6 +163,9 @@ def route_graph(
     bridges: Sequence[str] | None = None,
     max_hops: int = 3,
     hop_penalty_bps: float = 0.0,
+    pools: Sequence[tuple[str, Any]] = (),
+    pool_levels: int = 256,
+    pool_refinements: int = 4,
 ) -> GraphQuote:
     """The best conversion of `source` into `target` across all venues and paths.
 
@@ -176,6 +182,14 @@ def route_graph(
     The route is a flow on simple paths of at most `max_hops` hops (`paths` lists them,
     each with its part of the route and what it alone would do); loops of books that
     gain at best prices are named in `warnings` and never routed around.
+
+    `pools` are AMM pools as (symbol, `PoolCurve`) — e.g. ("ETH/USDC", side.curve()) —
+    each an edge per direction whose levels are chords of its curve (`pool_edge`): every
+    full level priced exactly as the pool trades, the partly used one at its chord. The
+    LP is solved, the partly used level of each pool split into finer steps around the
+    optimum, and solved again, `pool_refinements` times (the gap shrinks by ~64x each
+    time). Pool legs are priced by the pool's closed-form curve (floats), not re-priced
+    to the wei as single-hop `route_with_pools` legs are; gas is not charged here.
     """
     started = time.perf_counter()
     source, target = source.upper(), target.upper()
@@ -191,7 +205,18 @@ def route_graph(
         raise InvalidInputError(f"max_hops must be a whole number >= 1, got {max_hops!r}")
     if not math.isfinite(hop_penalty_bps) or hop_penalty_bps < 0:
         raise InvalidInputError(f"hop_penalty_bps must be >= 0, got {hop_penalty_bps!r}")
-    edges = book_edges(snapshots, markets)
+    grids = {(curve.name, side): pool_grid(curve, side, pool_levels) for _, curve in pools
+             for side in ("buy", "sell")}  # fmt: skip
+    books = book_edges(snapshots, markets)
+
+    def all_edges() -> list[Edge]:
+        return books + [
+            pool_edge(curve, symbol, side, grids[curve.name, side])
+            for symbol, curve in pools
+            for side in ("buy", "sell")
+        ]
+
+    edges = all_edges()
     assets = {e.src for e in edges} | {e.dst for e in edges}
     for name, asset in (("source", source), ("target", target)):
         if asset not in assets:
@@ -204,11 +229,22 @@ def route_graph(
             raise InvalidInputError(f"unknown bridge asset {b}; the books hold {sorted(assets)}")
     hops_ = int(max_hops)
     kwargs: dict[str, Any] = {"amount_in": amount_in, "amount_out": amount_out}
-    direct = solve_direct(edges, source, target, **kwargs)
-    bound = None if amount_out is None or direct is None else direct.amount_in * (1 + 1e-9)
-    joint = solve_layered(
-        edges, source, target, hops_, bridges=bridge_list, spend_bound=bound, **kwargs
-    )
+    curves = {(curve.name, side): curve for _, curve in pools for side in ("buy", "sell")}
+    direct: FlowSolution | None = None
+    joint: FlowSolution | None = None
+    for round_ in range(1 + (pool_refinements if pools else 0)):
+        if round_:  # split each pool's partly used level around the optimum, solve again
+            for sol in (direct, joint):
+                for e in sol.edges if sol is not None else ():
+                    key = (e.venue, e.side)
+                    if key in curves and sol is not None:
+                        grids[key] = refine_grid(curves[key], e.side, grids[key], sol.x[e.key])
+            edges = all_edges()
+        direct = solve_direct(edges, source, target, **kwargs)
+        bound = None if amount_out is None or direct is None else direct.amount_in * (1 + 1e-9)
+        joint = solve_layered(
+            edges, source, target, hops_, bridges=bridge_list, spend_bound=bound, **kwargs
+        )
     if joint is None and not usable_arcs(edges, source, target, hops_, bridge_list):
         raise InsufficientLiquidityError(
             f"no path from {source} to {target} within {max_hops} hop(s)"

@@ -9,13 +9,15 @@ wei, not the float model's estimate. Book legs are priced as `route()` prices th
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from liquidroute.errors import InvalidInputError
+from liquidroute.errors import DataError, InvalidInputError, VenueError
 from liquidroute.model import (
     AmountUnit,
     DepthSnapshot,
@@ -29,6 +31,9 @@ from liquidroute.optimizer.curves import build_ladder
 from liquidroute.optimizer.exact import allocate
 from liquidroute.optimizer.pools import PoolCurve, solve_joint
 from liquidroute.router.route import _legs, consolidated_mid
+
+if TYPE_CHECKING:
+    from liquidroute.router.router import Router
 
 
 class PoolVenue(Protocol):
@@ -165,3 +170,84 @@ def route_with_pools(
         timestamps={s.venue: s.timestamp for s in snapshots},
         fixed_costs=fixed,
     )
+
+
+class PoolQuoter:
+    """The executor's quoter over books and pools: `route_with_pools` on fresh state.
+
+    Each `quote` fetches the books of the book venues not excluded (through `Router.books`:
+    screened as `route()`'s are) and re-reads every pool not excluded (one batched JSON-RPC
+    round trip for the pools of one node), then splits the amount across both, gas
+    included. Its `venues` are the book venues followed by the pools, so an `Executor`
+    sends every leg, pool legs as swaps.
+    """
+
+    def __init__(self, books: Router | None, pools: Sequence[Any], *, gas: bool = True) -> None:
+        if books is None and not pools:
+            raise InvalidInputError("nothing to route on: give at least one book or pool")
+        self.books = books
+        self.pools = list(pools)
+        self.gas = gas
+
+    @property
+    def venues(self) -> list[Any]:
+        return [*(self.books.venues if self.books else []), *self.pools]
+
+    async def quote(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        *,
+        baselines: bool = False,
+        exclude: Mapping[str, str] | None = None,
+        fees: Mapping[str, float] | None = None,
+    ) -> Quote:
+        """The joint optimum of `amount` over the venues not in `exclude` (name -> reason);
+        `baselines` is accepted for the `Quoter` protocol (the pool route has none)."""
+        exclude = dict(exclude or {})
+        snapshots: list[DepthSnapshot] = []
+        markets: dict[str, Market] = {}
+        excluded = dict(exclude)  # what the caller left out, and what failed here
+        notes: list[str] = []
+        names = {v.name for v in self.books.venues} if self.books else set()
+        pools = [p for p in self.pools if p.name not in exclude]
+        if self.books is not None and names - set(exclude):
+            try:
+                got = await self.books.books(
+                    symbol,
+                    {k: v for k, v in (fees or {}).items() if k in names},
+                    {k: v for k, v in exclude.items() if k in names},
+                )
+            except (VenueError, DataError) as exc:
+                if not pools:
+                    raise
+                # no book venue answered (or every book failed the guard): pools alone
+                excluded.update({n: exclude.get(n, str(exc)) for n in names})
+                notes.append(f"no book venue usable ({exc}); routed on the pools alone")
+            else:
+                snapshots, markets = list(got.snapshots), dict(got.markets)
+                excluded.update(got.excluded)
+                notes.extend(got.notes)
+        if not snapshots and not pools:
+            reasons = "; ".join(f"{k}: {v}" for k, v in exclude.items())
+            raise InvalidInputError(f"every book and pool is excluded ({reasons})")
+        if pools:
+            from liquidroute.venues.pools.trading import refresh_all
+
+            await asyncio.to_thread(refresh_all, pools)  # one batched round trip per node
+        quote = route_with_pools(
+            snapshots,
+            [p.side for p in pools],
+            side,
+            amount,
+            markets=markets,
+            gas=self.gas,
+            symbol=symbol,
+        )
+        return dataclasses.replace(quote, excluded=excluded, warnings=(*notes, *quote.warnings))
+
+    async def close(self) -> None:
+        if self.books is not None:
+            await self.books.close()
+        await asyncio.gather(*(p.close() for p in self.pools), return_exceptions=True)

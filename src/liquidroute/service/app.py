@@ -5,11 +5,13 @@
     GET  /health /ready /version /symbols /exchanges/status
     GET  /orderbook/{exchangeId}/{symbol}   the exact cached book routes are computed on
     GET  /docs             Swagger UI, served from the installed swagger-ui-bundle (offline)
+    WS   /stream/route     the route as frames, pushed when it changes (`service.stream`)
 
-Books live in a `BookCache`: static for --sample/--books, refreshed in the background for
-live venues (polling through ccxt, staleness tracked per book). Routes run in a `RoutePool`
-of worker processes, never on the event loop: /health and /ready answer at once whatever
-the routes do. Statuses: 200 a RouteResult (an unroutable request is one, with
+Books live in a `BookCache` (`service.books`): static for --sample/--books, kept by
+websocket (or polled, per venue) for live venues (`service.feeds`), staleness tracked per
+book; /route says each book's age and feed, and which were left out and why. Routes run
+in a `RoutePool` of worker processes, never on the event loop: /health and /ready answer
+at once whatever the routes do. Statuses: 200 a RouteResult (an unroutable request is one, with
 `unroutableReason`); 400 bad input (one line naming the field); 404 unknown book; 500 a bug
 (logged with its traceback); 503 busy (Retry-After) or not ready; 504 a route stopped at the
 time limit. Every error body is {"error": "..."}.
@@ -17,16 +19,12 @@ time limit. Every error body is {"error": "..."}.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Query, Request
+from fastapi import Body, FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
@@ -34,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from liquidroute import __version__
 from liquidroute.errors import LiquidrouteError
-from liquidroute.model import DepthSnapshot, Market
+from liquidroute.service.books import BookCache, refresh_forever, route_on
 from liquidroute.service.models import (
     ErrorBody,
     ExchangesStatus,
@@ -47,16 +45,9 @@ from liquidroute.service.models import (
     Symbols,
     Version,
 )
-from liquidroute.service.pool import (
-    COMPUTE,
-    WORKER_NICE,
-    BookSet,
-    PoolBusy,
-    RoutePool,
-    RouteTimeout,
-)
-from liquidroute.service.routing import parse_request
-from liquidroute.venues.base import Venue
+from liquidroute.service.pool import COMPUTE, WORKER_NICE, PoolBusy, RoutePool, RouteTimeout
+from liquidroute.service.routing import field_errors, parse_request, wire_json
+from liquidroute.service.stream import RECHECK_S, StreamStats, serve_stream
 
 STARTED = time.time()
 log = logging.getLogger("liquidroute.service")
@@ -68,96 +59,9 @@ class SafeJSONResponse(JSONResponse):
     cannot break the encoding, and non-finite numbers are refused (never NaN on the wire)."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+        return wire_json(content).encode("ascii")
 
 
-@dataclass
-class BookCache:
-    """Books and markets by (venue, symbol), with when each book was fetched (ms).
-
-    `version` changes on every `put`, so route workers know when their copy is old.
-    """
-
-    live: bool
-    stale_ms: float = 10_000.0
-    min_fresh: int = 1
-    books: dict[tuple[str, str], DepthSnapshot] = field(default_factory=dict)
-    markets: dict[tuple[str, str], Market] = field(default_factory=dict)
-    fetched_ms: dict[tuple[str, str], float] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    version: int = 0
-
-    def put(self, snap: DepthSnapshot, market: Market) -> None:
-        key = (snap.venue, snap.symbol)
-        self.books[key], self.markets[key] = snap, market
-        self.fetched_ms[key] = time.time() * 1e3
-        self.version += 1
-
-    def fresh(self, key: tuple[str, str]) -> bool:
-        return not self.live or time.time() * 1e3 - self.fetched_ms.get(key, 0) <= self.stale_ms
-
-    def fresh_keys(self) -> list[tuple[str, str]]:
-        return [k for k in self.books if self.fresh(k)]
-
-    def fresh_books(self) -> list[DepthSnapshot]:
-        return [self.books[k] for k in self.fresh_keys()]
-
-    def market_list(self) -> list[Market]:
-        return list(self.markets.values())
-
-    def book_set(self) -> BookSet:
-        return self.version, self.books, self.markets
-
-
-async def refresh_forever(
-    cache: BookCache, venues: Sequence[Venue], symbols: Sequence[str], every_s: float
-) -> None:
-    """Poll every (venue, symbol) the venue lists; a failure is recorded, not fatal."""
-    while True:
-        started = time.monotonic()
-        for venue in venues:
-            try:
-                listed = await venue.symbols() if hasattr(venue, "symbols") else list(symbols)
-                wanted = [s for s in symbols if s in listed]
-                results = await asyncio.gather(
-                    *(asyncio.gather(venue.snapshot(s), venue.market(s)) for s in wanted),
-                    return_exceptions=True,
-                )
-                for result in results:
-                    if isinstance(result, BaseException):
-                        cache.errors[venue.name] = str(result)
-                    else:
-                        cache.put(*result)
-                        cache.errors.pop(venue.name, None)
-            except LiquidrouteError as exc:
-                cache.errors[venue.name] = str(exc)
-        await asyncio.sleep(max(0.05, every_s - (time.monotonic() - started)))
-
-
-def _field_errors(exc: RequestValidationError) -> str:
-    """Pydantic's errors as one line: 'amountIn: Input should be a valid number (got 'ten')'."""
-    parts = []
-    for err in exc.errors()[:3]:
-        loc = [str(x) for x in err.get("loc", ()) if x not in ("query", "body", "path")]
-        name = ".".join(loc) or "request"
-        got = err.get("input")
-        shown = "" if isinstance(got, dict | list) or got is None else f" (got {ascii(got)[:60]})"
-        if err.get("type") == "extra_forbidden":
-            parts.append(f"{name}: unknown parameter; see /docs for the parameters of /route")
-        elif err.get("type") == "string_pattern_mismatch":
-            hint = PATTERN_HINTS.get(loc[0] if loc else "", "see /docs for its format")
-            parts.append(f"{name}: must be {hint}{shown}")
-        else:
-            parts.append(f"{name}: {err.get('msg', 'invalid')}{shown}")
-    return "invalid request: " + "; ".join(parts)
-
-
-PATTERN_HINTS = {
-    "from": "an asset code such as USDT",
-    "to": "an asset code such as BTC",
-    "bridges": "asset codes such as BTC",
-    "balances": "[exchangeId.]ASSET:amount entries, e.g. binance.USDT:100,okx.USDT:50",
-}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Bad input: the message names the field"},
     500: {"model": ErrorBody, "description": "A server bug (logged)"},
@@ -175,10 +79,12 @@ def create_app(
     route_timeout: float = 10.0,
     compute: str | None = None,
     nice: int = WORKER_NICE,
+    stream_recheck_s: float = RECHECK_S,
 ) -> FastAPI:
     """The app over `cache`; routes run in `workers` processes (default: one per core),
     at most `queue` more wait (default 4 per worker), each stopped after `route_timeout` s.
-    `compute` replaces the worker's routing function (tests: a deliberately slow one)."""
+    `compute` replaces the worker's routing function (tests: a deliberately slow one).
+    A /stream/route recomputes at least every `stream_recheck_s` without a book update."""
     size = workers or max(1, os.cpu_count() or 1)
     pool = RoutePool(
         cache.book_set,
@@ -187,6 +93,7 @@ def create_app(
         time_limit=route_timeout,
         compute=compute or COMPUTE,
         nice=nice,
+        changed=cache.changed_since,
     )
     app = FastAPI(
         title="liquidroute routing service",
@@ -198,6 +105,8 @@ def create_app(
         default_response_class=SafeJSONResponse,
     )
     app.state.pool = pool
+    app.state.cache = cache
+    app.state.streams = streams = StreamStats()
     app.router.on_startup.append(pool.start)  # workers ready before the first request
     app.router.on_shutdown.append(pool.close)
 
@@ -222,7 +131,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def bad_shape(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return SafeJSONResponse({"error": _field_errors(exc)}, status_code=400)
+        return SafeJSONResponse({"error": field_errors(exc.errors())}, status_code=400)
 
     @app.exception_handler(PoolBusy)
     async def busy(_: Request, exc: PoolBusy) -> JSONResponse:
@@ -247,7 +156,7 @@ def create_app(
     async def answer(params: RouteParams | RouteBody, request: Request) -> JSONResponse:
         t0 = time.perf_counter()
         req = parse_request(params, request.headers.get("x-request-id", ""))
-        result = await pool.submit(req, cache.fresh_keys())
+        result = await route_on(cache, pool, req)
         server_ms = (time.perf_counter() - t0) * 1e3
         timing = f"route;dur={server_ms:.3f}, compute;dur={result.get('computeMs', 0.0):.3f}"
         return SafeJSONResponse(result, headers={"Server-Timing": timing})
@@ -277,6 +186,7 @@ def create_app(
             "uptimeSec": time.time() - STARTED,
             "busyWorkers": pool.busy,
             "workers": pool.size,
+            "openStreams": streams.open,
         }
 
     @app.get(
@@ -315,7 +225,7 @@ def create_app(
     @app.get("/exchanges/status", response_model=ExchangesStatus)
     async def exchanges() -> dict[str, Any]:
         now = time.time() * 1e3
-        venues = sorted({v for v, _ in cache.books} | set(cache.errors))
+        venues = sorted({v for v, _ in cache.books} | set(cache.errors) | set(cache.feeds))
         out = []
         for v in venues:
             keys = [k for k in cache.books if k[0] == v]
@@ -323,11 +233,12 @@ def create_app(
             out.append(
                 {
                     "exchangeId": v,
-                    "connected": v not in cache.errors,
+                    "connected": bool(keys) and v not in cache.errors,
                     "books": len(keys),
                     "freshBooks": sum(cache.fresh(k) for k in keys),
                     "lastUpdateAgeMs": min(ages) if ages and cache.live else 0.0,
                     "error": cache.errors.get(v, ""),
+                    "feed": cache.feed(v),
                 }
             )
         return {"exchanges": out}
@@ -355,6 +266,11 @@ def create_app(
                 "asks": book.asks.tolist(),
             }
         )
+
+    @app.websocket("/stream/route")
+    async def stream_route(websocket: WebSocket) -> None:
+        """The route, pushed when it changes (see liquidroute.service.stream)."""
+        await serve_stream(websocket, cache, pool, streams, recheck_s=stream_recheck_s)
 
     _offline_docs(app)
     _no_422(app)
@@ -396,3 +312,6 @@ def _offline_docs(app: FastAPI) -> None:
             swagger_css_url="/docs-assets/swagger-ui.css",
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
+
+
+__all__ = ["BookCache", "SafeJSONResponse", "create_app", "refresh_forever"]

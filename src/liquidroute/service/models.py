@@ -171,9 +171,27 @@ class VenueQuote(BaseModel):
     amountOut: float  # noqa: N815
 
 
+class BookAge(BaseModel):
+    """One cached book a route stands on: how old it is, how it is kept, and whether it
+    was left out (and why)."""
+
+    exchangeId: str  # noqa: N815
+    symbol: str
+    ageMs: float = Field(description="Milliseconds since this book last changed")  # noqa: N815
+    feed: Literal["websocket", "polling", "static"] = Field(
+        description="websocket: kept live from the venue's stream; polling: fetched every "
+        "--refresh seconds (the venue has no stream); static: --sample / --books"
+    )
+    excludedReason: str = Field(  # noqa: N815
+        description="Why the book was left out of the route ('' when it was routed on): "
+        "stale (no update within --stale-ms) or withdrawn (the feed is resyncing or "
+        "reconnecting)"
+    )
+
+
 class RouteResult(BaseModel):
-    """The answer to /route. An unroutable request is a RouteResult with
-    `unroutableReason` (then `hops` is empty), never an error status."""
+    """The answer to /route (and each frame of /stream/route). An unroutable request is a
+    RouteResult with `unroutableReason` (then `hops` is empty), never an error status."""
 
     requestId: str  # noqa: N815
     calculatedAt: int  # noqa: N815
@@ -199,6 +217,11 @@ class RouteResult(BaseModel):
     balancesApplied: str | None = None  # noqa: N815
     balanceEntryCount: int | None = None  # noqa: N815
     balanceMode: str | None = None  # noqa: N815
+    books: list[BookAge] = Field(
+        default_factory=list,
+        description="Every cached book of the markets the route trades (of the markets "
+        "holding from or to when unroutable), with its age and feed",
+    )
 
 
 class ErrorBody(BaseModel):
@@ -212,6 +235,7 @@ class Health(BaseModel):
     uptimeSec: float  # noqa: N815
     busyWorkers: int  # noqa: N815
     workers: int
+    openStreams: int = 0  # noqa: N815
 
 
 class Readiness(BaseModel):
@@ -244,6 +268,7 @@ class ExchangeStatus(BaseModel):
     freshBooks: int  # noqa: N815
     lastUpdateAgeMs: float  # noqa: N815
     error: str
+    feed: Literal["websocket", "polling", "static"] = "static"
 
 
 class ExchangesStatus(BaseModel):

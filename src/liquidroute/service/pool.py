@@ -3,8 +3,9 @@
 `RoutePool` keeps `workers` processes (forkserver: forked from a clean, pre-imported
 server, so a replacement starts in milliseconds and inherits no sockets or threads). Each
 worker holds a copy of the books; a request carries the books' version, and the books
-themselves only when that worker's copy is older (a live refresh costs one transfer per
-worker, a static book set one transfer in all).
+themselves only when that worker's copy is older: only the books put since that worker's
+version when the book source says which (`changed`: a live update costs one book per
+worker), else all of them (a static book set: one transfer in all).
 
 - At most `workers` routes run at once and at most `queue` more wait for a worker; beyond
   that `submit` raises `PoolBusy` at once (the app answers 503 with Retry-After).
@@ -24,7 +25,7 @@ import logging
 import multiprocessing as mp
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -78,7 +79,13 @@ def _serve(conn: Connection, compute_path: str, nice: int = 0) -> None:
             continue
         new_version, payload, keys, request = message
         if payload is not None:
-            version, books, markets = new_version, payload[0], payload[1]
+            kind, new_books, new_markets = payload
+            if kind == "all":
+                books, markets = new_books, new_markets
+            else:  # "changed": only the books put since this worker's version
+                books.update(new_books)
+                markets.update(new_markets)
+            version = new_version
         try:
             result = compute_route(
                 request, [books[k] for k in keys if k in books], markets, ladders
@@ -110,13 +117,17 @@ class RoutePool:
         time_limit: float = 10.0,
         compute: str = COMPUTE,
         nice: int = WORKER_NICE,
+        changed: Callable[[int], Iterable[tuple[str, str]]] | None = None,
     ) -> None:
         """`compute` ("module:function", called as f(request, snapshots, markets, cache)) is what a
         worker runs; the service's RouteResult by default. `nice` lowers the workers' CPU
-        priority (0 keeps the server's)."""
+        priority (0 keeps the server's). `changed(version)` lists the keys put since that
+        version of `books()`: a worker that is behind then gets only those books (live
+        books change one at a time), else all of them."""
         if workers < 1 or queue < 0 or not time_limit > 0:
             raise InvalidInputError("workers >= 1, queue >= 0 and time_limit > 0 are required")
         self._books, self._compute, self.nice = books, compute, nice
+        self._changed = changed
         self.size, self.queue_limit, self.time_limit = workers, queue, time_limit
         self._ctx = mp.get_context("forkserver")
         with contextlib.suppress(Exception):
@@ -202,7 +213,17 @@ class RoutePool:
         self, worker: _Worker, request: Any, keys: list[tuple[str, str]], budget: float
     ) -> tuple[str, Any]:
         version, books, markets = self._books()
-        payload = None if worker.version == version else (dict(books), dict(markets))
+        payload: tuple[str, dict[Any, Any], dict[Any, Any]] | None = None
+        if worker.version != version:
+            if worker.version >= 0 and self._changed is not None:
+                keys_put = [k for k in self._changed(worker.version) if k in books]
+                payload = (
+                    "changed",
+                    {k: books[k] for k in keys_put},
+                    {k: markets[k] for k in keys_put},
+                )
+            else:
+                payload = ("all", dict(books), dict(markets))
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         fd = worker.conn.fileno()

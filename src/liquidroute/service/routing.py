@@ -23,6 +23,7 @@ route (exactly capped) is answered instead, or the request is unroutable.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -151,6 +152,38 @@ def parse_request(params: RouteParams | RouteBody, request_id: str = "") -> Rout
         request_id=params.requestId or request_id[:200],
         warnings=tuple(warnings),
     )
+
+
+PATTERN_HINTS = {
+    "from": "an asset code such as USDT",
+    "to": "an asset code such as BTC",
+    "bridges": "asset codes such as BTC",
+    "balances": "[exchangeId.]ASSET:amount entries, e.g. binance.USDT:100,okx.USDT:50",
+}
+
+
+def field_errors(errors: Sequence[Mapping[str, Any]]) -> str:
+    """Pydantic's errors as one line: 'amountIn: Input should be a valid number (got 'ten')'."""
+    parts = []
+    for err in errors[:3]:
+        loc = [str(x) for x in err.get("loc", ()) if x not in ("query", "body", "path")]
+        name = ".".join(loc) or "request"
+        got = err.get("input")
+        shown = "" if isinstance(got, dict | list) or got is None else f" (got {ascii(got)[:60]})"
+        if err.get("type") == "extra_forbidden":
+            parts.append(f"{name}: unknown parameter; see /docs for the parameters of /route")
+        elif err.get("type") == "string_pattern_mismatch":
+            hint = PATTERN_HINTS.get(loc[0] if loc else "", "see /docs for its format")
+            parts.append(f"{name}: must be {hint}{shown}")
+        else:
+            parts.append(f"{name}: {err.get('msg', 'invalid')}{shown}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def wire_json(content: Any) -> str:
+    """The service's JSON: every non-ASCII character escaped (a lone surrogate echoed from
+    the input cannot break the encoding), non-finite numbers refused (never NaN)."""
+    return json.dumps(content, ensure_ascii=True, allow_nan=False)
 
 
 def finite(value: dict[str, Any]) -> dict[str, Any]:
@@ -705,6 +738,8 @@ __all__ = [
     "STRATEGIES",
     "RouteRequest",
     "compute_route",
+    "field_errors",
     "parse_balances",
     "parse_request",
+    "wire_json",
 ]

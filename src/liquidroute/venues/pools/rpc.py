@@ -56,11 +56,26 @@ def encode_call(signature: str, args: Sequence[Any]) -> str:
     return "0x" + (selector + encode(arg_types(signature), tuple(args))).hex()
 
 
+def node_label(url: str) -> str:
+    """The node as errors name it: scheme://host[:port] only. Hosted nodes put the API key
+    in the path or the query (https://mainnet.infura.io/v3/KEY), so neither is shown."""
+    parts = httpx.URL(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.host}{port}" if parts.host else "the JSON-RPC node"
+
+
 class JsonRpc:
-    """JSON-RPC over HTTP (httpx). Errors become `VenueUnavailableError` naming the URL."""
+    """JSON-RPC over HTTP (httpx). Errors become `VenueUnavailableError` naming the node
+    by `label` (scheme, host and port: never the URL's path or query, where keys live)."""
 
     def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
         self.url = url
+        try:
+            self.label = node_label(url)
+        except httpx.InvalidURL:
+            from liquidroute.errors import InvalidInputError
+
+            raise InvalidInputError("--rpc: not a valid http(s) URL") from None
         self._client = httpx.Client(timeout=timeout_s)
         self._id = 0
         self.round_trips = 0
@@ -83,7 +98,7 @@ class JsonRpc:
             answers = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise VenueUnavailableError(
-                f"rpc {self.url}", f"JSON-RPC node unreachable ({type(exc).__name__})"
+                f"rpc {self.label}", f"JSON-RPC node unreachable ({type(exc).__name__})"
             ) from exc
         self.round_trips += 1
         if isinstance(answers, dict):  # some nodes answer a failed batch with one error object
@@ -94,7 +109,7 @@ class JsonRpc:
             answer = by_id.get(first + i)
             if answer is None or "error" in answer:
                 error = (answer or {}).get("error", {"message": "no answer"})
-                raise RpcError(self.url, method, error)
+                raise RpcError(self.label, method, error)
             out.append(answer["result"])
         return out
 
@@ -115,8 +130,8 @@ class JsonRpc:
 class RpcError(VenueUnavailableError):
     """The node answered a request with an error (a revert, an unknown method)."""
 
-    def __init__(self, url: str, method: str, error: dict[str, Any]) -> None:
+    def __init__(self, node: str, method: str, error: dict[str, Any]) -> None:
         self.method = method
         self.error = error
         message = str(error.get("message", error))[:200]
-        super().__init__(f"rpc {url}", f"JSON-RPC {method} failed: {message}")
+        super().__init__(f"rpc {node}", f"JSON-RPC {method} failed: {message}")
