@@ -7,13 +7,18 @@
    free) and each pushes ~20 updates/s touching 1-3 levels near the top, every event
    stamped with its send time. This process keeps the books with the real ccxt.pro
    client (`LiveVenue`) and `Router.watch(..., baselines=False)` re-quotes on every
-   update; latency = quote ready - send time of the newest event in it (websocket,
-   JSON, ccxt's book, our incremental sides, DepthSnapshot, guard and route()).
-   Baseline in the same run: route() alone on the same books.
+   update; latency = quote ready - send time of the newest event in it. Four phases on
+   the same feeds: the hot path (started Router: books from memory, cached ladders) and
+   the former gather path (a Router on the same venues, not started: asyncio.gather +
+   wait_for per venue, full screen, no ladder cache), each with the venues' lot rules
+   (the exact rules pipeline) and with rules=False. The latency is split: server + wire
+   + websocket + JSON (until ccxt's book handler gets the event), ccxt's book and our
+   sides until the new version is published, and route() (`quote.compute_ms`).
 2. Cache CPU (target < 25 % of one core at 5 venues x 100 updates/s): the same servers
    at 100 updates/s each, no quoting; CPU time of this process / wall time.
-3. `router.quote` from memory at 10 x 500 levels (target <= 50 us): Router over ten
-   LiveVenues holding books in memory, beside route() on the same snapshots.
+3. `router.quote` from memory at 10 x 500 levels (target <= 50 us): a repeated order on
+   unchanged books through `quote_now` and `await quote`, beside the gather path and
+   route() without a cache on the same snapshots.
 
 Import time is reported apart. The machine may be shared: figures are noisy, the
 ratios inside one run are what to compare.
@@ -118,13 +123,18 @@ class Exchanges:
         self.proc.wait(20)
 
 
-def live_venues(urls: list[list[str]], levels: int) -> tuple[list[LiveVenue], dict[str, float]]:
-    """LiveVenues on the loopbacks (real ccxt.pro); `sent` holds each venue's newest T."""
+Stamps = dict[str, tuple[float, float]]
+
+
+def live_venues(urls: list[list[str]], levels: int) -> tuple[list[LiveVenue], Stamps]:
+    """LiveVenues on the loopbacks (real ccxt.pro); `sent` holds each venue's newest
+    (T, arrival): the server's send time and when the parsed event reached ccxt's book
+    handler (wire, websocket and JSON behind it; ccxt's book, ours and routing ahead)."""
     import ccxt.pro
 
     from liquidroute.venues.ccxt_venue import rewrite_urls
 
-    sent: dict[str, float] = {}
+    sent: Stamps = {}
     venues = []
     for i, (rest, ws) in enumerate(urls):
         client = ccxt.pro.binance(
@@ -137,7 +147,7 @@ def live_venues(urls: list[list[str]], levels: int) -> tuple[list[LiveVenue], di
         name = f"v{i}"
 
         def stamped(c: Any, message: Any, handle: Any = handle, name: str = name) -> Any:
-            sent[name] = float(message.get("T", 0.0))
+            sent[name] = (float(message.get("T", 0.0)), time.time())
             return handle(c, message)
 
         client.handle_order_book = stamped
@@ -152,40 +162,71 @@ def pct(values: list[float], q: float) -> float:
 
 # ---------------------------------------------------------------------------- 1. latency
 async def latency(urls: list[list[str]], levels: int, seconds: float, ex: Exchanges) -> dict:
+    """Four phases of `seconds` each on the same live feeds: the hot path (a started
+    Router: books from memory, cached ladders) and the former path (a Router on the same
+    LiveVenues that was not started: asyncio.gather + wait_for per venue, full screen,
+    no ladder cache), each with the venues' lot rules (the exact rules path) and with
+    rules=False."""
     venues, sent = live_venues(urls, levels)
-    router = Router(venues, max_age_ms=30_000)
-    lat: list[float] = []
-    async with router:
-        await router.start()
+    hot = Router(venues, max_age_ms=30_000)
+    old = Router(venues, max_age_ms=30_000, cache=None)
+    out: dict[str, Any] = {}
+    published: dict[str, float] = {}  # venue -> when its newest version was published
+    for v in venues:
+        v.add_listener(lambda event: published.__setitem__(event.venue, time.time()))
+    async with hot:
+        await hot.start()
         snaps = [await v.snapshot(SYMBOL) for v in venues]
         markets = {v.name: await v.market(SYMBOL) for v in venues}
         assert all(len(s.asks) == levels for s in snaps), [len(s.asks) for s in snaps]
         ex.go()
-        stream = router.watch(SYMBOL, "buy", AMOUNT, baselines=False, recheck_s=0.5)
-        deadline = time.monotonic() + seconds
-        async for _quote in stream:
-            now = time.time()
-            if sent:
-                lat.append((now - max(sent.values())) * 1e3)
-            if time.monotonic() > deadline:
-                break
-        await stream.aclose()
-        rebuilds = sum(v._feed(SYMBOL).rebuilds for v in venues)
-        updates = sum(v._feed(SYMBOL).updates for v in venues)
-    lat = lat[5:]  # the first quotes include start-up
-    t = time.perf_counter()
-    n = 50
-    for _ in range(n):
-        route(snaps, "buy", AMOUNT, markets=markets, baselines=False)
-    route_ms = (time.perf_counter() - t) / n * 1e3
-    return {
-        "quotes": len(lat),
-        "p50_ms": pct(lat, 50),
-        "p99_ms": pct(lat, 99),
-        "route_ms": route_ms,
-        "updates": updates,
-        "rebuilds": rebuilds,
-    }
+        for label, router, options in (
+            ("hot", hot, {}),
+            ("old", old, {}),
+            ("hot_norules", hot, {"rules": False}),
+            ("old_norules", old, {"rules": False}),
+        ):
+            lat: list[float] = []
+            wire: list[float] = []
+            here: list[float] = []  # from the event reaching ccxt's handler to the quote
+            book: list[float] = []  # ... to our new book version (ccxt's book, our sides)
+            compute: list[float] = []
+            stream = router.watch(SYMBOL, "buy", AMOUNT, baselines=False, recheck_s=0.5, **options)
+            deadline = time.monotonic() + seconds
+            async for quote in stream:
+                now = time.time()
+                if sent:
+                    t_sent, t_arrived = max(sent.values())
+                    lat.append((now - t_sent) * 1e3)
+                    wire.append((t_arrived - t_sent) * 1e3)
+                    here.append((now - t_arrived) * 1e3)
+                    newest = max(sent, key=lambda k: sent[k])
+                    book.append((published.get(newest, now) - t_arrived) * 1e3)
+                    compute.append(quote.compute_ms)
+                if time.monotonic() > deadline:
+                    break
+            await stream.aclose()
+            lat, wire, here, compute = lat[5:], wire[5:], here[5:], compute[5:]  # 1st: start-up
+            book = book[5:]
+            out[label] = {
+                "quotes": len(lat),
+                "p50_ms": pct(lat, 50),
+                "p99_ms": pct(lat, 99),
+                "route_p50_ms": pct(compute, 50),
+                "wire_p50_ms": pct(wire, 50),
+                "here_p50_ms": pct(here, 50),
+                "here_p99_ms": pct(here, 99),
+                "book_p50_ms": pct(book, 50),
+            }
+        out["rebuilds"] = sum(v._feed(SYMBOL).rebuilds for v in venues)
+        out["updates"] = sum(v._feed(SYMBOL).updates for v in venues)
+    for label, options in (("route_ms", {}), ("route_norules_ms", {"rules": False})):
+        t = time.perf_counter()
+        n = 50
+        for _ in range(n):
+            route(snaps, "buy", AMOUNT, markets=markets, baselines=False, **options)
+        out[label] = (time.perf_counter() - t) / n * 1e3
+    return out
 
 
 # ---------------------------------------------------------------------------- 2. cpu
@@ -244,20 +285,16 @@ def apply_cost(levels: int, repeat: int) -> dict:
 
 
 # ---------------------------------------------------------------------------- 3. quote
-async def quote_from_memory(venues_n: int, levels: int, repeat: int) -> dict:
+def memory_venues(venues_n: int, levels: int) -> list[LiveVenue]:
+    """LiveVenues holding a book in memory (fed once, no feed task, no network)."""
     bids, asks = ladder(levels)
     venues = []
     for i in range(venues_n):
-        client = CcxtVenue("binance", name=f"m{i}")
-        venue = LiveVenue(client, [SYMBOL])
-        market = Market(f"m{i}", SYMBOL, taker_fee=0.001 + i * 1e-5)
-
-        async def fixed(symbol: str, market: Market = market) -> Market:
-            return market
-
-        venue.market = fixed  # type: ignore[method-assign]
-        feed: _Feed = venue._feed(SYMBOL)
+        venue = LiveVenue(CcxtVenue("binance", name=f"m{i}"), [SYMBOL])
+        venue._markets[SYMBOL] = Market(f"m{i}", SYMBOL, taker_fee=0.001 + i * 1e-5)
+        venue._started = True  # the book below is the whole feed
         shift = 1 + i * 1e-5
+        feed: _Feed = venue._feed(SYMBOL)
         feed.accept(
             {
                 "bids": [[p * shift, s] for p, s in bids],
@@ -266,22 +303,58 @@ async def quote_from_memory(venues_n: int, levels: int, repeat: int) -> dict:
             }
         )
         venues.append(venue)
-    router = Router(venues, max_age_ms=None)
-    snaps = [await v.snapshot(SYMBOL) for v in venues]
-    markets = {v.name: await v.market(SYMBOL) for v in venues}
+    return venues
+
+
+def per_call_us(fn: Any, repeat: int) -> float:
     for _ in range(20):
-        await router.quote(SYMBOL, "buy", 5.0, baselines=False)
+        fn()
     t = time.perf_counter()
     for _ in range(repeat):
-        await router.quote(SYMBOL, "buy", 5.0, baselines=False)
-    quote_us = (time.perf_counter() - t) / repeat * 1e6
+        fn()
+    return (time.perf_counter() - t) / repeat * 1e6
+
+
+async def quote_from_memory(venues_n: int, levels: int, repeat: int) -> dict:
+    """The hot path (quote_now, await quote) beside the gather path on the same venues
+    (a Router not started: asyncio.gather + wait_for per venue, no ladder cache) and
+    route() alone on the same snapshots (no cache: build, merge, solve)."""
+    venues = memory_venues(venues_n, levels)
+    router = Router(venues, max_age_ms=None)
+    gathered = Router(venues, max_age_ms=None, cache=None)
+    gathered.cache = None  # the former path: no ladder cache on live books
+    await router.start()
+    snaps = [v.book_now(SYMBOL)[1] for v in venues]
+    markets = {v.name: v.market_now(SYMBOL) for v in venues}
+    loop = asyncio.get_running_loop()
+
+    async def many(r: Router, n: int) -> None:
+        for _ in range(n):
+            await r.quote(SYMBOL, "buy", 5.0, baselines=False)
+
+    out = {
+        "quote_now_us": per_call_us(
+            lambda: router.quote_now(SYMBOL, "buy", 5.0, baselines=False), repeat
+        ),
+        "route_us": per_call_us(
+            lambda: route(snaps, "buy", 5.0, markets=markets, baselines=False), repeat
+        ),
+    }
+    await many(router, 20)
     t = time.perf_counter()
-    for _ in range(repeat):
-        route(snaps, "buy", 5.0, markets=markets, baselines=False)
-    route_us = (time.perf_counter() - t) / repeat * 1e6
+    await many(router, repeat)
+    out["await_quote_us"] = (time.perf_counter() - t) / repeat * 1e6
+    await many(gathered, 20)
+    t = time.perf_counter()
+    await many(gathered, repeat)
+    out["gather_us"] = (time.perf_counter() - t) / repeat * 1e6
+    assert loop.is_running()
+    same = router.quote_now(SYMBOL, "buy", 5.0, baselines=False)
+    oracle = route(snaps, "buy", 5.0, markets=markets, baselines=False)
+    out["identical"] = same.legs == oracle.legs and same.total_cost == oracle.total_cost
     for v in venues:
         await v.venue.close()
-    return {"quote_us": quote_us, "route_us": route_us}
+    return out
 
 
 def main() -> None:
@@ -304,12 +377,25 @@ def main() -> None:
     finally:
         ex.close()
     print(
-        f"1. update -> new quote, {args.venues} venues x {args.levels} levels, ~20 upd/s each: "
-        f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms over {r['quotes']} quotes "
-        f"(targets 1 / 5 ms); route() alone {r['route_ms']:.2f} ms "
-        f"(p50/route {r['p50_ms'] / r['route_ms']:.2f}x); {r['updates']} book versions, "
-        f"{r['rebuilds']} full rebuilds (snapshots)"
+        f"1. update -> new quote, {args.venues} venues x {args.levels} levels, ~20 upd/s each "
+        f"(targets p50 1 ms, p99 5 ms); {r['updates']} book versions, {r['rebuilds']} full "
+        "rebuilds (snapshots)"
     )
+    for rules, key, alone in (
+        ("venue lot rules", "", "route_ms"),
+        ("rules=False", "_norules", "route_norules_ms"),
+    ):
+        h, o = r["hot" + key], r["old" + key]
+        print(
+            f"   {rules}: hot path p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms "
+            f"({h['quotes']} quotes; of it p50 server+wire+JSON {h['wire_p50_ms']:.2f} ms, "
+            f"then ccxt's book -> quote p50 {h['here_p50_ms']:.2f} ms, p99 "
+            f"{h['here_p99_ms']:.2f} ms, of which ccxt's book + ours -> new version p50 "
+            f"{h['book_p50_ms']:.2f} ms, route() p50 {h['route_p50_ms']:.2f} ms) vs the "
+            f"former gather path p50 {o['p50_ms']:.2f} ms, p99 {o['p99_ms']:.2f} ms "
+            f"({o['quotes']} quotes): p50 {h['p50_ms'] / o['p50_ms']:.2f}x; route() alone, "
+            f"uncached {r[alone]:.2f} ms"
+        )
 
     ex = Exchanges(args.venues, args.levels, 100.0)
     try:
@@ -328,11 +414,14 @@ def main() -> None:
         f"({a['incremental_us'] / a['rebuild_us']:.2f}x)"
     )
 
-    q = asyncio.run(quote_from_memory(10, 500, 300))
+    q = asyncio.run(quote_from_memory(10, 500, 1000))
     print(
-        f"3. router.quote from memory, 10 x 500: {q['quote_us']:.0f} us (target 50 us); "
-        f"route() alone {q['route_us']:.0f} us; router overhead "
-        f"{q['quote_us'] - q['route_us']:.0f} us ({q['quote_us'] / q['route_us']:.2f}x route)"
+        f"3. router.quote from memory, 10 x 500, repeated order on unchanged books "
+        f"(target 50 us): quote_now {q['quote_now_us']:.0f} us, await quote "
+        f"{q['await_quote_us']:.0f} us; baselines in this run: the gather path "
+        f"{q['gather_us']:.0f} us ({q['gather_us'] / q['await_quote_us']:.1f}x slower), "
+        f"route() without a cache {q['route_us']:.0f} us "
+        f"({q['route_us'] / q['quote_now_us']:.1f}x); identical to route(): {q['identical']}"
     )
 
 

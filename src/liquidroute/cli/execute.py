@@ -82,24 +82,69 @@ ConfigOpt = Annotated[
 
 
 def live_venues(
-    specs: list[str], config: Path | None, timeout_s: float, ioc_timeout_s: float = 2.0
+    specs: list[str],
+    config: Path | None,
+    timeout_s: float,
+    ioc_timeout_s: float = 2.0,
+    *,
+    books_of: str | None = None,
+    max_age_s: float = 10.0,
+    notes: list[str] | None = None,
 ) -> list[Venue]:
-    """ccxt venues with credentials; refuses (before anything is sent) when any is missing."""
-    from liquidroute.venues.ccxt_venue import venue_from_spec
+    """ccxt venues with credentials; refuses (before anything is sent) when any is missing.
+
+    With `books_of` (a symbol), each venue whose ccxt.pro client streams order books
+    (`watchOrderBook`) keeps that symbol's book by websocket (`LiveVenue`, started by
+    the router before the first quote); its orders still go out by REST. The others
+    fetch their books by REST, as without it, and `notes` says why: no websocket book
+    in ccxt.pro, or LIQUIDROUTE_<NAME>_URL set without _WS_URL (a testnet or proxy
+    whose stream is unknown: never books from one server and orders on another).
+    """
+    import os
+
+    from liquidroute.venues.ccxt_venue import env_key, venue_from_spec
     from liquidroute.venues.credentials import load_credentials
+    from liquidroute.venues.live import LiveVenue
 
     creds = [load_credentials(spec.partition("=")[0], config) for spec in specs]
-    return [
-        venue_from_spec(
-            spec, credentials=c, timeout_ms=int(timeout_s * 1e3), ioc_timeout_s=ioc_timeout_s
+    venues: list[Venue] = []
+    for spec, c in zip(specs, creds, strict=True):
+        prefix = env_key(spec.partition("=")[0].strip())
+        why = None
+        if os.environ.get(prefix + "URL") and not os.environ.get(prefix + "WS_URL"):
+            why = f"{prefix}URL is set without {prefix}WS_URL"
+        stream = books_of is not None and why is None
+        venue = venue_from_spec(
+            spec,
+            credentials=c,
+            timeout_ms=int(timeout_s * 1e3),
+            ioc_timeout_s=ioc_timeout_s,
+            websocket=stream,
         )
-        for spec, c in zip(specs, creds, strict=True)
-    ]
+        if stream and not (getattr(venue.exchange, "has", None) or {}).get("watchOrderBook"):
+            stream, why = False, "no websocket order book in ccxt.pro"
+        if stream:
+            assert books_of is not None
+            venues.append(
+                LiveVenue(venue, [books_of], max_age_s=max_age_s, start_timeout_s=timeout_s)
+            )
+            continue
+        if books_of is not None and why is not None and notes is not None:
+            notes.append(f"{venue.name}: books by REST ({why})")
+        venues.append(venue)
+    return venues
 
 
-def run_executor(executor: Executor, job: str, *args: object) -> ExecutionReport:
+def run_executor(
+    executor: Executor, job: str, *args: object, start: Router | None = None
+) -> ExecutionReport:
+    """Run `job` on its own event loop; `start` (the router of the books, whatever quoter
+    wraps it) is started first: live books' feeds running, first books in."""
+
     async def go() -> ExecutionReport:
         try:
+            if start is not None:
+                await start.start()
             if job == "execute":
                 return await executor.execute(*args)  # type: ignore[arg-type]
             if job == "continue":
@@ -211,6 +256,16 @@ def execute(
         ),
     ] = False,
     config: ConfigOpt = None,
+    live_books: Annotated[
+        bool | None,
+        typer.Option(
+            "--live-books/--no-live-books",
+            help="With --live: keep each venue's book by websocket (ccxt.pro watchOrderBook) "
+            "and re-route fallbacks from those books in memory, not by REST. "
+            "Default: on with --live.",
+            rich_help_panel=SAFETY,
+        ),
+    ] = None,
     slippage_bps: Annotated[
         float,
         typer.Option(
@@ -334,6 +389,11 @@ def execute(
             max_notional,
             kill_switch,
         )
+        if live_books and not live:
+            raise fail(
+                "--live-books needs --live: a dry run fills against its own copy of the books",
+                EXIT_USAGE,
+            )
         has_books = bool(venues or sample or books) or pools is None
         trading: list[Venue] = []
         label = ""
@@ -342,7 +402,18 @@ def execute(
             if not names and pools is None:
                 raise fail("--live needs --venues a,b,c", EXIT_USAGE)
             if names:
-                trading = live_venues(names, config, timeout, ioc_timeout)
+                notes: list[str] = []
+                trading = live_venues(
+                    names,
+                    config,
+                    timeout,
+                    ioc_timeout,
+                    books_of=symbol if live_books is not False else None,
+                    max_age_s=max_age,
+                    notes=notes,
+                )
+                for line in notes:
+                    note(console(stderr=True), line)
             label = "live venues: " + ", ".join(names)
         elif has_books:
             sources, label = select_venues(
@@ -385,7 +456,7 @@ def execute(
                 fee_prices=parse_pairs(fee_price, "--fee-price"),
                 request_extra={"pools": pool_config.to_dict()} if pool_config else None,
             )
-            report = run_executor(executor, "execute", symbol, side_, value)
+            report = run_executor(executor, "execute", symbol, side_, value, start=router)
     finish(report, json_out)
 
 

@@ -351,6 +351,19 @@ class LadderCache:
         return merged
 
 
+def _cum_reaching(size: FloatArray, target: float) -> FloatArray:
+    """The running total of `size` over a prefix that reaches `target` (all of it when
+    none does). A prefix of a cumsum is the cumsum of the prefix, bit for bit, so a walk
+    that stops early needs only the levels it touches (plus a doubling margin)."""
+    n = len(size)
+    m = min(n, 32)
+    cum: FloatArray = np.cumsum(size[:m])
+    while m < n and not cum[-1] >= target:
+        m = min(n, 4 * m)
+        cum = np.cumsum(size[:m])
+    return cum
+
+
 def allocate(ladder: Ladder, amounts: FloatArray) -> Allocation:
     """The `Allocation` of given per-venue amounts, each venue walking its own levels.
 
@@ -370,8 +383,8 @@ def allocate(ladder: Ladder, amounts: FloatArray) -> Allocation:
             continue
         lo, hi = int(ladder.offsets[v]), int(ladder.offsets[v + 1])
         size = ladder.size[lo:hi]
-        cum = np.cumsum(size)
-        if q > cum[-1] * (1 + 1e-12) + 1e-15:
+        cum = _cum_reaching(size, q * (1 - 1e-15))
+        if len(cum) == len(size) and q > cum[-1] * (1 + 1e-12) + 1e-15:
             raise ValueError(f"venue {v}: amount {q} exceeds its depth {cum[-1]}")
         k = min(int(np.searchsorted(cum, q * (1 - 1e-15), side="left")), len(size) - 1)
         take = size[: k + 1].copy()

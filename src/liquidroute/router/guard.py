@@ -14,7 +14,7 @@ Crossed and malformed books never get this far: `DepthSnapshot` refuses them.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from liquidroute.model import DepthSnapshot
@@ -32,30 +32,39 @@ class Screened:
     notes: list[str] = field(default_factory=list)
 
 
-def screen(
+def stale_books(
     snapshots: Sequence[DepthSnapshot],
     *,
     now_ms: float,
     live: Collection[str] = (),
     max_age_ms: float | None = DEFAULT_MAX_AGE_MS,
-    max_deviation_bps: float | None = DEFAULT_MAX_DEVIATION_BPS,
-) -> Screened:
-    """Apply the staleness and deviation checks; `live` names the venues age applies to."""
+) -> dict[str, str]:
+    """The live venues whose book is older than `max_age_ms` (age = now − exchange
+    timestamp, else the arrival time), with the reason."""
     excluded: dict[str, str] = {}
-    notes: list[str] = []
-    fresh = []
+    if max_age_ms is None:
+        return excluded
     for snap in snapshots:
         stamp = snap.timestamp if snap.timestamp is not None else snap.local_timestamp
-        if max_age_ms is not None and snap.venue in live and stamp is not None:
+        if snap.venue in live and stamp is not None:
             age = now_ms - stamp
             if age > max_age_ms:
                 excluded[snap.venue] = (
                     f"stale book: {age / 1e3:.1f} s old (limit {max_age_ms / 1e3:.1f} s, --max-age)"
                 )
-                continue
-        fresh.append(snap)
+    return excluded
 
-    mids = {s.venue: s.mid for s in fresh if s.mid is not None}
+
+def outliers(
+    snapshots: Sequence[DepthSnapshot],
+    max_deviation_bps: float | None = DEFAULT_MAX_DEVIATION_BPS,
+) -> tuple[dict[str, str], list[str]]:
+    """The venues whose mid is more than `max_deviation_bps` from the reference (see the
+    module docstring), with the reason; and notes. Depends on the books only, so a
+    caller holding versioned books may reuse it until a version changes."""
+    excluded: dict[str, str] = {}
+    notes: list[str] = []
+    mids = {s.venue: s.mid for s in snapshots if s.mid is not None}
     if max_deviation_bps is not None and len(mids) >= 2:
         if len(mids) == 2:
             notes.append("only two venues: the deviation check compares each with the other")
@@ -70,5 +79,30 @@ def screen(
                     f"mid {mid:.8g} is {dev:.0f} bps from {what} ({ref:.8g}); limit "
                     f"{max_deviation_bps:g} bps (--max-deviation-bps, or --no-guard)"
                 )
-    kept = [s for s in fresh if s.venue not in excluded]
-    return Screened(kept, excluded, notes)
+    return excluded, notes
+
+
+def combine(
+    snapshots: Sequence[DepthSnapshot],
+    stale: Mapping[str, str],
+    outlying: tuple[Mapping[str, str], Sequence[str]],
+) -> Screened:
+    """The `Screened` of `snapshots` given their stale books and, among the others,
+    the outliers (`outliers` of the snapshots not stale)."""
+    excluded = {**stale, **outlying[0]}
+    kept = [s for s in snapshots if s.venue not in excluded]
+    return Screened(kept, excluded, list(outlying[1]))
+
+
+def screen(
+    snapshots: Sequence[DepthSnapshot],
+    *,
+    now_ms: float,
+    live: Collection[str] = (),
+    max_age_ms: float | None = DEFAULT_MAX_AGE_MS,
+    max_deviation_bps: float | None = DEFAULT_MAX_DEVIATION_BPS,
+) -> Screened:
+    """Apply the staleness and deviation checks; `live` names the venues age applies to."""
+    stale = stale_books(snapshots, now_ms=now_ms, live=live, max_age_ms=max_age_ms)
+    fresh = [s for s in snapshots if s.venue not in stale]
+    return combine(snapshots, stale, outliers(fresh, max_deviation_bps))

@@ -6,6 +6,13 @@
 A live venue that fails (timeout, error, bad book) is left out with the reason in
 `quote.excluded`; the rest still route. A recorded or sample venue that fails is bad input
 and raises. When no venue is left, its error is raised (several: NoVenueAnsweredError names each).
+
+The hot path: when every venue keeps its books in memory (`venues.live.MemoryVenue`, e.g.
+`LiveVenue`) and `start()` has run, `quote` (and the synchronous `quote_now`) takes the
+books from memory — no tasks, no timeouts, no awaits — checks ages on every quote but the
+deviation guard only when a book version changed, and routes with a `LadderCache`: a book
+version's merged ladder is built once, and an update on one side leaves the other side's
+ladder cached. The answer is `route()`'s on the same snapshots, bit for bit.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from liquidroute.errors import (
     DataError,
@@ -26,10 +33,18 @@ from liquidroute.errors import (
 )
 from liquidroute.model import AmountUnit, DepthSnapshot, Market, Quote
 from liquidroute.optimizer.exact import LadderCache
-from liquidroute.router.guard import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_DEVIATION_BPS, screen
+from liquidroute.router.guard import (
+    DEFAULT_MAX_AGE_MS,
+    DEFAULT_MAX_DEVIATION_BPS,
+    combine,
+    outliers,
+    screen,
+    stale_books,
+)
 from liquidroute.router.options import RouteOptions, resolve_options
 from liquidroute.router.route import route
 from liquidroute.venues.base import Venue
+from liquidroute.venues.live import MemoryVenue
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -61,8 +76,10 @@ class Router:
         cache: LadderCache | None = None,
     ) -> None:
         """`cache` (a `LadderCache`) reuses merged ladders across quotes on unchanged books
-        (recorded or sample venues that return the same snapshots); live books change on
-        every fetch, so it is off by default."""
+        (recorded or sample venues that return the same snapshots). REST books change on
+        every fetch, so it is off by default, except when every venue keeps its books in
+        memory (`MemoryVenue`): then a cache is made (give `cache=LadderCache(...)` to size
+        it)."""
         if not venues:
             raise InvalidInputError("a Router needs at least one venue")
         names = [v.name for v in venues]
@@ -75,7 +92,27 @@ class Router:
         self.timeout_s = timeout_s
         self.depth = depth
         self.source = source
-        self.cache = cache
+        self._facts: tuple[object, int, bool, frozenset[str]] = (None, 0, False, frozenset())
+        self.cache = cache if cache is not None or not self.memory else LadderCache(64)
+        self._started = False
+        # per symbol: the (venue, version) of the books the deviation check last saw
+        self._outliers: dict[str, tuple[object, Any]] = {}
+        self._fee_markets: dict[tuple[str, float], tuple[Market, Market]] = {}
+
+    def _venue_facts(self) -> tuple[object, int, bool, frozenset[str]]:
+        """(venues, count, all in memory, live names), redone when `venues` is replaced
+        (e.g. `execute`'s dry run swaps in simulated venues on a copy of the router)."""
+        facts, venues = self._facts, self.venues
+        if facts[0] is not venues or facts[1] != len(venues):
+            memory = all(isinstance(v, MemoryVenue) for v in venues)
+            live = frozenset(v.name for v in venues if v.live)
+            facts = self._facts = (venues, len(venues), memory, live)
+        return facts
+
+    @property
+    def memory(self) -> bool:
+        """Every venue keeps its books in memory (`MemoryVenue`): the hot path applies."""
+        return self._venue_facts()[2]
 
     async def _fetch(self, venue: Venue, symbol: str) -> tuple[DepthSnapshot, Market]:
         async def both() -> tuple[DepthSnapshot, Market]:
@@ -101,13 +138,7 @@ class Router:
         """
         exclude = dict(exclude or {})
         venues = [v for v in self.venues if v.name not in exclude]
-        fees = dict(fees or {})
-        unknown = set(fees) - {v.name for v in self.venues}
-        if unknown:
-            raise InvalidInputError(
-                f"fee override for unknown venue(s) {sorted(unknown)}; "
-                f"venues: {[v.name for v in self.venues]}"
-            )
+        fees = self._check_fees(fees)
         results = await asyncio.gather(
             *(self._fetch(v, symbol) for v in venues), return_exceptions=True
         )
@@ -128,11 +159,7 @@ class Router:
             snapshots.append(snap)
             markets[venue.name] = market
         if not snapshots:
-            if len(errors) == 1:
-                raise errors[0]
-            if errors:
-                raise NoVenueAnsweredError(errors, [v.name for v in venues])
-            raise InvalidInputError(f"every venue is excluded: {exclude}")
+            self._no_books(errors, venues, exclude)
         notes: list[str] = []
         if self.guard:
             screened = screen(
@@ -146,8 +173,108 @@ class Router:
             notes.extend(screened.notes)
             snapshots = screened.kept
             if not snapshots:
-                reasons = "; ".join(f"{v}: {r}" for v, r in excluded.items())
-                raise DataError(f"every venue was left out by the guard ({reasons})")
+                self._all_screened(excluded)
+        return Books(snapshots, markets, excluded, notes)
+
+    def _check_fees(self, fees: Mapping[str, float] | None) -> dict[str, float]:
+        fees = dict(fees or {})
+        if fees:
+            unknown = set(fees) - {v.name for v in self.venues}
+            if unknown:
+                raise InvalidInputError(
+                    f"fee override for unknown venue(s) {sorted(unknown)}; "
+                    f"venues: {[v.name for v in self.venues]}"
+                )
+        return fees
+
+    @staticmethod
+    def _no_books(
+        errors: list[LiquidrouteError], venues: Sequence[Venue], exclude: Mapping[str, str]
+    ) -> NoReturn:
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise NoVenueAnsweredError(errors, [v.name for v in venues])
+        raise InvalidInputError(f"every venue is excluded: {dict(exclude)}")
+
+    @staticmethod
+    def _all_screened(excluded: Mapping[str, str]) -> NoReturn:
+        reasons = "; ".join(f"{v}: {r}" for v, r in excluded.items())
+        raise DataError(f"every venue was left out by the guard ({reasons})")
+
+    def _with_fee(self, market: Market, rate: float) -> Market:
+        """`market` at taker fee `rate`, made once per (market, rate)."""
+        key = (market.venue, rate)
+        hit = self._fee_markets.get(key)
+        if hit is None or hit[0] is not market:
+            hit = self._fee_markets[key] = (market, dataclasses.replace(market, taker_fee=rate))
+        return hit[1]
+
+    def books_now(
+        self,
+        symbol: str,
+        fees: Mapping[str, float] | None = None,
+        exclude: Mapping[str, str] | None = None,
+    ) -> Books:
+        """`books()` from memory, synchronously: every venue must be a `MemoryVenue`.
+
+        Ages are checked on every call; the deviation check runs again only when the
+        version of a book it looks at changed (the same books give the same answer).
+        """
+        if not self.memory:
+            raise InvalidInputError(
+                "books_now/quote_now need venues that keep books in memory (LiveVenue)"
+            )
+        excluded: dict[str, str] = dict(exclude or {})
+        fees = self._check_fees(fees)
+        snapshots: list[DepthSnapshot] = []
+        markets: dict[str, Market] = {}
+        versions: list[tuple[str, int]] = []
+        errors: list[LiquidrouteError] = []
+        venues = self.venues
+        for venue in venues:
+            name = venue.name
+            if name in excluded:
+                continue
+            try:
+                version, snap = venue.book_now(symbol, self.depth)  # type: ignore[attr-defined]
+                market = venue.market_now(symbol)  # type: ignore[attr-defined]
+            except LiquidrouteError as exc:
+                if not venue.live:
+                    raise
+                errors.append(exc)
+                excluded[name] = str(exc)
+                continue
+            rate = fees.get(name)
+            snapshots.append(snap)
+            markets[name] = market if rate is None else self._with_fee(market, rate)
+            versions.append((name, version))
+        if not snapshots:
+            asked = [v for v in venues if v.name not in (exclude or {})]
+            self._no_books(errors, asked, exclude or {})
+        notes: list[str] = []
+        if self.guard:
+            stale = (
+                stale_books(
+                    snapshots,
+                    now_ms=time.time() * 1e3,
+                    live=self._venue_facts()[3],
+                    max_age_ms=self.max_age_ms,
+                )
+                if self.max_age_ms is not None
+                else {}
+            )
+            fresh = [s for s in snapshots if s.venue not in stale] if stale else snapshots
+            key = (tuple(kv for kv in versions if kv[0] not in stale), self.max_deviation_bps)
+            cached = self._outliers.get(symbol)
+            if cached is None or cached[0] != key:
+                cached = self._outliers[symbol] = (key, outliers(fresh, self.max_deviation_bps))
+            screened = combine(snapshots, stale, cached[1])
+            excluded.update(screened.excluded)
+            notes.extend(screened.notes)
+            snapshots = screened.kept
+            if not snapshots:
+                self._all_screened(excluded)
         return Books(snapshots, markets, excluded, notes)
 
     async def quote(
@@ -191,15 +318,45 @@ class Router:
             time_limit=time_limit,
             mip_gap=mip_gap,
         )
-        names = [v.name for v in self.venues]  # fees: checked by books()
-        opts.check_venues(names, "not routed to", ("caps", "balances", "fixed_costs"))
-        books = await self.books(symbol, opts.fees, exclude)
+        self._check_venue_options(opts)
+        if self._started and self.memory:  # the hot path: no await below
+            return self._route(self.books_now(symbol, opts.fees, exclude), side, amount, opts)
+        return self._route(await self.books(symbol, opts.fees, exclude), side, amount, opts)
+
+    def quote_now(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        *,
+        options: RouteOptions | None = None,
+        exclude: Mapping[str, str] | None = None,
+        **keywords: Any,
+    ) -> Quote:
+        """`quote` from memory, synchronously (no event loop needed): the books as the
+        venues hold them now. Every venue must be a `MemoryVenue` and `start()` must have
+        run. `keywords` are `quote`'s route options (caps, fees, baselines, ...)."""
+        if not self._started:
+            raise InvalidInputError("quote_now answers from memory: await router.start() first")
+        opts = resolve_options(options, **keywords)
+        self._check_venue_options(opts)
+        return self._route(self.books_now(symbol, opts.fees, exclude), side, amount, opts)
+
+    def _check_venue_options(self, opts: RouteOptions) -> None:
+        if opts.caps or opts.balances or opts.fixed_costs:  # fees: checked with the books
+            names = [v.name for v in self.venues]
+            opts.check_venues(names, "not routed to", ("caps", "balances", "fixed_costs"))
+
+    def _route(self, books: Books, side: str, amount: float, opts: RouteOptions) -> Quote:
+        """route() on `books` (fee overrides already applied to their markets)."""
+        if opts.caps or opts.balances or opts.fixed_costs or opts.fees:
+            opts = opts.only(books.markets).replace(fees={})
         return route(
             books.snapshots,
             side,
             amount,
-            markets=books.markets,  # fee overrides already applied
-            options=opts.only(books.markets).replace(fees={}),
+            markets=books.markets,
+            options=opts,
             cache=self.cache,
             excluded=books.excluded,
             warnings=books.notes,
@@ -244,6 +401,7 @@ class Router:
         from liquidroute.venues.live import StreamingVenue
 
         await asyncio.gather(*(v.start() for v in self.venues if isinstance(v, StreamingVenue)))
+        self._started = True
 
     async def watch(
         self,
@@ -271,6 +429,7 @@ class Router:
         from liquidroute.venues.live import StreamingVenue
 
         changed = asyncio.Event()
+        wake = changed.wait
         removers = [
             v.subscribe(symbol, changed.set) for v in self.venues if isinstance(v, StreamingVenue)
         ]
@@ -294,8 +453,10 @@ class Router:
                     if key != last:
                         last = key
                         yield quote
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), recheck_s)
+                if not changed.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(recheck_s):  # no task, unlike wait_for
+                            await wake()
                 pause = min_interval_s - (time.monotonic() - started)
                 if pause > 0:
                     await asyncio.sleep(pause)

@@ -41,8 +41,14 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from liquidroute.errors import InvalidInputError, LiquidrouteError, VenueUnavailableError
-from liquidroute.model import DepthSnapshot, FloatArray, Market
+from liquidroute.errors import (
+    InvalidInputError,
+    LiquidrouteError,
+    MalformedBookError,
+    VenueUnavailableError,
+)
+from liquidroute.model import ChildOrder, DepthSnapshot, FloatArray, Market
+from liquidroute.venues.base import OrderUpdate
 from liquidroute.venues.ccxt_venue import CcxtVenue, translate
 
 Mode = Literal["websocket", "polling"]
@@ -97,11 +103,43 @@ class StreamingVenue(Protocol):
     def subscribe(self, symbol: str, callback: Callable[[], None]) -> Callable[[], None]: ...
 
 
+@runtime_checkable
+class MemoryVenue(Protocol):
+    """A venue that hands over its current book synchronously, with a version number
+    that changes whenever the book does: what `Router`'s hot path routes on."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def live(self) -> bool: ...
+
+    def book_now(self, symbol: str, depth: int | None = None) -> tuple[int, DepthSnapshot]:
+        """(version, book) from memory; raises VenueUnavailableError while there is none."""
+        ...
+
+    def market_now(self, symbol: str) -> Market:
+        """The market from memory; raises VenueUnavailableError before it is loaded."""
+        ...
+
+
 def _levels(side: Any, depth: int | None = None) -> FloatArray:
     rows = side[:depth] if depth else side
     if not len(rows):
         return np.empty((0, 2))
     return np.array(rows if len(rows[0]) == 2 else [row[:2] for row in rows], dtype=np.float64)
+
+
+_EMPTY: FloatArray = np.empty((0, 2))
+
+
+def _check_crossed(snap: DepthSnapshot) -> None:
+    """`DepthSnapshot`'s crossed-book check, for a book assembled from validated sides."""
+    if len(snap.bids) and len(snap.asks) and snap.bids[0, 0] >= snap.asks[0, 0]:
+        raise MalformedBookError(
+            f"{snap.venue} {snap.symbol}: crossed book (best bid {snap.bids[0, 0]} >= best "
+            f"ask {snap.asks[0, 0]}); refresh the book or leave the venue out"
+        )
 
 
 class _Side:
@@ -112,22 +150,26 @@ class _Side:
     memmove (np.insert/np.delete), not a rebuild of the n levels from Python lists.
     """
 
-    __slots__ = ("keys", "sign", "sizes")
+    __slots__ = ("dirty", "keys", "sign", "sizes")
 
     def __init__(self, bids: bool) -> None:
         self.sign = -1.0 if bids else 1.0
         self.keys: FloatArray = np.empty(0)
         self.sizes: FloatArray = np.empty(0)
+        self.dirty = True  # changed since the last published book
 
     def rebuild(self, side: Any) -> None:
         arr = _levels(side)
         self.keys, self.sizes = arr[:, 0] * self.sign, arr[:, 1].copy()
+        self.dirty = True
 
     def apply(self, side: Any, changed: set[float]) -> bool:
         """Bring the arrays to ccxt's `side` at the `changed` prices (then cut to its
         length: ccxt trims the deep end); False when they do not match it after."""
         index = side._index
         keys, sizes = self.keys, self.sizes
+        if changed:
+            self.dirty = True
         for price in changed:
             key = self.sign * price
             j = bisect_left(index, key)
@@ -144,6 +186,7 @@ class _Side:
         n = len(index)
         if len(keys) > n:
             keys, sizes = keys[:n], sizes[:n]
+            self.dirty = True
         self.keys, self.sizes = keys, sizes
         return len(keys) == n and (n == 0 or (keys[0] == index[0] and keys[-1] == index[-1]))
 
@@ -225,18 +268,28 @@ class _Feed:
         now = time.time() * 1e3
         owner = self.owner
         self._update_sides(raw)
+        prev = self.book
+        keep_bids = prev is not None and not self.bids.dirty
+        keep_asks = prev is not None and not self.asks.dirty
         try:
             snap = DepthSnapshot(
                 owner.name,
                 self.symbol,
-                self.bids.levels(owner.depth),
-                self.asks.levels(owner.depth),
+                _EMPTY if keep_bids else self.bids.levels(owner.depth),
+                _EMPTY if keep_asks else self.asks.levels(owner.depth),
                 timestamp=raw.get("timestamp") or now,
                 local_timestamp=now,
             )
+            if prev is not None and (keep_bids or keep_asks):
+                # the side that did not change keeps its array (validated when it was
+                # published): caches keyed by a side's array stay valid across the update
+                snap.bids = prev.bids if keep_bids else snap.bids
+                snap.asks = prev.asks if keep_asks else snap.asks
+                _check_crossed(snap)
         except LiquidrouteError as exc:
             self.withdraw("resyncing", str(exc))
             return
+        self.bids.dirty = self.asks.dirty = False
         self.book, self.received = snap, now / 1e3
         self.nonce = raw.get("nonce")
         self.version += 1
@@ -423,20 +476,37 @@ class LiveVenue:
     def statuses(self) -> list[BookStatus]:
         return [self.status(s) for s in self._feeds]
 
-    async def snapshot(self, symbol: str, depth: int | None = None) -> DepthSnapshot:
-        """The book in memory (no network). Raises VenueUnavailableError while there is
-        none (starting, resyncing, reconnecting); a stale book is returned with its old
-        timestamp for the guard to judge. The same object is returned until the book
-        changes (per depth), so caches keyed by snapshot identity stay valid."""
-        feed = self._feed(symbol)
-        if feed.book is None or feed.state not in ("live", "stale"):
+    def book_now(self, symbol: str, depth: int | None = None) -> tuple[int, DepthSnapshot]:
+        """(version, book) from memory, synchronously: `snapshot` without the await.
+
+        Raises VenueUnavailableError while there is no book (starting, resyncing,
+        reconnecting); a stale book is returned with its old timestamp for the guard to
+        judge. The same object is returned until the book changes (per depth), and a
+        side that an update did not touch keeps its array, so caches keyed by a book's
+        (or a side's) identity stay valid."""
+        feed = self._feeds.get(symbol) or self._feed(symbol)
+        book = feed.book
+        if book is None or feed.state not in ("live", "stale"):
             why = feed.error or "no book received yet"
             raise VenueUnavailableError(self.name, f"{symbol} live book {feed.state}: {why}")
         if not depth:
-            return feed.book
-        if feed.top is None or feed.top[:2] != (feed.version, depth):
-            feed.top = (feed.version, depth, feed.book.top(depth))
-        return feed.top[2]
+            return feed.version, book
+        top = feed.top
+        if top is None or top[0] != feed.version or top[1] != depth:
+            top = feed.top = (feed.version, depth, book.top(depth))
+        return feed.version, top[2]
+
+    async def snapshot(self, symbol: str, depth: int | None = None) -> DepthSnapshot:
+        """The book in memory (no network): see `book_now`."""
+        return self.book_now(symbol, depth)[1]
+
+    def market_now(self, symbol: str) -> Market:
+        """The market loaded at `start`, synchronously (VenueUnavailableError before)."""
+        market = self._markets.get(symbol)
+        if market is None:
+            self._feed(symbol)  # an unknown symbol says so
+            raise VenueUnavailableError(self.name, f"{symbol} market not loaded: start() first")
+        return market
 
     async def market(self, symbol: str) -> Market:
         """The market, loaded once at start (no network, no re-parsing per quote)."""
@@ -444,6 +514,18 @@ class LiveVenue:
         if market is None:
             market = self._markets[symbol] = await self.venue.market(symbol)
         return market
+
+    # the orders go out through the wrapped venue's client (REST), as without live books
+    async def place_order(self, order: ChildOrder) -> OrderUpdate:
+        """Send `order` through the wrapped `CcxtVenue` (see `CcxtVenue.place_order`)."""
+        return await self.venue.place_order(order)
+
+    async def fetch_order(self, order: ChildOrder) -> OrderUpdate | None:
+        """Look `order` up through the wrapped `CcxtVenue` (by client order id)."""
+        return await self.venue.fetch_order(order)
+
+    async def cancel_order(self, order: ChildOrder) -> OrderUpdate | None:
+        return await self.venue.cancel_order(order)
 
     async def close(self) -> None:
         tasks = [f.task for f in self._feeds.values() if f.task is not None]
@@ -475,6 +557,7 @@ __all__ = [
     "BookEvent",
     "BookStatus",
     "LiveVenue",
+    "MemoryVenue",
     "StreamingVenue",
     "live_venue_from_spec",
 ]
