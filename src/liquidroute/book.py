@@ -186,6 +186,7 @@ class BookCursor:
         self.last_local_ts = -1
         self.start_us: int | None = None  # arrival of the first snapshot applied
         self.seed_us = 0  # a window's cursor enters the file at a snapshot at this time
+        self.two_clocks = True  # False: only the route clock reads (no fill book is kept)
 
     @property
     def repaired(self) -> int:
@@ -274,7 +275,7 @@ class BookCursor:
     def _book(self, clock: str) -> L2Book:
         if clock == "route":
             book = self.book
-            if self._fill is None and book.crossed():
+            if self.two_clocks and self._fill is None and book.crossed():
                 self._fill = book.copy()  # the fill clock repairs on its own
             return book
         if self._fill is None:
@@ -288,15 +289,23 @@ class BookCursor:
         if self.started:
             self._book(clock).uncross()
 
-    def snapshot(self, depth: int | None = None, clock: str = "route") -> DepthSnapshot:
-        """The current book, best `depth` levels per side (all when None)."""
+    def levels(
+        self, depth: int | None = None, clock: str = "route"
+    ) -> tuple[FloatArray, FloatArray]:
+        """A read of the current book: (bids, asks) as (n, 2) arrays, best first, `depth`
+        levels a side (all when None), stale crossed levels repaired first. Sorted, unique,
+        positive and not crossed by construction (what `snapshot` validates again)."""
         if not self.started:
             raise DataFileError(
                 f"{self.path}: no book yet: the file's first snapshot arrives later"
             )
         book = self._book(clock)
         book.uncross()
-        bids, asks = book.levels(depth)
+        return book.levels(depth)
+
+    def snapshot(self, depth: int | None = None, clock: str = "route") -> DepthSnapshot:
+        """The current book, best `depth` levels per side (all when None)."""
+        bids, asks = self.levels(depth, clock)
         return DepthSnapshot(
             self.venue,
             self.symbol,
