@@ -129,3 +129,50 @@ def test_zero_latency_keeps_no_fill_book(tmp_path, monkeypatch):
     assert copies
     assert len(zero) == len(later) > 100
     assert zero == later
+
+
+def oracle_read(bids: dict, asks: dict) -> tuple[list, list]:
+    """Repair as the module doc says (the older of a crossed best bid / best ask goes),
+    then the levels best first."""
+    while bids and asks and max(bids) >= min(asks):
+        bb, ba = max(bids), min(asks)
+        if bids[bb][1] < asks[ba][1]:
+            del bids[bb]
+        else:
+            del asks[ba]
+    return (
+        [[p, bids[p][0]] for p in sorted(bids, reverse=True)],
+        [[p, asks[p][0]] for p in sorted(asks)],
+    )
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_l2book_runs_equal_rows_applied_one_by_one(seed):
+    """Both sides in one sorted array, runs applied at once, reads repairing crossed books:
+    the same levels as a dict fed row by row (prices of both sides overlap, so books cross,
+    sizes repeat within a run, deletions of absent levels occur)."""
+    from liquidroute.book import L2Book
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    is_bid = rng.random(n) < 0.5
+    price = np.round(100 + rng.integers(-40, 40, n) * 0.5, 2)
+    amount = np.where(rng.random(n) < 0.3, 0.0, rng.lognormal(0, 1, n))
+    book, bids, asks = L2Book(), {}, {}
+    cuts = np.sort(rng.choice(np.arange(1, n), size=60, replace=False))
+    for lo, hi in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [n])), strict=True):
+        book.apply(is_bid[lo:hi], price[lo:hi], amount[lo:hi], int(lo))
+        for r in range(lo, hi):
+            side = bids if is_bid[r] else asks
+            if amount[r] == 0:
+                side.pop(float(price[r]), None)
+            else:
+                side[float(price[r])] = (float(amount[r]), r)
+        book.uncross()
+        want_b, want_a = oracle_read(bids, asks)
+        got_b, got_a = book.levels(None)
+        assert got_b.tolist() == want_b and got_a.tolist() == want_a
+        depth = int(rng.integers(1, 10))
+        top_b, top_a = book.levels(depth)
+        assert top_b.tolist() == want_b[:depth] and top_a.tolist() == want_a[:depth]
+    assert book.repaired > 0
