@@ -3,6 +3,7 @@ and 2 Dask workers against 1, all measured in one run.
 
     python benchmarks/bench_backtest.py [--rows 20000000] [--venues 4] [--dir /tmp/lr_bench]
                                         [--format csv.gz|parquet] [--skip-dask] [--skip-multi]
+                                        [--before REV] [--latency-ms MS]
 
 Files come from benchmarks/gen_books.py (seeded; generated once into --dir and reused).
 Each measured run is a separate `liquidroute backtest` process (its own peak RSS, VmHWM,
@@ -10,7 +11,9 @@ import time reported apart). Printed, for the one-venue file (a parent order
 every second, 5 strategies): wall time, orders/s, rows/s, peak RSS; the same for
 `--venues` files of `--rows` rows each (peak RSS); and one vs two Dask workers (a
 LocalCluster) on the one-venue run, as a ratio. Baselines in the same run: reading the
-file alone (batches, validated) and reading + book replay without routing.
+file alone (batches, validated) and reading + book replay without routing; and, with
+`--before REV` (default `main`), the same backtest run by that git revision's code
+(`git archive REV src`, unpacked to a temporary folder): before/after in one run.
 Targets (DESIGN.md, issue 13): 20 M rows one venue <= 1 GB; 4 x 20 M <= 1.5 GB;
 >= 1,000 parent orders/s and >= 3 M rows/s per core; 2 workers >= 1.7x one.
 """
@@ -22,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,8 +68,8 @@ print(json.dumps({"import_s": import_s, "work_s": work_s, "peak_mb": peak, "orde
 """
 
 
-def probe(mode: str, *args: str) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
+def probe(mode: str, *args: str, src: Path = ROOT / "src") -> dict[str, float]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(src), str(ROOT)]))
     out = subprocess.run(
         [sys.executable, "-c", PROBE, mode, *args],
         capture_output=True,
@@ -77,6 +81,17 @@ def probe(mode: str, *args: str) -> dict[str, float]:
         raise SystemExit(out.stderr[-3000:])
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def export_src(rev: str, into: Path) -> Path:
+    """The package as it is at git revision `rev`, unpacked under `into`."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True, check=False
+    )
+    if archive.returncode:
+        raise SystemExit(f"--before {rev}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into / "src"
 
 
 def ensure(path: Path, rows: int, exchange: str, symbol: str, seed: int, shift_us: int) -> Path:
@@ -98,6 +113,8 @@ def main() -> None:
     ap.add_argument("--format", default="csv.gz", choices=["csv.gz", "parquet"])
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--skip-multi", action="store_true")
+    ap.add_argument("--before", default="main", help="git revision to compare with ('' skips)")
+    ap.add_argument("--latency-ms", default="0")
     a = ap.parse_args()
     a.dir.mkdir(parents=True, exist_ok=True)
     venues = [("binance", "BTCUSDT"), ("okex", "BTC-USDT"), ("bybit-spot", "BTCUSDT"),
@@ -108,7 +125,7 @@ def main() -> None:
         for i, (e, s) in enumerate(venues)
     ]
     one = str(files[0])
-    run = ["--every", "1s", "--size", "2"]
+    run = ["--every", "1s", "--size", "2", "--latency-ms", a.latency_ms]
     print(f"machine: {os.cpu_count()} cores, shared with other work (figures are noisy)")
     read = probe("read", one)
     rows = a.rows
@@ -122,12 +139,23 @@ def main() -> None:
     full = probe("backtest", one, *run)
     n = full["orders"]
     print(
-        f"backtest 1 venue x {rows:,} rows, 5 strategies, an order every 1 s: "
-        f"{n:,.0f} orders in {full['work_s']:.1f} s (imports {full['import_s']:.1f} s apart) = "
-        f"{n / full['work_s']:,.0f} orders/s, {rows / full['work_s']:,.0f} rows/s, "
-        f"peak RSS {full['peak_mb']:.0f} MB (target <= 1024)"
+        f"backtest 1 venue x {rows:,} rows, 5 strategies, an order every 1 s, latency "
+        f"{a.latency_ms} ms: {n:,.0f} orders in {full['work_s']:.1f} s (imports "
+        f"{full['import_s']:.1f} s apart) = {n / full['work_s']:,.0f} orders/s, "
+        f"{rows / full['work_s']:,.0f} rows/s, peak RSS {full['peak_mb']:.0f} MB (target <= 1024)"
     )
     print(f"  ratio backtest/replay-only time: {full['work_s'] / book['work_s']:.2f}x")
+    if a.before:
+        with tempfile.TemporaryDirectory() as tmp:
+            old = probe("backtest", one, *run, src=export_src(a.before, Path(tmp)))
+        print(
+            f"  before ({a.before}): {old['orders'] / old['work_s']:,.0f} orders/s, "
+            f"{rows / old['work_s']:,.0f} rows/s, peak RSS {old['peak_mb']:.0f} MB; "
+            f"after/before speed {old['work_s'] / full['work_s']:.2f}x "
+            f"(before/replay-only time {old['work_s'] / book['work_s']:.2f}x)"
+        )
+        if old["orders"] != n:
+            print(f"  WARNING: before routed {old['orders']:,.0f} orders, after {n:,.0f}")
     if not a.skip_multi and len(files) > 1:
         multi = probe("backtest", *map(str, files), *run, "--align", "start")
         print(
