@@ -14,11 +14,11 @@ the book as arrays and `snapshot()` as a validated `DepthSnapshot`. The rules:
   missed) is repaired when read: of the best bid and best ask, the one updated longer ago
   is stale and removed, until the book is no longer crossed. `repaired` counts them.
 
-A run of rows between two reads is applied at once, vectorised: within the run, the last
-row per (side, price) wins; those prices are merged into the sorted arrays by binary
-search (O(run·log run + depth)), so the cost per row is a few numpy element operations,
-not Python dict operations. The result is the same book, level for level, as applying the
-rows one by one.
+A run of rows between two reads is applied at once, vectorised: the book's levels and the
+run's rows are sorted together by (side, price) (one stable sort, O((depth + run) log)),
+and the last entry per key is the level (a row after the book's own), so the cost per
+row is a few numpy element operations, not Python dict operations. The result is the
+same book, level for level, as applying the rows one by one.
 
 Two clocks on one pass: a backtest reads each book at t (route) and t + latency (fill).
 Repairs change the book, and the two reads repair at different times, so the cursor keeps
@@ -84,49 +84,27 @@ class L2Book:
         self, is_bid: BoolArray, price: FloatArray, amount: FloatArray, first_row: int
     ) -> None:
         """Rows in file order (file rows first_row, first_row + 1, ...); the last one per
-        (side, price) sets the level (0 deletes it)."""
+        (side, price) sets the level (0 deletes it).
+
+        The book's levels and the rows, in that order, are sorted together by key
+        (stable): in each run of equal keys the last entry is the level's state (the
+        book's own when no row touched it), and zero sizes are dropped.
+        """
         n = len(price)
         if n == 0:
             return
-        key = np.where(is_bid, -price, price)
-        if n > 1:
-            order = np.argsort(key, kind="stable")
-            key = key[order]
-            last = np.empty(n, dtype=bool)
-            last[-1] = True
-            np.not_equal(key[1:], key[:-1], out=last[:-1])
-            pick = order[last]
-            key, amount, row = key[last], amount[pick], pick + first_row
-        else:
-            row = np.array([first_row], dtype=np.int64)
-        book, size, rows = self.key, self.size, self.row
-        idx = book.searchsorted(key)
-        if len(book):
-            found = book[np.minimum(idx, len(book) - 1)] == key
-        else:
-            found = np.zeros(len(key), dtype=bool)
-        deleted = False
-        if found.any():  # existing levels: new size in place (0 marks a deletion)
-            at, new_size = idx[found], amount[found]
-            size[at] = new_size
-            rows[at] = row[found]
-            deleted = bool((new_size == 0).any())
-        new = ~found & (amount > 0)  # deleting an absent level changes nothing
-        k = int(np.count_nonzero(new))
-        if k:  # new levels: merged in one pass (positions shift by those before them)
-            pos = idx[new] + np.arange(k)
-            total = len(book) + k
-            old = np.ones(total, dtype=bool)
-            old[pos] = False
-            merged_k, merged_s = np.empty(total), np.empty(total)
-            merged_r = np.empty(total, dtype=np.int64)
-            merged_k[pos], merged_s[pos], merged_r[pos] = key[new], amount[new], row[new]
-            merged_k[old], merged_s[old], merged_r[old] = book, size, rows
-            book, size, rows = merged_k, merged_s, merged_r
-        if deleted:
-            keep = size > 0
-            book, size, rows = book[keep], size[keep], rows[keep]
-        self.key, self.size, self.row = book, size, rows
+        key = np.concatenate((self.key, np.where(is_bid, -price, price)))
+        size = np.concatenate((self.size, amount))
+        row = np.concatenate((self.row, np.arange(first_row, first_row + n, dtype=np.int64)))
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        last = np.empty(len(key), dtype=bool)
+        last[-1] = True
+        np.not_equal(key[1:], key[:-1], out=last[:-1])
+        pick = order[last]
+        size = size[pick]
+        kept = size > 0
+        self.key, self.size, self.row = key[last][kept], size[kept], row[pick][kept]
 
     def crossed(self) -> bool:
         nb = self._n_bids()
