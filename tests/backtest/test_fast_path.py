@@ -176,3 +176,8 @@ def test_l2book_runs_equal_rows_applied_one_by_one(seed):
         top_b, top_a = book.levels(depth)
         assert top_b.tolist() == want_b[:depth] and top_a.tolist() == want_a[:depth]
     assert book.repaired > 0
+
+
+def test_walk_many_on_an_empty_side_takes_nothing():
+    filled, notional = walk_many(np.empty((0, 2)), np.array([1.0, 0.0]))
+    assert filled.tolist() == [0.0, 0.0] and notional.tolist() == [0.0, 0.0]

@@ -172,8 +172,11 @@ def walk_many(levels: FloatArray, amounts: FloatArray) -> tuple[FloatArray, Floa
     each row is reduced on its own, as `walk_book` reduces its one take.
     """
     price, size = levels[:, 0], levels[:, 1]
-    want = np.maximum(np.asarray(amounts, dtype=np.float64), 0.0)[:, None]
-    take = np.diff(np.minimum(np.cumsum(size), want), axis=1, prepend=0.0)
+    want = np.maximum(np.asarray(amounts, dtype=np.float64), 0.0)
+    reach = np.minimum(np.cumsum(size), want[:, None])  # min(S_l, a)
+    take = np.empty_like(reach)  # its differences along l, as np.diff(..., prepend=0)
+    take[:, :1] = reach[:, :1]
+    np.subtract(reach[:, 1:], reach[:, :-1], out=take[:, 1:])
     filled = np.array([row.sum() for row in take], dtype=np.float64)
     notional = np.array([row @ price for row in take], dtype=np.float64)
     return filled, notional
