@@ -46,7 +46,7 @@ import liquidroute.backtest.replay, liquidroute.router.route, pandas, pyarrow.pa
 from liquidroute.venues.ccxt_venue import static_taker_fee
 static_taker_fee("binance")
 import_s = time.perf_counter() - t0
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 mode, args = sys.argv[1], sys.argv[2:]
 if mode == "backtest":
     r = CliRunner().invoke(app, ["backtest", *args, "--json"])
@@ -63,8 +63,10 @@ else:
         else:
             open_cursor(src).advance_all()
 work_s = time.perf_counter() - t0
+cpu_s = time.process_time() - c0  # this process's CPU: per core, whatever else runs
 peak = hwm_mb()
-print(json.dumps({"import_s": import_s, "work_s": work_s, "peak_mb": peak, "orders": orders}))
+print(json.dumps({"import_s": import_s, "work_s": work_s, "cpu_s": cpu_s, "peak_mb": peak,
+                  "orders": orders}))
 """
 
 
@@ -126,43 +128,53 @@ def main() -> None:
     ]
     one = str(files[0])
     run = ["--every", "1s", "--size", "2", "--latency-ms", a.latency_ms]
-    print(f"machine: {os.cpu_count()} cores, shared with other work (figures are noisy)")
-    read = probe("read", one)
+    print(
+        f"machine: {os.cpu_count()} cores, shared with other work (wall figures are noisy; "
+        "'cpu' figures divide by this process's own CPU time: per core)"
+    )
     rows = a.rows
-    print(
-        f"read+validate only  : {rows / read['work_s']:,.0f} rows/s, peak {read['peak_mb']:.0f} MB"
-    )
+
+    def rates(r: dict[str, float], n_rows: int) -> str:
+        wall, cpu = r["work_s"], r["cpu_s"]
+        orders = f"{r['orders'] / wall:,.0f} orders/s wall, " if r["orders"] else ""
+        per_cpu = f"{r['orders'] / cpu:,.0f} orders/s and " if r["orders"] else ""
+        return (
+            f"{wall:.1f} s wall, {cpu:.1f} s cpu: {orders}{n_rows / wall:,.0f} rows/s wall; "
+            f"{per_cpu}{n_rows / cpu:,.0f} rows/s per cpu-s; peak RSS {r['peak_mb']:.0f} MB"
+        )
+
+    read = probe("read", one)
+    print(f"read+validate only : {rates(read, rows)}")
     book = probe("replay", one)
-    print(
-        f"read + book replay  : {rows / book['work_s']:,.0f} rows/s, peak {book['peak_mb']:.0f} MB"
-    )
+    print(f"read + book replay : {rates(book, rows)}")
     full = probe("backtest", one, *run)
     n = full["orders"]
     print(
         f"backtest 1 venue x {rows:,} rows, 5 strategies, an order every 1 s, latency "
-        f"{a.latency_ms} ms: {n:,.0f} orders in {full['work_s']:.1f} s (imports "
-        f"{full['import_s']:.1f} s apart) = {n / full['work_s']:,.0f} orders/s, "
-        f"{rows / full['work_s']:,.0f} rows/s, peak RSS {full['peak_mb']:.0f} MB (target <= 1024)"
+        f"{a.latency_ms} ms, {n:,.0f} orders (imports {full['import_s']:.1f} s apart):\n"
+        f"  after : {rates(full, rows)} (target <= 1024 MB)"
     )
-    print(f"  ratio backtest/replay-only time: {full['work_s'] / book['work_s']:.2f}x")
     if a.before:
         with tempfile.TemporaryDirectory() as tmp:
             old = probe("backtest", one, *run, src=export_src(a.before, Path(tmp)))
+        print(f"  before ({a.before}): {rates(old, rows)}")
         print(
-            f"  before ({a.before}): {old['orders'] / old['work_s']:,.0f} orders/s, "
-            f"{rows / old['work_s']:,.0f} rows/s, peak RSS {old['peak_mb']:.0f} MB; "
-            f"after/before speed {old['work_s'] / full['work_s']:.2f}x "
-            f"(before/replay-only time {old['work_s'] / book['work_s']:.2f}x)"
+            f"  after/before speed: {old['work_s'] / full['work_s']:.2f}x wall, "
+            f"{old['cpu_s'] / full['cpu_s']:.2f}x cpu"
         )
         if old["orders"] != n:
             print(f"  WARNING: before routed {old['orders']:,.0f} orders, after {n:,.0f}")
+    print(
+        f"  backtest / read+replay-only cpu time: {full['cpu_s'] / book['cpu_s']:.2f}x "
+        f"(before: {old['cpu_s'] / book['cpu_s']:.2f}x)"
+        if a.before
+        else f"  backtest / read+replay-only cpu time: {full['cpu_s'] / book['cpu_s']:.2f}x"
+    )
     if not a.skip_multi and len(files) > 1:
         multi = probe("backtest", *map(str, files), *run, "--align", "start")
         print(
-            f"backtest {len(files)} venues x {rows:,} rows: {multi['orders']:,.0f} orders in "
-            f"{multi['work_s']:.1f} s = {multi['orders'] / multi['work_s']:,.0f} orders/s, "
-            f"{len(files) * rows / multi['work_s']:,.0f} rows/s, peak RSS "
-            f"{multi['peak_mb']:.0f} MB (target <= 1536)"
+            f"backtest {len(files)} venues x {rows:,} rows, {multi['orders']:,.0f} orders: "
+            f"{rates(multi, len(files) * rows)} (target <= 1536 MB)"
         )
     if not a.skip_dask:
         w1 = probe("backtest", one, *run, "--workers", "1")
