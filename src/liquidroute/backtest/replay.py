@@ -16,6 +16,15 @@ others are the baselines of `liquidroute.optimizer.baselines` ("best_venue",
 taker fee included, with no limit price — what a marketable order would have paid.
 Strategies are independent: each fills against the same book (none sees another's impact).
 
+Per order the work is shared: each venue's book is read once per clock as level arrays
+(`BookCursor.levels`; `DepthSnapshot`s are built only if a strategy needs them, i.e.
+route() with venue rules); one ladder serves every strategy; when no venue rule can bind,
+route()'s answer is its exact split (`exact.solve_exact` on that ladder, which is what
+route() computes then), so route() is called only when rules apply; the distinct splits
+are priced once (`exact.allocate` on the ladder: the planned cost) and walked once per
+venue for all of them (`curves.walk_many`, bit for bit `walk_book`). At zero latency the
+fill is the walk on the route books, and no fill-clock book is kept.
+
 `align="start"` overlays recordings from different windows: each file's clock is shifted
 so that all start together, and each venue's prices are re-centred (multiplied by
 common_mid / its mid at the start). Every output says so.
@@ -59,14 +68,14 @@ def _routed(rules: bool | None) -> Strategy:
         amount: float,
         markets: Mapping[str, Market],
     ) -> FloatArray | None:
-        from liquidroute.router.route import route
-
         if rules is not True and not any(m.has_rules for m in markets.values()):
             # no rule can bind (no lot, minimum or maximum; no balances, caps or fixed
             # costs in a backtest): route() is the exact split of this very ladder
             if not (math.isfinite(amount) and amount > 0):
                 return None  # what route()'s check_amount refuses
             return solve_exact(ladder, amount).amount
+        from liquidroute.router.route import route
+
         try:
             quote = route(books, side, amount, markets=markets, baselines=False, rules=rules)
         except LiquidrouteError:
@@ -195,19 +204,6 @@ class Venue:
     @property
     def path(self) -> Path:
         return self.source.path
-
-    def scaled(self, snap: DepthSnapshot) -> DepthSnapshot:
-        if self.price_scale == 1.0:
-            return snap
-        scale = [self.price_scale, 1.0]
-        return DepthSnapshot(
-            snap.venue,
-            snap.symbol,
-            snap.bids * scale,
-            snap.asks * scale,
-            snap.timestamp,
-            snap.local_timestamp,
-        )
 
 
 @dataclass(slots=True)
