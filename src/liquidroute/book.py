@@ -84,18 +84,22 @@ class L2Book:
         self, is_bid: BoolArray, price: FloatArray, amount: FloatArray, first_row: int
     ) -> None:
         """Rows in file order (file rows first_row, first_row + 1, ...); the last one per
-        (side, price) sets the level (0 deletes it).
+        (side, price) sets the level (0 deletes it)."""
+        rows = np.arange(first_row, first_row + len(price), dtype=np.int64)
+        self.apply_keys(np.where(is_bid, -price, price), amount, rows)
+
+    def apply_keys(self, key: FloatArray, amount: FloatArray, row: IntArray) -> None:
+        """`apply` with the rows' keys (−price bid, +price ask) and file rows given.
 
         The book's levels and the rows, in that order, are sorted together by key
         (stable): in each run of equal keys the last entry is the level's state (the
         book's own when no row touched it), and zero sizes are dropped.
         """
-        n = len(price)
-        if n == 0:
+        if len(key) == 0:
             return
-        key = np.concatenate((self.key, np.where(is_bid, -price, price)))
+        key = np.concatenate((self.key, key))
         size = np.concatenate((self.size, amount))
-        row = np.concatenate((self.row, np.arange(first_row, first_row + n, dtype=np.int64)))
+        row = np.concatenate((self.row, row))
         order = np.argsort(key, kind="stable")
         key = key[order]
         last = np.empty(len(key), dtype=bool)
@@ -152,6 +156,8 @@ class BookCursor:
         self._fill: L2Book | None = None  # the fill clock's book once it differs
         self._batch: Rows | None = None
         self._reset: BoolArray | None = None
+        self._keys: FloatArray = _EMPTY_F  # the batch's rows as L2Book keys, and file rows
+        self._rows: IntArray = _EMPTY_I
         self._pos = 0
         self._prev: tuple[bool, int] | None = None
         self.started = False
@@ -175,6 +181,8 @@ class BookCursor:
             return False
         self._batch, self._pos = batch, 0
         self._reset = starts_snapshot(batch.is_snapshot, batch.local_timestamp, self._prev)
+        self._keys = np.where(batch.is_bid, -batch.price, batch.price)  # L2Book's level keys
+        self._rows = np.arange(batch.offset, batch.offset + len(batch), dtype=np.int64)
         if self._prev is None and len(batch):  # a window's seed row starts a snapshot
             self._reset[0] = bool(batch.is_snapshot[0])
         self._prev = (bool(batch.is_snapshot[-1]), int(batch.local_timestamp[-1]))
@@ -237,10 +245,10 @@ class BookCursor:
             start += int(resets[-1])
             self.book.clear()
             self._fill = None  # both clocks see the same fresh snapshot
-        sl = slice(start, stop)
+        key, amount, rows = self._keys[start:stop], b.amount[start:stop], self._rows[start:stop]
         for book in (self.book, self._fill):
             if book is not None:
-                book.apply(b.is_bid[sl], b.price[sl], b.amount[sl], b.offset + start)
+                book.apply_keys(key, amount, rows)
         self.last_ts = int(b.timestamp[stop - 1])
         self.last_local_ts = int(b.local_timestamp[stop - 1])
         self.rows_applied += stop - start
