@@ -3,7 +3,7 @@ and 2 Dask workers against 1, all measured in one run.
 
     python benchmarks/bench_backtest.py [--rows 20000000] [--venues 4] [--dir /tmp/lr_bench]
                                         [--format csv.gz|parquet] [--skip-dask] [--skip-multi]
-                                        [--before REV] [--latency-ms MS]
+                                        [--before REV] [--before-multi] [--latency-ms MS]
 
 Files come from benchmarks/gen_books.py (seeded; generated once into --dir and reused).
 Each measured run is a separate `liquidroute backtest` process (its own peak RSS, VmHWM,
@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--skip-multi", action="store_true")
     ap.add_argument("--before", default="main", help="git revision to compare with ('' skips)")
+    ap.add_argument("--before-multi", action="store_true", help="--before for the venues too")
     ap.add_argument("--latency-ms", default="0")
     a = ap.parse_args()
     a.dir.mkdir(parents=True, exist_ok=True)
@@ -171,11 +172,20 @@ def main() -> None:
         else f"  backtest / read+replay-only cpu time: {full['cpu_s'] / book['cpu_s']:.2f}x"
     )
     if not a.skip_multi and len(files) > 1:
-        multi = probe("backtest", *map(str, files), *run, "--align", "start")
+        multi_run = [*map(str, files), *run, "--align", "start"]
+        multi = probe("backtest", *multi_run)
         print(
-            f"backtest {len(files)} venues x {rows:,} rows, {multi['orders']:,.0f} orders: "
-            f"{rates(multi, len(files) * rows)} (target <= 1536 MB)"
+            f"backtest {len(files)} venues x {rows:,} rows, {multi['orders']:,.0f} orders:\n"
+            f"  after : {rates(multi, len(files) * rows)} (target <= 1536 MB)"
         )
+        if a.before and a.before_multi:
+            with tempfile.TemporaryDirectory() as tmp:
+                old = probe("backtest", *multi_run, src=export_src(a.before, Path(tmp)))
+            print(f"  before ({a.before}): {rates(old, len(files) * rows)}")
+            print(
+                f"  after/before speed: {old['work_s'] / multi['work_s']:.2f}x wall, "
+                f"{old['cpu_s'] / multi['cpu_s']:.2f}x cpu"
+            )
     if not a.skip_dask:
         w1 = probe("backtest", one, *run, "--workers", "1")
         w2 = probe("backtest", one, *run, "--workers", "2")
