@@ -3,6 +3,7 @@ and 2 Dask workers against 1, all measured in one run.
 
     python benchmarks/bench_backtest.py [--rows 20000000] [--venues 4] [--dir /tmp/lr_bench]
                                         [--format csv.gz|parquet] [--skip-dask] [--skip-multi]
+                                        [--before REV] [--before-multi] [--latency-ms MS]
 
 Files come from benchmarks/gen_books.py (seeded; generated once into --dir and reused).
 Each measured run is a separate `liquidroute backtest` process (its own peak RSS, VmHWM,
@@ -10,7 +11,9 @@ import time reported apart). Printed, for the one-venue file (a parent order
 every second, 5 strategies): wall time, orders/s, rows/s, peak RSS; the same for
 `--venues` files of `--rows` rows each (peak RSS); and one vs two Dask workers (a
 LocalCluster) on the one-venue run, as a ratio. Baselines in the same run: reading the
-file alone (batches, validated) and reading + book replay without routing.
+file alone (batches, validated) and reading + book replay without routing; and, with
+`--before REV` (default `main`), the same backtest run by that git revision's code
+(`git archive REV src`, unpacked to a temporary folder): before/after in one run.
 Targets (DESIGN.md, issue 13): 20 M rows one venue <= 1 GB; 4 x 20 M <= 1.5 GB;
 >= 1,000 parent orders/s and >= 3 M rows/s per core; 2 workers >= 1.7x one.
 """
@@ -22,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,7 +46,7 @@ import liquidroute.backtest.replay, liquidroute.router.route, pandas, pyarrow.pa
 from liquidroute.venues.ccxt_venue import static_taker_fee
 static_taker_fee("binance")
 import_s = time.perf_counter() - t0
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 mode, args = sys.argv[1], sys.argv[2:]
 if mode == "backtest":
     r = CliRunner().invoke(app, ["backtest", *args, "--json"])
@@ -59,13 +63,15 @@ else:
         else:
             open_cursor(src).advance_all()
 work_s = time.perf_counter() - t0
+cpu_s = time.process_time() - c0  # this process's CPU: per core, whatever else runs
 peak = hwm_mb()
-print(json.dumps({"import_s": import_s, "work_s": work_s, "peak_mb": peak, "orders": orders}))
+print(json.dumps({"import_s": import_s, "work_s": work_s, "cpu_s": cpu_s, "peak_mb": peak,
+                  "orders": orders}))
 """
 
 
-def probe(mode: str, *args: str) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
+def probe(mode: str, *args: str, src: Path = ROOT / "src") -> dict[str, float]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(src), str(ROOT)]))
     out = subprocess.run(
         [sys.executable, "-c", PROBE, mode, *args],
         capture_output=True,
@@ -77,6 +83,17 @@ def probe(mode: str, *args: str) -> dict[str, float]:
         raise SystemExit(out.stderr[-3000:])
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def export_src(rev: str, into: Path) -> Path:
+    """The package as it is at git revision `rev`, unpacked under `into`."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True, check=False
+    )
+    if archive.returncode:
+        raise SystemExit(f"--before {rev}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into / "src"
 
 
 def ensure(path: Path, rows: int, exchange: str, symbol: str, seed: int, shift_us: int) -> Path:
@@ -98,6 +115,9 @@ def main() -> None:
     ap.add_argument("--format", default="csv.gz", choices=["csv.gz", "parquet"])
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--skip-multi", action="store_true")
+    ap.add_argument("--before", default="main", help="git revision to compare with ('' skips)")
+    ap.add_argument("--before-multi", action="store_true", help="--before for the venues too")
+    ap.add_argument("--latency-ms", default="0")
     a = ap.parse_args()
     a.dir.mkdir(parents=True, exist_ok=True)
     venues = [("binance", "BTCUSDT"), ("okex", "BTC-USDT"), ("bybit-spot", "BTCUSDT"),
@@ -108,34 +128,64 @@ def main() -> None:
         for i, (e, s) in enumerate(venues)
     ]
     one = str(files[0])
-    run = ["--every", "1s", "--size", "2"]
-    print(f"machine: {os.cpu_count()} cores, shared with other work (figures are noisy)")
-    read = probe("read", one)
+    run = ["--every", "1s", "--size", "2", "--latency-ms", a.latency_ms]
+    print(
+        f"machine: {os.cpu_count()} cores, shared with other work (wall figures are noisy; "
+        "'cpu' figures divide by this process's own CPU time: per core)"
+    )
     rows = a.rows
-    print(
-        f"read+validate only  : {rows / read['work_s']:,.0f} rows/s, peak {read['peak_mb']:.0f} MB"
-    )
+
+    def rates(r: dict[str, float], n_rows: int) -> str:
+        wall, cpu = r["work_s"], r["cpu_s"]
+        orders = f"{r['orders'] / wall:,.0f} orders/s wall, " if r["orders"] else ""
+        per_cpu = f"{r['orders'] / cpu:,.0f} orders/s and " if r["orders"] else ""
+        return (
+            f"{wall:.1f} s wall, {cpu:.1f} s cpu: {orders}{n_rows / wall:,.0f} rows/s wall; "
+            f"{per_cpu}{n_rows / cpu:,.0f} rows/s per cpu-s; peak RSS {r['peak_mb']:.0f} MB"
+        )
+
+    read = probe("read", one)
+    print(f"read+validate only : {rates(read, rows)}")
     book = probe("replay", one)
-    print(
-        f"read + book replay  : {rows / book['work_s']:,.0f} rows/s, peak {book['peak_mb']:.0f} MB"
-    )
+    print(f"read + book replay : {rates(book, rows)}")
     full = probe("backtest", one, *run)
     n = full["orders"]
     print(
-        f"backtest 1 venue x {rows:,} rows, 5 strategies, an order every 1 s: "
-        f"{n:,.0f} orders in {full['work_s']:.1f} s (imports {full['import_s']:.1f} s apart) = "
-        f"{n / full['work_s']:,.0f} orders/s, {rows / full['work_s']:,.0f} rows/s, "
-        f"peak RSS {full['peak_mb']:.0f} MB (target <= 1024)"
+        f"backtest 1 venue x {rows:,} rows, 5 strategies, an order every 1 s, latency "
+        f"{a.latency_ms} ms, {n:,.0f} orders (imports {full['import_s']:.1f} s apart):\n"
+        f"  after : {rates(full, rows)} (target <= 1024 MB)"
     )
-    print(f"  ratio backtest/replay-only time: {full['work_s'] / book['work_s']:.2f}x")
-    if not a.skip_multi and len(files) > 1:
-        multi = probe("backtest", *map(str, files), *run, "--align", "start")
+    if a.before:
+        with tempfile.TemporaryDirectory() as tmp:
+            old = probe("backtest", one, *run, src=export_src(a.before, Path(tmp)))
+        print(f"  before ({a.before}): {rates(old, rows)}")
         print(
-            f"backtest {len(files)} venues x {rows:,} rows: {multi['orders']:,.0f} orders in "
-            f"{multi['work_s']:.1f} s = {multi['orders'] / multi['work_s']:,.0f} orders/s, "
-            f"{len(files) * rows / multi['work_s']:,.0f} rows/s, peak RSS "
-            f"{multi['peak_mb']:.0f} MB (target <= 1536)"
+            f"  after/before speed: {old['work_s'] / full['work_s']:.2f}x wall, "
+            f"{old['cpu_s'] / full['cpu_s']:.2f}x cpu"
         )
+        if old["orders"] != n:
+            print(f"  WARNING: before routed {old['orders']:,.0f} orders, after {n:,.0f}")
+    print(
+        f"  backtest / read+replay-only cpu time: {full['cpu_s'] / book['cpu_s']:.2f}x "
+        f"(before: {old['cpu_s'] / book['cpu_s']:.2f}x)"
+        if a.before
+        else f"  backtest / read+replay-only cpu time: {full['cpu_s'] / book['cpu_s']:.2f}x"
+    )
+    if not a.skip_multi and len(files) > 1:
+        multi_run = [*map(str, files), *run, "--align", "start"]
+        multi = probe("backtest", *multi_run)
+        print(
+            f"backtest {len(files)} venues x {rows:,} rows, {multi['orders']:,.0f} orders:\n"
+            f"  after : {rates(multi, len(files) * rows)} (target <= 1536 MB)"
+        )
+        if a.before and a.before_multi:
+            with tempfile.TemporaryDirectory() as tmp:
+                old = probe("backtest", *multi_run, src=export_src(a.before, Path(tmp)))
+            print(f"  before ({a.before}): {rates(old, len(files) * rows)}")
+            print(
+                f"  after/before speed: {old['work_s'] / multi['work_s']:.2f}x wall, "
+                f"{old['cpu_s'] / multi['cpu_s']:.2f}x cpu"
+            )
     if not a.skip_dask:
         w1 = probe("backtest", one, *run, "--workers", "1")
         w2 = probe("backtest", one, *run, "--workers", "2")

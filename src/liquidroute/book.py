@@ -1,10 +1,10 @@
 """L2 book reconstruction from tardis incremental rows, streamed forward in time.
 
-`L2Book` holds each side as sorted numpy arrays (price ascending, size, and the file row of
-the level's last update). `BookCursor` feeds it a file's validated batches
-(`liquidroute.tardis.TardisFile.batches()`): `advance_to(t)` applies every row whose
-local_timestamp <= t (µs), keeping one batch in memory; `snapshot()` returns the book as
-a validated `DepthSnapshot`. The rules:
+`L2Book` holds both sides in one sorted numpy array (key −price for a bid, +price for an
+ask; size; the file row of the level's last update). `BookCursor` feeds it a file's
+validated batches (`liquidroute.tardis.TardisFile.batches()`): `advance_to(t)` applies
+every row whose local_timestamp <= t (µs), keeping one batch in memory; `levels()` reads
+the book as arrays and `snapshot()` as a validated `DepthSnapshot`. The rules:
 
 - update rows before the first snapshot are skipped (the book is unknown until then);
 - a snapshot row that starts a new snapshot message (the first row, or one after an
@@ -14,11 +14,11 @@ a validated `DepthSnapshot`. The rules:
   missed) is repaired when read: of the best bid and best ask, the one updated longer ago
   is stale and removed, until the book is no longer crossed. `repaired` counts them.
 
-A run of rows between two reads is applied at once, vectorised: within the run, the last
-row per (side, price) wins; those prices are merged into the sorted arrays by binary
-search (O(run·log run + depth)), so the cost per row is a few numpy element operations,
-not Python dict operations. The result is the same book, level for level, as applying the
-rows one by one.
+A run of rows between two reads is applied at once, vectorised: the book's levels and the
+run's rows are sorted together by (side, price) (one stable sort, O((depth + run) log)),
+and the last entry per key is the level (a row after the book's own), so the cost per
+row is a few numpy element operations, not Python dict operations. The result is the
+same book, level for level, as applying the rows one by one.
 
 Two clocks on one pass: a backtest reads each book at t (route) and t + latency (fill).
 Repairs change the book, and the two reads repair at different times, so the cursor keeps
@@ -51,119 +51,98 @@ _EMPTY_F = np.empty(0, dtype=np.float64)
 _EMPTY_I = np.empty(0, dtype=np.int64)
 
 
-class _Side:
-    """One side: prices ascending, sizes, row of each level's last update."""
+class L2Book:
+    """One venue's book as one sorted array of both sides (module doc).
 
-    __slots__ = ("price", "row", "size")
+    Level keys are −price for a bid and +price for an ask (prices are > 0), ascending: the
+    bids best first (highest price), then the asks best first (lowest price). So one sort,
+    one binary search and one merge apply a run of rows to both sides; (side, price) is
+    the key, `size` the level's size and `row` the file row of its last update.
+    """
+
+    __slots__ = ("key", "repaired", "row", "size")
 
     def __init__(self) -> None:
-        self.price: FloatArray = _EMPTY_F
+        self.key: FloatArray = _EMPTY_F
         self.size: FloatArray = _EMPTY_F
         self.row: IntArray = _EMPTY_I
-
-    def copy(self) -> _Side:
-        out = _Side()
-        out.price, out.size, out.row = self.price.copy(), self.size.copy(), self.row.copy()
-        return out
-
-    def apply(self, price: FloatArray, amount: FloatArray, row: IntArray) -> None:
-        """Rows in file order; the last one per price sets the level (0 deletes it)."""
-        if len(price) == 0:
-            return
-        if len(price) > 1:
-            order = np.argsort(price, kind="stable")
-            price, amount, row = price[order], amount[order], row[order]
-            last = np.empty(len(price), dtype=bool)
-            last[-1] = True
-            np.not_equal(price[1:], price[:-1], out=last[:-1])
-            price, amount, row = price[last], amount[last], row[last]
-        book, size, rows = self.price, self.size, self.row
-        idx = np.searchsorted(book, price)
-        found = idx < len(book)
-        found[found] = book[idx[found]] == price[found]
-        deleted = False
-        if found.any():  # existing levels: new size in place (0 marks a deletion)
-            at, new_size = idx[found], amount[found]
-            size[at] = new_size
-            rows[at] = row[found]
-            deleted = bool((new_size == 0).any())
-        new = ~found & (amount > 0)  # deleting an absent level changes nothing
-        k = int(np.count_nonzero(new))
-        if k:  # new levels: merged in one pass (positions shift by those before them)
-            pos = idx[new] + np.arange(k)
-            total = len(book) + k
-            old = np.ones(total, dtype=bool)
-            old[pos] = False
-            merged_p, merged_s = np.empty(total), np.empty(total)
-            merged_r = np.empty(total, dtype=np.int64)
-            merged_p[pos], merged_s[pos], merged_r[pos] = price[new], amount[new], row[new]
-            merged_p[old], merged_s[old], merged_r[old] = book, size, rows
-            book, size, rows = merged_p, merged_s, merged_r
-        if deleted:
-            keep = size > 0
-            book, size, rows = book[keep], size[keep], rows[keep]
-        self.price, self.size, self.row = book, size, rows
-
-
-class L2Book:
-    """One venue's book as sorted arrays (module doc)."""
-
-    __slots__ = ("asks", "bids", "repaired")
-
-    def __init__(self) -> None:
-        self.bids = _Side()
-        self.asks = _Side()
         self.repaired = 0
 
     def clear(self) -> None:
-        self.bids, self.asks = _Side(), _Side()
+        self.key, self.size, self.row = _EMPTY_F, _EMPTY_F, _EMPTY_I
 
     def copy(self) -> L2Book:
         out = L2Book()
-        out.bids, out.asks, out.repaired = self.bids.copy(), self.asks.copy(), self.repaired
+        out.key, out.size, out.row = self.key.copy(), self.size.copy(), self.row.copy()
+        out.repaired = self.repaired
         return out
 
+    def _n_bids(self) -> int:
+        return int(self.key.searchsorted(0.0))
+
     def apply(
-        self, is_bid: BoolArray, price: FloatArray, amount: FloatArray, row: IntArray
+        self, is_bid: BoolArray, price: FloatArray, amount: FloatArray, first_row: int
     ) -> None:
-        if is_bid.all():
-            self.bids.apply(price, amount, row)
-        elif not is_bid.any():
-            self.asks.apply(price, amount, row)
-        else:
-            ask = ~is_bid
-            self.bids.apply(price[is_bid], amount[is_bid], row[is_bid])
-            self.asks.apply(price[ask], amount[ask], row[ask])
+        """Rows in file order (file rows first_row, first_row + 1, ...); the last one per
+        (side, price) sets the level (0 deletes it)."""
+        rows = np.arange(first_row, first_row + len(price), dtype=np.int64)
+        self.apply_keys(np.where(is_bid, -price, price), amount, rows)
+
+    def apply_keys(self, key: FloatArray, amount: FloatArray, row: IntArray) -> None:
+        """`apply` with the rows' keys (−price bid, +price ask) and file rows given.
+
+        The book's levels and the rows, in that order, are sorted together by key
+        (stable): in each run of equal keys the last entry is the level's state (the
+        book's own when no row touched it), and zero sizes are dropped.
+        """
+        if len(key) == 0:
+            return
+        key = np.concatenate((self.key, key))
+        size = np.concatenate((self.size, amount))
+        row = np.concatenate((self.row, row))
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        last = np.empty(len(key), dtype=bool)
+        last[-1] = True
+        np.not_equal(key[1:], key[:-1], out=last[:-1])
+        pick = order[last]
+        size = size[pick]
+        kept = size > 0
+        self.key, self.size, self.row = key[last][kept], size[kept], row[pick][kept]
 
     def crossed(self) -> bool:
-        b, a = self.bids.price, self.asks.price
-        return bool(len(b) and len(a) and b[-1] >= a[0])
+        nb = self._n_bids()
+        return bool(0 < nb < len(self.key) and -self.key[0] >= self.key[nb])
 
     def uncross(self) -> int:
         """Drop stale crossed levels: of best bid and best ask, the older update goes."""
         removed = 0
-        b, a = self.bids, self.asks
-        while len(b.price) and len(a.price) and b.price[-1] >= a.price[0]:
-            if b.row[-1] < a.row[0]:
-                b.price, b.size, b.row = b.price[:-1], b.size[:-1], b.row[:-1]
+        nb = self._n_bids()
+        while 0 < nb < len(self.key) and -self.key[0] >= self.key[nb]:
+            if self.row[0] < self.row[nb]:  # the best bid is older
+                self.key, self.size, self.row = self.key[1:], self.size[1:], self.row[1:]
+                nb -= 1
             else:
-                a.price, a.size, a.row = a.price[1:], a.size[1:], a.row[1:]
+                self.key = np.delete(self.key, nb)
+                self.size = np.delete(self.size, nb)
+                self.row = np.delete(self.row, nb)
             removed += 1
         self.repaired += removed
         return removed
 
     def levels(self, depth: int | None) -> tuple[FloatArray, FloatArray]:
         """(bids, asks) as (n, 2) arrays, best first, `depth` levels each (all when None)."""
-        b, a = self.bids, self.asks
-        nb = len(b.price) if depth is None else min(depth, len(b.price))
-        na = len(a.price) if depth is None else min(depth, len(a.price))
+        key, size = self.key, self.size
+        n_bids = self._n_bids()
+        n_asks = len(key) - n_bids
+        nb = n_bids if depth is None else min(depth, n_bids)
+        na = n_asks if depth is None else min(depth, n_asks)
         bids = np.empty((nb, 2))
-        if nb:
-            bids[:, 0] = b.price[: -nb - 1 : -1]
-            bids[:, 1] = b.size[: -nb - 1 : -1]
+        np.negative(key[:nb], out=bids[:, 0])
+        bids[:, 1] = size[:nb]
         asks = np.empty((na, 2))
-        asks[:, 0] = a.price[:na]
-        asks[:, 1] = a.size[:na]
+        asks[:, 0] = key[n_bids : n_bids + na]
+        asks[:, 1] = size[n_bids : n_bids + na]
         return bids, asks
 
 
@@ -177,6 +156,8 @@ class BookCursor:
         self._fill: L2Book | None = None  # the fill clock's book once it differs
         self._batch: Rows | None = None
         self._reset: BoolArray | None = None
+        self._keys: FloatArray = _EMPTY_F  # the batch's rows as L2Book keys, and file rows
+        self._rows: IntArray = _EMPTY_I
         self._pos = 0
         self._prev: tuple[bool, int] | None = None
         self.started = False
@@ -186,6 +167,7 @@ class BookCursor:
         self.last_local_ts = -1
         self.start_us: int | None = None  # arrival of the first snapshot applied
         self.seed_us = 0  # a window's cursor enters the file at a snapshot at this time
+        self.two_clocks = True  # False: only the route clock reads (no fill book is kept)
 
     @property
     def repaired(self) -> int:
@@ -199,6 +181,8 @@ class BookCursor:
             return False
         self._batch, self._pos = batch, 0
         self._reset = starts_snapshot(batch.is_snapshot, batch.local_timestamp, self._prev)
+        self._keys = np.where(batch.is_bid, -batch.price, batch.price)  # L2Book's level keys
+        self._rows = np.arange(batch.offset, batch.offset + len(batch), dtype=np.int64)
         if self._prev is None and len(batch):  # a window's seed row starts a snapshot
             self._reset[0] = bool(batch.is_snapshot[0])
         self._prev = (bool(batch.is_snapshot[-1]), int(batch.local_timestamp[-1]))
@@ -261,11 +245,10 @@ class BookCursor:
             start += int(resets[-1])
             self.book.clear()
             self._fill = None  # both clocks see the same fresh snapshot
-        rows = np.arange(b.offset + start, b.offset + stop, dtype=np.int64)
-        sl = slice(start, stop)
+        key, amount, rows = self._keys[start:stop], b.amount[start:stop], self._rows[start:stop]
         for book in (self.book, self._fill):
             if book is not None:
-                book.apply(b.is_bid[sl], b.price[sl], b.amount[sl], rows)
+                book.apply_keys(key, amount, rows)
         self.last_ts = int(b.timestamp[stop - 1])
         self.last_local_ts = int(b.local_timestamp[stop - 1])
         self.rows_applied += stop - start
@@ -274,7 +257,7 @@ class BookCursor:
     def _book(self, clock: str) -> L2Book:
         if clock == "route":
             book = self.book
-            if self._fill is None and book.crossed():
+            if self.two_clocks and self._fill is None and book.crossed():
                 self._fill = book.copy()  # the fill clock repairs on its own
             return book
         if self._fill is None:
@@ -288,15 +271,23 @@ class BookCursor:
         if self.started:
             self._book(clock).uncross()
 
-    def snapshot(self, depth: int | None = None, clock: str = "route") -> DepthSnapshot:
-        """The current book, best `depth` levels per side (all when None)."""
+    def levels(
+        self, depth: int | None = None, clock: str = "route"
+    ) -> tuple[FloatArray, FloatArray]:
+        """A read of the current book: (bids, asks) as (n, 2) arrays, best first, `depth`
+        levels a side (all when None), stale crossed levels repaired first. Sorted, unique,
+        positive and not crossed by construction (what `snapshot` validates again)."""
         if not self.started:
             raise DataFileError(
                 f"{self.path}: no book yet: the file's first snapshot arrives later"
             )
         book = self._book(clock)
         book.uncross()
-        bids, asks = book.levels(depth)
+        return book.levels(depth)
+
+    def snapshot(self, depth: int | None = None, clock: str = "route") -> DepthSnapshot:
+        """The current book, best `depth` levels per side (all when None)."""
+        bids, asks = self.levels(depth, clock)
         return DepthSnapshot(
             self.venue,
             self.symbol,

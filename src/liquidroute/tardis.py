@@ -416,7 +416,8 @@ class TardisFile(_Named):
                 elif not groups:
                     first += n
             self._first_row = first
-            pf = pq.ParquetFile(path)
+            # the text columns as dictionaries: a few distinct words, decoded once per batch
+            pf = pq.ParquetFile(path, read_dictionary=["exchange", "symbol", "side"])
             try:
                 yield from pf.iter_batches(
                     batch_size=self.batch_rows, row_groups=groups, columns=list(COLUMNS)
@@ -503,10 +504,11 @@ class TardisFile(_Named):
                 if batch.column(name).null_count:
                     raise DataFileError(f"{path}: empty values in column {name!r}")
             self._names(batch, offset)
-            side = batch.column("side")
-            is_bid = pc.equal(side, "bid")
-            bad_side = pc.invert(pc.or_(is_bid, pc.equal(side, "ask")))
-            if pc.any(bad_side).as_py():
+            is_bid = _bids(batch.column("side"))
+            if is_bid is None:
+                side = batch.column("side")
+                bid = pc.equal(side, "bid")
+                bad_side = pc.invert(pc.or_(bid, pc.equal(side, "ask")))
                 line = offset + int(np.argmax(bad_side.to_numpy(zero_copy_only=False))) + 2
                 raise DataFileError(f"{path}: line {line}: side must be 'bid' or 'ask'")
             local_ts = _ints(batch.column("local_timestamp"))
@@ -523,7 +525,7 @@ class TardisFile(_Named):
                 ts,
                 local_ts,
                 batch.column("is_snapshot").to_numpy(zero_copy_only=False),
-                is_bid.to_numpy(zero_copy_only=False),
+                is_bid,
                 price,
                 amount,
             )
@@ -561,6 +563,27 @@ class TardisFile(_Named):
             raise DataFileError(
                 f"{path}: line {offset + i + 2}: local_timestamp goes backwards (unsorted file)"
             )
+
+
+def _bids(side: Any) -> BoolArray | None:
+    """`side == "bid"` as a numpy array, or None when a value is neither bid nor ask.
+    A dictionary column (our Parquet) is decoded through its few words."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(side.type):
+        words = side.dictionary.to_pylist()
+        index = side.indices.to_numpy(zero_copy_only=False)
+        known = np.array([w in ("bid", "ask") for w in words], dtype=bool)
+        if not known[index].all():
+            return None
+        bid: BoolArray = np.array([w == "bid" for w in words], dtype=bool)[index]
+        return bid
+    is_bid = pc.equal(side, "bid")
+    if pc.any(pc.invert(pc.or_(is_bid, pc.equal(side, "ask")))).as_py():
+        return None
+    out: BoolArray = is_bid.to_numpy(zero_copy_only=False)
+    return out
 
 
 def _ints(col: Any) -> IntArray:

@@ -129,3 +129,32 @@ def test_errors_name_the_line_in_any_batch(tmp_path):
     path.write_text(HEADER + "".join(lines))
     with pytest.raises(DataFileError, match="line 2602: local_timestamp goes backwards"):
         read_incremental_l2(path)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_side_neither_bid_nor_ask_names_its_line(tmp_path, fmt):
+    """Our Parquet's text columns are read as dictionaries: a bad word is found there too,
+    in a later batch, at its line."""
+    import io
+
+    import pyarrow.csv as pcsv
+
+    from liquidroute.tardis import _types
+
+    text = HEADER + book_rows(300)
+    lines = text.splitlines(keepends=True)
+    lines[250] = lines[250].replace(",bid,", ",buy,")
+    path = tmp_path / f"binance_side.{fmt}"
+    if fmt == "csv":
+        path.write_text("".join(lines))
+    else:
+        table = pcsv.read_csv(
+            io.BytesIO("".join(lines).encode()),
+            convert_options=pcsv.ConvertOptions(column_types=_types()),
+        )
+        pq.write_table(table, path, row_group_size=64)
+    source = TardisFile(path, batch_rows=64)
+    with pytest.raises(DataFileError, match=r"line 251: side must be 'bid' or 'ask'"):
+        sum(len(b) for b in source.batches())
+    result = runner.invoke(app, ["backtest", str(path), "--every", "1s"])
+    one_line_error(result, "line 251", "side")

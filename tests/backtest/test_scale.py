@@ -20,6 +20,7 @@ from liquidroute.backtest import replay as rp
 from liquidroute.book import open_cursor
 from liquidroute.cli.app import app
 from liquidroute.tardis import TardisFile, scan
+from tests.backtest.test_progress import bar_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -109,6 +110,7 @@ def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     return subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
+@pytest.mark.usefixtures("terminal")
 def test_a_real_dask_scheduler_and_two_workers_equal_one_process(books, tmp_path):
     dask = Path(sys.executable).with_name("dask")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
@@ -148,6 +150,10 @@ def test_a_real_dask_scheduler_and_two_workers_equal_one_process(books, tmp_path
         b = pd.read_parquet(tmp_path / "two" / "results.parquet")
         assert len(a) > 3 * 100
         pd.testing.assert_frame_equal(a, b)
+        frames = bar_frames(many.stderr)  # one bar across the workers, in orders
+        n = len(a) // 3
+        assert frames and all(f.count("backtest ") == 1 for f in frames)
+        assert f" {n}/{n} orders on {address} " in frames[-1]
     finally:
         for p in reversed(procs):
             p.terminate()

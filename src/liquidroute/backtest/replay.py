@@ -16,6 +16,15 @@ others are the baselines of `liquidroute.optimizer.baselines` ("best_venue",
 taker fee included, with no limit price — what a marketable order would have paid.
 Strategies are independent: each fills against the same book (none sees another's impact).
 
+Per order the work is shared: each venue's book is read once per clock as level arrays
+(`BookCursor.levels`; `DepthSnapshot`s are built only if a strategy needs them, i.e.
+route() with venue rules); one ladder serves every strategy; when no venue rule can bind,
+route()'s answer is its exact split (`exact.solve_exact` on that ladder, which is what
+route() computes then), so route() is called only when rules apply; the distinct splits
+are priced once (`exact.allocate` on the ladder: the planned cost) and walked once per
+venue for all of them (`curves.walk_many`, bit for bit `walk_book`). At zero latency the
+fill is the walk on the route books, and no fill-clock book is kept.
+
 `align="start"` overlays recordings from different windows: each file's clock is shifted
 so that all start together, and each venue's prices are re-centred (multiplied by
 common_mid / its mid at the start). Every output says so.
@@ -33,7 +42,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -41,8 +50,8 @@ from liquidroute.book import BookCursor, open_cursor
 from liquidroute.errors import DataFileError, InvalidInputError, LiquidrouteError
 from liquidroute.model import DepthSnapshot, FloatArray, Market, Side
 from liquidroute.optimizer.baselines import BASELINE_SPLITS
-from liquidroute.optimizer.curves import Ladder, build_ladder, walk_book
-from liquidroute.optimizer.exact import allocate
+from liquidroute.optimizer.curves import IntArray, Ladder, build_ladder, walk_many
+from liquidroute.optimizer.exact import allocate, solve_exact
 from liquidroute.tardis import FileIndex, TardisFile, format_us, scan
 
 #: (books at t, ladder built from them, side, amount, markets) -> base amount per venue
@@ -59,6 +68,12 @@ def _routed(rules: bool | None) -> Strategy:
         amount: float,
         markets: Mapping[str, Market],
     ) -> FloatArray | None:
+        if rules is not True and not any(m.has_rules for m in markets.values()):
+            # no rule can bind (no lot, minimum or maximum; no balances, caps or fixed
+            # costs in a backtest): route() is the exact split of this very ladder
+            if not (math.isfinite(amount) and amount > 0):
+                return None  # what route()'s check_amount refuses
+            return solve_exact(ladder, amount).amount
         from liquidroute.router.route import route
 
         try:
@@ -189,19 +204,6 @@ class Venue:
     @property
     def path(self) -> Path:
         return self.source.path
-
-    def scaled(self, snap: DepthSnapshot) -> DepthSnapshot:
-        if self.price_scale == 1.0:
-            return snap
-        scale = [self.price_scale, 1.0]
-        return DepthSnapshot(
-            snap.venue,
-            snap.symbol,
-            snap.bids * scale,
-            snap.asks * scale,
-            snap.timestamp,
-            snap.local_timestamp,
-        )
 
 
 @dataclass(slots=True)
@@ -362,18 +364,113 @@ def read_orders(path: Path, replay: Replay) -> list[ParentOrder]:
     return sorted(orders, key=lambda o: o.t_us)
 
 
-def _fill(snap: DepthSnapshot, side: Side, amount: float, fee: float) -> tuple[float, float]:
-    """(filled, all-in cost) walking `snap` for `amount` base, no limit."""
-    walk = walk_book(snap.levels(side), side, amount)
-    return walk.filled, walk.all_in(side, fee)
+class _Books(Sequence[DepthSnapshot]):
+    """One read of every venue's book: its (bids, asks) level arrays (prices scaled), and
+    the same books as validated `DepthSnapshot`s, built only when a strategy asks for them
+    (`route()` when venue rules apply); the baselines and the exact split need the arrays
+    only."""
+
+    __slots__ = ("_meta", "_snaps", "levels")
+
+    def __init__(
+        self,
+        levels: list[tuple[FloatArray, FloatArray]],
+        meta: list[tuple[str, str, float, float]],
+    ) -> None:
+        self.levels = levels
+        self._meta = meta  # venue, symbol, exchange and arrival time (ms) of each read
+        self._snaps: list[DepthSnapshot] | None = None
+
+    def side(self, side: Side) -> list[FloatArray]:
+        """The levels a `side` order walks on each venue (asks for a buy)."""
+        k = 1 if side == "buy" else 0
+        return [lv[k] for lv in self.levels]
+
+    def mid(self) -> float:
+        """(best bid across venues + best ask across venues) / 2; nan if a side is empty."""
+        bids = [b.item(0) for b, _ in self.levels if len(b)]
+        asks = [a.item(0) for _, a in self.levels if len(a)]
+        return (max(bids) + min(asks)) / 2 if bids and asks else math.nan
+
+    def __len__(self) -> int:
+        return len(self.levels)
+
+    @overload
+    def __getitem__(self, i: int) -> DepthSnapshot: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[DepthSnapshot]: ...
+    def __getitem__(self, i: int | slice) -> DepthSnapshot | Sequence[DepthSnapshot]:
+        if self._snaps is None:
+            self._snaps = [
+                DepthSnapshot(venue, symbol, bids, asks, ts, local)
+                for (venue, symbol, ts, local), (bids, asks) in zip(
+                    self._meta, self.levels, strict=True
+                )
+            ]
+        return self._snaps[i]
+
+
+def _read(replay: Replay, cursors: Sequence[BookCursor], depth: int, clock: str) -> _Books:
+    """Every venue's book as of now on `clock` (a read: stale crossed levels repaired)."""
+    levels, meta = [], []
+    for v, c in zip(replay.venues, cursors, strict=True):
+        bids, asks = c.levels(depth, clock)
+        if v.price_scale != 1.0:
+            scale = [v.price_scale, 1.0]
+            bids, asks = bids * scale, asks * scale
+        levels.append((bids, asks))
+        meta.append((c.venue, c.symbol, c.last_ts / 1e3, c.last_local_ts / 1e3))
+    return _Books(levels, meta)
+
+
+def _walk(
+    levels: Sequence[FloatArray], amounts: FloatArray, side: Side, fees: Sequence[float]
+) -> tuple[FloatArray, FloatArray]:
+    """(filled, all-in cost) of each row of `amounts` (splits x venues): each venue's part
+    walked on its levels, no limit, taker fee included — `walk_book` for every split at
+    once (`curves.walk_many`), summed over the venues in their order."""
+    filled = np.zeros(len(amounts))
+    cost = np.zeros(len(amounts))
+    for v, lv in enumerate(levels):
+        q = amounts[:, v]
+        if not q.any():
+            continue
+        f, notional = walk_many(lv, q)
+        filled += f
+        cost += notional * (1 + fees[v]) if side == "buy" else notional * (1 - fees[v])
+    return filled, cost
+
+
+def _distinct(amounts: FloatArray) -> tuple[FloatArray, IntArray]:
+    """The distinct rows of `amounts` and which of them each row is: strategies often
+    split alike (one venue; a venue that dominates), and each split is priced once."""
+    seen: dict[bytes, int] = {}
+    which: list[int] = []
+    firsts: list[int] = []
+    for k in range(len(amounts)):
+        j = seen.setdefault(amounts[k].tobytes(), len(firsts))
+        if j == len(firsts):
+            firsts.append(k)
+        which.append(j)
+    return amounts[firsts], np.array(which, dtype=np.intp)
 
 
 @dataclass(slots=True)
 class _Planned:
+    """An order's splits at route time. `splits` are the distinct splits (x venues; None
+    for an order replayed without routing), strategy k's is `splits[which[k]]`, `routed[k]`
+    False when it could not split the order; `planned_cost` per split (`allocate` on the
+    ladder), `route_walk` the splits walked on the route books (the fill at zero latency)."""
+
     index: int
     order: ParentOrder
     mid: float
-    plans: list[tuple[str, FloatArray | None, float]]  # strategy, amounts, planned cost
+    strategies: Sequence[str]
+    splits: FloatArray | None = None
+    which: IntArray | None = None
+    routed: list[bool] = field(default_factory=list)
+    planned_cost: FloatArray | None = None
+    route_walk: tuple[FloatArray, FloatArray] | None = None
 
 
 def check_options(strategies: Sequence[str], latency_ms: float) -> int:
@@ -409,6 +506,8 @@ def iter_rows(
     names = [v.name for v in replay.venues]
     fees = [replay.markets[n].taker_fee for n in names]
     cursors = _cursors(replay, orders, start, lat_us)
+    for c in cursors:
+        c.two_clocks = lat_us > 0  # at zero latency the fill clock never reads
     pending: deque[_Planned] = deque()
     seed_us = min(
         (c.seed_us + v.shift_us for v, c in zip(replay.venues, cursors, strict=True)),
@@ -431,17 +530,15 @@ def iter_rows(
             for c in cursors:
                 c.repair("route")
             if lat_us:
-                pending.append(_Planned(i, order, math.nan, []))
+                pending.append(_Planned(i, order, math.nan, strategies))
             continue
         if _advance(replay, cursors, t):
             break
-        books = [
-            v.scaled(c.snapshot(depth, "route"))
-            for v, c in zip(replay.venues, cursors, strict=True)
-        ]
-        planned = _plan(i, order, books, fees, strategies, replay.markets)
-        if lat_us == 0:
-            yield i, _rows(planned, books, fees, names)
+        books = _read(replay, cursors, depth, "route")
+        planned = _plan(i, order, books, fees, strategies, replay.markets, lat_us)
+        if lat_us == 0:  # filled on the books it was routed on
+            assert planned.route_walk is not None
+            yield i, _rows(planned, planned.route_walk, names)
         else:
             pending.append(planned)
     while pending:
@@ -482,23 +579,31 @@ def _advance(replay: Replay, cursors: Sequence[BookCursor], t_us: int) -> bool:
 def _plan(
     i: int,
     order: ParentOrder,
-    books: Sequence[DepthSnapshot],
+    books: _Books,
     fees: Sequence[float],
     strategies: Sequence[str],
     markets: Mapping[str, Market],
+    lat_us: int,
 ) -> _Planned:
-    ladder = build_ladder([b.levels(order.side) for b in books], fees, order.side)
-    bids = [b.best_bid for b in books if b.best_bid is not None]
-    asks = [b.best_ask for b in books if b.best_ask is not None]
-    mid = (max(bids) + min(asks)) / 2 if bids and asks else math.nan
-    plans: list[tuple[str, FloatArray | None, float]] = []
-    for name in strategies:
-        amounts = STRATEGIES[name](books, ladder, order.side, order.amount, markets)
-        if amounts is None or amounts.sum() <= 0:
-            plans.append((name, None, math.nan))
-        else:
-            plans.append((name, amounts, allocate(ladder, amounts).value))
-    return _Planned(i, order, mid, plans)
+    """Every strategy's split of `order` on one ladder built once from `books`, and what
+    each distinct split costs on it."""
+    side = order.side
+    levels = books.side(side)
+    ladder = build_ladder(levels, fees, side)
+    amounts = np.zeros((len(strategies), len(levels)))
+    routed = []
+    for k, name in enumerate(strategies):
+        split = STRATEGIES[name](books, ladder, side, order.amount, markets)
+        ok = split is not None and split.sum() > 0
+        if ok:
+            amounts[k] = split
+        routed.append(ok)
+    splits, which = _distinct(amounts)
+    planned_cost = np.array([allocate(ladder, s).value for s in splits])
+    route_walk = _walk(levels, splits, side, fees) if lat_us == 0 else None
+    return _Planned(
+        i, order, books.mid(), strategies, splits, which, routed, planned_cost, route_walk
+    )
 
 
 def _filled(
@@ -511,26 +616,26 @@ def _filled(
 ) -> list[dict[str, Any]]:
     t = planned.order.t_us + lat_us
     _advance(replay, cursors, t)
-    if not planned.plans:  # an order before the window: its read only
+    if planned.splits is None:  # an order before the window: its read only
         for c in cursors:
             c.repair("fill")
         return []
-    books = [
-        v.scaled(c.snapshot(depth, "fill")) for v, c in zip(replay.venues, cursors, strict=True)
-    ]
-    return _rows(planned, books, fees, [v.name for v in replay.venues])
+    books = _read(replay, cursors, depth, "fill")
+    fills = _walk(books.side(planned.order.side), planned.splits, planned.order.side, fees)
+    return _rows(planned, fills, [v.name for v in replay.venues])
 
 
 def _rows(
-    planned: _Planned,
-    fill_books: Sequence[DepthSnapshot],
-    fees: Sequence[float],
-    names: Sequence[str],
+    planned: _Planned, fills: tuple[FloatArray, FloatArray], names: Sequence[str]
 ) -> list[dict[str, Any]]:
+    """One result row per strategy: its split's fill (filled, all-in cost) against its plan."""
     order, mid = planned.order, planned.mid
+    splits, which, planned_cost = planned.splits, planned.which, planned.planned_cost
+    assert splits is not None and which is not None and planned_cost is not None
     sign = 1.0 if order.side == "buy" else -1.0
+    venues = [",".join(n for n, q in zip(names, s, strict=True) if q > 0) for s in splits]
     rows: list[dict[str, Any]] = []
-    for name, amounts, planned_cost in planned.plans:
+    for k, name in enumerate(planned.strategies):
         row: dict[str, Any] = {
             "t_us": order.t_us,
             "strategy": name,
@@ -538,27 +643,23 @@ def _rows(
             "amount": order.amount,
             "mid": mid,
         }
-        if amounts is None:
+        if not planned.routed[k]:
             rows.append(row | _UNFILLED)
             continue
-        filled, cost = 0.0, 0.0
-        for v, q in enumerate(amounts):
-            if q > 0:
-                f, c = _fill(fill_books[v], order.side, float(q), fees[v])
-                filled += f
-                cost += c
+        j = int(which[k])
+        filled, cost, plan = float(fills[0][j]), float(fills[1][j]), float(planned_cost[j])
         avg = cost / filled if filled else math.nan
-        planned_avg = planned_cost / float(amounts.sum())
+        planned_avg = plan / float(splits[j].sum())
         rows.append(
             row
             | {
                 "filled": filled,
                 "cost": cost,
-                "planned_cost": planned_cost,
+                "planned_cost": plan,
                 "avg_price": avg,
                 "slippage_bps": sign * (avg - mid) / mid * 1e4,
                 "shortfall_bps": sign * (avg - planned_avg) / planned_avg * 1e4,
-                "venues": ",".join(n for n, q in zip(names, amounts, strict=True) if q > 0),
+                "venues": venues[j],
             }
         )
     return rows

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -142,8 +145,6 @@ def backtest(
     with reported_errors():
         import tempfile
 
-        from rich.progress import Progress
-
         from liquidroute.backtest import distributed as dist
         from liquidroute.backtest import replay as rp
         from liquidroute.backtest.store import (
@@ -170,8 +171,8 @@ def backtest(
         if orders is not None:
             parents = rp.read_orders(orders, data)
         else:
-            if distributed or resume:
-                data.scan()  # windows need the end and the snapshot index
+            if distributed or resume or all(v.source.index for v in data.venues):
+                data.scan()  # windows need the end and the snapshot index (free for Parquet)
             parents = rp.schedule(data, parse_duration(every), check_side(side), size)
         if window is None and resume and out is not None:
             window = previous_window(out)  # the interrupted run's windows, whatever --workers
@@ -186,19 +187,24 @@ def backtest(
             target = out if out is not None else Path(tmp)
             store = ResultsStore(target, run_info, resume=resume)
             total = len(parents) if data.end_us is not None or orders else None
-            with Progress(console=console(stderr=True), transient=True) as bar:
-                task = bar.add_task("replaying", total=total)
+            cluster = f"on {scheduler or f'{workers} local workers'}" if distributed else None
+            with progress_bar(total, cluster) as tick:
 
-                def tick(n: int) -> None:
-                    bar.update(task, completed=n)
+                def local_tick(n: int) -> None:
+                    tick(n, parents[n - 1].t_us)  # the pass is at this order's time
+
+                def windows_tick(n: int) -> None:
+                    tick(n, None)  # windows finish in any order: a count only
 
                 if distributed:
                     n = dist.run_distributed_windows(
                         spec, data, parents, store, workers=workers or 1, scheduler=scheduler,
-                        window=size_w, progress=tick,
+                        window=size_w, progress=windows_tick,
                     )  # fmt: skip
                 else:
-                    n = dist.run_local(spec, data, parents, store, window=size_w, progress=tick)
+                    n = dist.run_local(
+                        spec, data, parents, store, window=size_w, progress=local_tick
+                    )
             if n == 0 and not store.done():
                 data.scan()  # says so when the recordings do not overlap
                 raise fail("no parent order falls inside the recordings; shorten --every")
@@ -219,6 +225,54 @@ def backtest(
         note(err, message)
     if out is not None:
         err.print(f"wrote {out}/results.parquet, results.csv, summary.csv, summary.json, plot.png")
+
+
+@contextmanager
+def progress_bar(
+    total: int | None, cluster: str | None = None
+) -> Iterator[Callable[[int, int | None], None]]:
+    """One rich progress bar on stderr, in parent orders: done / total when the recordings'
+    end is known (Parquet, --orders, --workers, --resume), else a count; and the market
+    time the single pass has reached, or `cluster` ("on 2 workers") for windows that finish
+    in any order. Yields the callback taking the orders done (and the market time of the
+    last one, µs); redraws at most 10 times a second, and once more at the end."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from liquidroute.tardis import format_us
+
+    columns = [
+        TextColumn("backtest"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TextColumn("orders {task.fields[at]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=console(stderr=True), transient=True) as bar:
+        task = bar.add_task("backtest", total=total, at=cluster or "")
+        last: list[float] = [0.0, 0.0]  # when shown, orders done
+
+        def tick(n: int, at_us: int | None = None) -> None:
+            last[1] = n
+            now = time.monotonic()
+            if now - last[0] < 0.1 and n != total:
+                return
+            last[0] = now
+            if at_us is None:
+                bar.update(task, completed=n)
+            else:
+                at = format_us(at_us)[:19].replace("T", " ")
+                bar.update(task, completed=n, at=f"market time {at}")
+
+        yield tick
+        bar.update(task, completed=last[1])
 
 
 def previous_window(out: Path) -> int | None:

@@ -159,3 +159,24 @@ def walk_book(
     touched = np.flatnonzero(take > 0)
     worst = float(price[touched[-1]]) if len(touched) else None
     return Walk(take, filled, float(take @ price), worst)
+
+
+def walk_many(levels: FloatArray, amounts: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """`walk_book(levels, side, a)` for every a in `amounts` at once (no limit price):
+    (filled, notional) per amount, as `Walk.filled` and `Walk.notional`.
+
+    take[a, l] = min(s_l, (a − S_{l−1})⁺) for all amounts in one (len(amounts), n) array
+    (`take_prefix` broadcast over the amounts); filled_a = Σ_l take[a, l] and
+    notional_a = Σ_l take[a, l]·p_l. Either side: `levels` are best first, so the walk is
+    the same prefix take. Negative amounts take nothing. Bit for bit `walk_book`'s sums:
+    each row is reduced on its own, as `walk_book` reduces its one take.
+    """
+    price, size = levels[:, 0], levels[:, 1]
+    want = np.maximum(np.asarray(amounts, dtype=np.float64), 0.0)
+    reach = np.minimum(np.cumsum(size), want[:, None])  # min(S_l, a)
+    take = np.empty_like(reach)  # its differences along l, as np.diff(..., prepend=0)
+    take[:, :1] = reach[:, :1]
+    np.subtract(reach[:, 1:], reach[:, :-1], out=take[:, 1:])
+    filled = np.array([row.sum() for row in take], dtype=np.float64)
+    notional = np.array([row @ price for row in take], dtype=np.float64)
+    return filled, notional
