@@ -167,7 +167,7 @@ def round_to_rules(
                 if rules.max_venues is not None and used >= rules.max_venues:
                     continue
                 add = _min_entry(ladder, rules, v)
-                if add > room * (1 + 1e-12):
+                if add <= 0 or add > room * (1 + 1e-12):  # an empty side has no entry
                     continue
                 fixed = rules.fixed[v]
             trial = q.copy()
