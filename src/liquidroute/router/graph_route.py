@@ -245,6 +245,16 @@ def route_graph(
         joint = solve_layered(
             edges, source, target, hops_, bridges=bridge_list, spend_bound=bound, **kwargs
         )
+    dust = _dust_pool_edges(joint, curves) | _dust_pool_edges(direct, curves)
+    if dust:  # a solver-tolerance sliver on a pool: solve once more without that edge
+        kept = [e for e in edges if e.key not in dust]
+        direct2 = solve_direct(kept, source, target, **kwargs)
+        joint2 = solve_layered(kept, source, target, hops_, bridges=bridge_list,
+                               spend_bound=bound, **kwargs)  # fmt: skip
+        if _no_worse(joint2, joint, amount_in is not None):
+            joint, edges = joint2, kept
+            if _no_worse(direct2, direct, amount_in is not None):
+                direct = direct2
     if joint is None and not usable_arcs(edges, source, target, hops_, bridge_list):
         raise InsufficientLiquidityError(
             f"no path from {source} to {target} within {max_hops} hop(s)"
@@ -295,6 +305,32 @@ def route_graph(
         compute_ms=(time.perf_counter() - started) * 1e3,
         warnings=tuple(notes),
     )
+
+
+def _dust_pool_edges(
+    sol: FlowSolution | None, curves: Mapping[tuple[str, str], Any], rel: float = 1e-7
+) -> set[Any]:
+    """Pool edges carrying less than `rel` of all the flow out of their source asset:
+    slivers at the LP's tolerance (a fraction of a cent at a worse price), not a use."""
+    if sol is None or not curves:
+        return set()
+    out_of: dict[str, float] = {}
+    for e in sol.edges:
+        out_of[e.src] = out_of.get(e.src, 0.0) + float(sol.x[e.key].sum())
+    return {
+        e.key
+        for e in sol.edges
+        if (e.venue, e.side) in curves and 0 < float(sol.x[e.key].sum()) < rel * out_of[e.src]
+    }
+
+
+def _no_worse(new: FlowSolution | None, old: FlowSolution | None, exact_in: bool) -> bool:
+    """`new` is at least as good as `old` to 1e-9 relative (more out, or less in)."""
+    if new is None or old is None:
+        return new is not None or old is None
+    if exact_in:
+        return new.amount_out >= old.amount_out * (1 - 1e-9)
+    return new.amount_in <= old.amount_in * (1 + 1e-9)
 
 
 __all__ = ["book_edges", "market_list", "route_graph"]
