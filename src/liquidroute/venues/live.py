@@ -393,6 +393,12 @@ class _Feed:
                     raw = await exchange.fetch_order_book(self.symbol, owner.limit)
                 self.accept(raw)
                 delay = owner.backoff_s[0]
+                if self.callbacks and owner.mode == "websocket":
+                    # one hop back to the loop before re-arming ccxt's watch: the
+                    # subscribers woken by `accept` (Router.watch's re-quote) run first,
+                    # instead of after ccxt's re-subscription work. No update is missed:
+                    # new messages are handled in a later loop iteration than this one
+                    await asyncio.sleep(0)
                 if owner.mode == "polling":
                     await asyncio.sleep(owner.poll_interval_s)
             except asyncio.CancelledError:
