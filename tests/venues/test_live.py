@@ -416,3 +416,17 @@ def test_published_books_never_change_and_an_untouched_side_keeps_its_array():
             assert snap.bids.tolist() == want_b and snap.asks.tolist() == want_a
         assert feed.rebuilds == 1
         asyncio.run(client.close())
+
+
+def test_book_now_with_a_depth_is_the_books_top_levels_cached_per_version():
+    venue = LiveVenue(CcxtVenue("binance", name="m"), [SYMBOL])
+    feed = venue._feed(SYMBOL)
+    feed.accept({"bids": BIDS, "asks": ASKS, "timestamp": 5.0})
+    version, top = venue.book_now(SYMBOL, 3)
+    assert version == 1 and venue.book_now(SYMBOL, 3)[1] is top
+    assert top.bids.tolist() == BIDS[:3] and top.asks.tolist() == ASKS[:3]
+    assert (top.venue, top.symbol, top.timestamp) == ("m", SYMBOL, 5.0)
+    assert not top.bids.flags.writeable and top.best_ask == ASKS[0][0]
+    feed.accept({"bids": BIDS[1:], "asks": ASKS, "timestamp": 6.0})
+    version, again = venue.book_now(SYMBOL, 3)
+    assert version == 2 and again is not top and again.bids.tolist() == BIDS[1:4]
