@@ -20,6 +20,10 @@
    unchanged books through `quote_now` and `await quote`, beside the gather path and
    route() without a cache on the same snapshots.
 
+With --before REV (default 1e5a336: the cache before its CPU work), phases 1 (hot
+path), 2 and 2b also run REV's live.py and router.py, loaded from git beside today's, on
+the same servers in the same run: the after/before ratios are the figures to compare.
+
 Import time is reported apart. The machine may be shared: figures are noisy, the
 ratios inside one run are what to compare.
 """
@@ -126,7 +130,29 @@ class Exchanges:
 Stamps = dict[str, tuple[float, float]]
 
 
-def live_venues(urls: list[list[str]], levels: int) -> tuple[list[LiveVenue], Stamps]:
+def before_modules(rev: str) -> tuple[Any, Any]:
+    """live.py and router.py as of git `rev`, loaded beside today's (on today's model,
+    optimizer and ccxt): the "before" measured in the same run as the "after"."""
+    import types
+
+    mods = []
+    for path, name in (
+        ("src/liquidroute/venues/live.py", "_before_live"),
+        ("src/liquidroute/router/router.py", "_before_router"),
+    ):
+        show = ["git", "-C", str(ROOT), "show", f"{rev}:{path}"]
+        text = subprocess.run(show, capture_output=True, text=True, check=True).stdout
+        mod = types.ModuleType(name)
+        mod.__file__ = f"{rev}:{path}"
+        sys.modules[name] = mod  # dataclasses look their module up
+        exec(compile(text, mod.__file__, "exec"), mod.__dict__)
+        mods.append(mod)
+    return mods[0], mods[1]
+
+
+def live_venues(
+    urls: list[list[str]], levels: int, live_cls: Any = LiveVenue
+) -> tuple[list[LiveVenue], Stamps]:
     """LiveVenues on the loopbacks (real ccxt.pro); `sent` holds each venue's newest
     (T, arrival): the server's send time and when the parsed event reached ccxt's book
     handler (wire, websocket and JSON behind it; ccxt's book, ours and routing ahead)."""
@@ -152,7 +178,7 @@ def live_venues(urls: list[list[str]], levels: int) -> tuple[list[LiveVenue], St
 
         client.handle_order_book = stamped
         venue = CcxtVenue("binance", exchange=client, name=name)
-        venues.append(LiveVenue(venue, [SYMBOL], limit=levels, max_age_s=30.0))
+        venues.append(live_cls(venue, [SYMBOL], limit=levels, max_age_s=30.0))
     return venues, sent
 
 
@@ -161,15 +187,23 @@ def pct(values: list[float], q: float) -> float:
 
 
 # ---------------------------------------------------------------------------- 1. latency
-async def latency(urls: list[list[str]], levels: int, seconds: float, ex: Exchanges) -> dict:
+async def latency(
+    urls: list[list[str]],
+    levels: int,
+    seconds: float,
+    ex: Exchanges,
+    live_cls: Any = LiveVenue,
+    router_cls: Any = Router,
+    hot_only: bool = False,
+) -> dict:
     """Four phases of `seconds` each on the same live feeds: the hot path (a started
     Router: books from memory, cached ladders) and the former path (a Router on the same
     LiveVenues that was not started: asyncio.gather + wait_for per venue, full screen,
     no ladder cache), each with the venues' lot rules (the exact rules path) and with
     rules=False."""
-    venues, sent = live_venues(urls, levels)
-    hot = Router(venues, max_age_ms=30_000)
-    old = Router(venues, max_age_ms=30_000, cache=None)
+    venues, sent = live_venues(urls, levels, live_cls)
+    hot = router_cls(venues, max_age_ms=30_000)
+    old = router_cls(venues, max_age_ms=30_000, cache=None)
     out: dict[str, Any] = {}
     published: dict[str, float] = {}  # venue -> when its newest version was published
     for v in venues:
@@ -180,12 +214,13 @@ async def latency(urls: list[list[str]], levels: int, seconds: float, ex: Exchan
         markets = {v.name: await v.market(SYMBOL) for v in venues}
         assert all(len(s.asks) == levels for s in snaps), [len(s.asks) for s in snaps]
         ex.go()
-        for label, router, options in (
+        phases = [
             ("hot", hot, {}),
             ("old", old, {}),
             ("hot_norules", hot, {"rules": False}),
             ("old_norules", old, {"rules": False}),
-        ):
+        ]
+        for label, router, options in phases[::2] if hot_only else phases:
             lat: list[float] = []
             wire: list[float] = []
             here: list[float] = []  # from the event reaching ccxt's handler to the quote
@@ -220,7 +255,9 @@ async def latency(urls: list[list[str]], levels: int, seconds: float, ex: Exchan
             }
         out["rebuilds"] = sum(v._feed(SYMBOL).rebuilds for v in venues)
         out["updates"] = sum(v._feed(SYMBOL).updates for v in venues)
-    for label, options in (("route_ms", {}), ("route_norules_ms", {"rules": False})):
+    for label, options in (
+        () if hot_only else (("route_ms", {}), ("route_norules_ms", {"rules": False}))
+    ):
         t = time.perf_counter()
         n = 50
         for _ in range(n):
@@ -230,8 +267,10 @@ async def latency(urls: list[list[str]], levels: int, seconds: float, ex: Exchan
 
 
 # ---------------------------------------------------------------------------- 2. cpu
-async def cpu(urls: list[list[str]], levels: int, seconds: float, ex: Exchanges) -> dict:
-    venues, _ = live_venues(urls, levels)
+async def cpu(
+    urls: list[list[str]], levels: int, seconds: float, ex: Exchanges, live_cls: Any = LiveVenue
+) -> dict:
+    venues, _ = live_venues(urls, levels, live_cls)
     for v in venues:
         await v.start()
     ex.go()
@@ -247,21 +286,22 @@ async def cpu(urls: list[list[str]], levels: int, seconds: float, ex: Exchanges)
 
 
 # ---------------------------------------------------------------------------- 2b. apply
-def apply_cost(levels: int, repeat: int) -> dict:
+def apply_cost(levels: int, repeat: int, live_mod: Any = None) -> dict:
     """One book version from a 1-3 level diff: incremental sides vs a rebuild from ccxt's
     lists (what a cache that copies the whole book per update would pay)."""
     import ccxt.pro
 
-    from liquidroute.venues.live import _track_changes
+    from liquidroute.venues import live
 
+    live_mod = live_mod or live
     rng = random.Random(5)
     client = ccxt.pro.binance()
-    _track_changes(client)
+    live_mod._track_changes(client)
     bids, asks = ladder(levels)
     book = client.order_book({}, levels)
     book.reset({"bids": bids, "asks": asks})
     owner = type("Owner", (), {"name": "x", "depth": None, "listeners": []})()
-    feed = _Feed(owner, SYMBOL)  # type: ignore[arg-type]
+    feed = live_mod._Feed(owner, SYMBOL)
     feed.accept(book)
     diffs = []
     for _ in range(repeat):
@@ -364,16 +404,34 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=20.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--before",
+        default="1e5a336",
+        help="git revision whose live.py + router.py are measured as the before ('' = none)",
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.levels, args.rate)
         return
+    before = before_modules(args.before) if args.before else None
     print(f"import liquidroute + numpy: {IMPORT_S * 1e3:.0f} ms (not counted below)")
     print(f"cores: {os.cpu_count()} (shared machine: figures are noisy)")
 
     ex = Exchanges(args.venues, args.levels, 20.0)
     try:
         r = asyncio.run(latency(ex.urls, args.levels, args.seconds, ex))
+        if before:
+            rb = asyncio.run(
+                latency(
+                    ex.urls,
+                    args.levels,
+                    args.seconds,
+                    ex,
+                    before[0].LiveVenue,
+                    before[1].Router,
+                    hot_only=True,
+                )
+            )
     finally:
         ex.close()
     print(
@@ -396,16 +454,34 @@ def main() -> None:
             f"({o['quotes']} quotes): p50 {h['p50_ms'] / o['p50_ms']:.2f}x; route() alone, "
             f"uncached {r[alone]:.2f} ms"
         )
+        if before:
+            b = rb["hot" + key]
+            print(
+                f"   {rules}, before ({args.before}'s live.py + router.py, same feeds, same "
+                f"run): hot path p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms, ccxt's "
+                f"book -> quote p50 {b['here_p50_ms']:.2f} ms (new version "
+                f"{b['book_p50_ms']:.2f} ms); after/before: p50 "
+                f"{h['p50_ms'] / b['p50_ms']:.2f}x, ccxt's book -> quote "
+                f"{h['here_p50_ms'] / b['here_p50_ms']:.2f}x"
+            )
 
     ex = Exchanges(args.venues, args.levels, 100.0)
     try:
         c = asyncio.run(cpu(ex.urls, args.levels, args.seconds, ex))
+        if before:
+            cb = asyncio.run(cpu(ex.urls, args.levels, args.seconds, ex, before[0].LiveVenue))
     finally:
         ex.close()
     print(
         f"2. cache CPU, {args.venues} venues x 100 upd/s: {c['cpu_pct']:.1f} % of one core "
         f"(target < 25 %), {c['updates_per_s']:.0f} book versions/s kept"
     )
+    if before:
+        print(
+            f"   before ({args.before}'s live.py, same servers, same run): "
+            f"{cb['cpu_pct']:.1f} % ({cb['updates_per_s']:.0f} versions/s); after/before "
+            f"{c['cpu_pct'] / cb['cpu_pct']:.2f}x"
+        )
 
     a = apply_cost(args.levels, 2000)
     print(
@@ -413,6 +489,13 @@ def main() -> None:
         f"{a['incremental_us']:.0f} us vs rebuild {a['rebuild_us']:.0f} us "
         f"({a['incremental_us'] / a['rebuild_us']:.2f}x)"
     )
+    if before:
+        ab = apply_cost(args.levels, 2000, before[0])
+        print(
+            f"   before ({args.before}'s live.py): incremental {ab['incremental_us']:.0f} us, "
+            f"rebuild {ab['rebuild_us']:.0f} us; incremental after/before "
+            f"{a['incremental_us'] / ab['incremental_us']:.2f}x"
+        )
 
     q = asyncio.run(quote_from_memory(10, 500, 1000))
     print(

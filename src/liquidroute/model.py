@@ -175,6 +175,28 @@ class DepthSnapshot:
         self.timestamp = timestamp
         self.local_timestamp = local_timestamp if local_timestamp is not None else timestamp
 
+    @classmethod
+    def _trusted(
+        cls,
+        venue: str,
+        symbol: str,
+        bids: FloatArray,
+        asks: FloatArray,
+        timestamp: float | None,
+        local_timestamp: float | None,
+    ) -> DepthSnapshot:
+        """Package-private: a snapshot of sides the caller guarantees already hold the
+        constructor's invariants (read-only C-contiguous float64 (n, 2), finite, > 0,
+        strictly sorted best first), with no copy and no check. The caller checks the
+        book is not crossed. For the live cache (`venues.live`), which validates only
+        the levels an update touched; everything else builds through `__init__`."""
+        self = object.__new__(cls)
+        self.venue, self.symbol = venue, symbol
+        self.bids, self.asks = bids, asks
+        self.timestamp = timestamp
+        self.local_timestamp = local_timestamp if local_timestamp is not None else timestamp
+        return self
+
     @property
     def best_bid(self) -> float | None:
         return float(self.bids[0, 0]) if len(self.bids) else None

@@ -330,3 +330,103 @@ def test_incremental_sides_follow_ccxts_book_without_rebuilding():
         assert feed.book.asks.tolist() == [list(level) for level in book["asks"]]
     assert feed.rebuilds == 1
     asyncio.run(client.close())
+
+
+def _tracked_feed(depth: int | None = None) -> tuple[Any, Any, Any]:
+    """A real ccxt.pro OrderBook tracked as the feed tracks it, and a `_Feed` on it."""
+    import ccxt.pro
+
+    from liquidroute.venues.live import _Feed, _track_changes
+
+    client = ccxt.pro.binance()
+    _track_changes(client)
+    book = client.order_book({}, 50)
+    book.reset(
+        {
+            "bids": [[100.0 - i, 1.0] for i in range(20)],
+            "asks": [[101.0 + i, 1.0] for i in range(20)],
+        }
+    )
+    owner = type("Owner", (), {"name": "x", "depth": depth, "listeners": []})()
+    feed = _Feed(owner, SYMBOL)  # type: ignore[arg-type]
+    feed.accept(book)
+    return client, book, feed
+
+
+@pytest.mark.parametrize(
+    ("side", "price", "size"),
+    [
+        ("bids", 99.5, float("nan")),
+        ("asks", 101.5, float("inf")),
+        ("bids", 99.5, -1.0),
+        ("asks", float("nan"), 1.0),
+        ("bids", 0.0, 1.0),
+        ("asks", -3.0, 1.0),
+        ("bids", 101.0, 1.0),  # crossed: a bid at the best ask
+        ("asks", 99.0, 1.0),  # crossed: an ask below the best bid
+    ],
+)
+def test_a_bad_level_in_a_diff_withdraws_the_book(side, price, size):
+    """Only the touched levels are validated on an update: a NaN, infinite, zero or
+    negative level, or one that crosses the book, still withdraws it (resyncing) and it
+    stays withdrawn until ccxt's book is good again, then is rebuilt whole."""
+    client, book, feed = _tracked_feed()
+    assert feed.state == "live" and feed.version == 1
+    book[side].store(price, size)
+    feed.accept(book)
+    assert feed.state == "resyncing" and feed.fresh, (feed.state, feed.error)
+    assert "x" in (feed.error or "")
+    book["bids"].store(99.0, 3.0)  # the bad level is still in ccxt's book: still out
+    feed.accept(book)
+    assert feed.state == "resyncing" and feed.version == 1
+    book.reset({"bids": [[100.0, 1.0]], "asks": [[101.0, 2.0]]})  # a good snapshot
+    feed.accept(book)
+    assert feed.state == "live" and feed.version == 2
+    assert feed.book.bids.tolist() == [[100.0, 1.0]]
+    assert feed.book.asks.tolist() == [[101.0, 2.0]]
+    asyncio.run(client.close())
+
+
+def test_published_books_never_change_and_an_untouched_side_keeps_its_array():
+    """The sides are updated copy-on-write: every published version still holds the
+    book it was published with after later diffs; an update on one side publishes the
+    other side's array itself (caches keyed by it stay valid); `depth` cuts both."""
+    import random
+
+    rng = random.Random(3)
+    for depth in (None, 7):
+        client, book, feed = _tracked_feed(depth)
+        kept: list[tuple[Any, list[list[float]], list[list[float]]]] = []
+        for _ in range(200):
+            side = rng.choice(["bids", "asks"])
+            price = (100.0 - rng.randint(0, 25)) if side == "bids" else (101.0 + rng.randint(0, 25))
+            prev = feed.book
+            book[side].store(price, 0.0 if rng.random() < 0.3 else rng.randint(1, 9) / 4)
+            feed.accept(book)
+            snap = feed.book
+            other = "asks" if side == "bids" else "bids"
+            assert getattr(snap, other) is getattr(prev, other)
+            assert not snap.bids.flags.writeable and not snap.asks.flags.writeable
+            assert snap.bids.flags.c_contiguous and snap.asks.flags.c_contiguous
+            want_b = [list(level) for level in book["bids"]][:depth]
+            want_a = [list(level) for level in book["asks"]][:depth]
+            assert snap.bids.tolist() == want_b and snap.asks.tolist() == want_a
+            kept.append((snap, want_b, want_a))
+        for snap, want_b, want_a in kept:
+            assert snap.bids.tolist() == want_b and snap.asks.tolist() == want_a
+        assert feed.rebuilds == 1
+        asyncio.run(client.close())
+
+
+def test_book_now_with_a_depth_is_the_books_top_levels_cached_per_version():
+    venue = LiveVenue(CcxtVenue("binance", name="m"), [SYMBOL])
+    feed = venue._feed(SYMBOL)
+    feed.accept({"bids": BIDS, "asks": ASKS, "timestamp": 5.0})
+    version, top = venue.book_now(SYMBOL, 3)
+    assert version == 1 and venue.book_now(SYMBOL, 3)[1] is top
+    assert top.bids.tolist() == BIDS[:3] and top.asks.tolist() == ASKS[:3]
+    assert (top.venue, top.symbol, top.timestamp) == ("m", SYMBOL, 5.0)
+    assert not top.bids.flags.writeable and top.best_ask == ASKS[0][0]
+    feed.accept({"bids": BIDS[1:], "asks": ASKS, "timestamp": 6.0})
+    version, again = venue.book_now(SYMBOL, 3)
+    assert version == 2 and again is not top and again.bids.tolist() == BIDS[1:4]

@@ -134,3 +134,23 @@ def test_watch_yields_again_when_the_only_book_recovers(monkeypatch):
         asyncio.run(go())
     finally:
         ex.stop()
+
+
+def test_watch_is_woken_by_the_book_update_itself_not_the_recheck_timer(pair, monkeypatch):
+    """The feed's callback wakes the waiting watcher directly: with a 30 s recheck, a
+    cheaper ask on one venue still yields the new optimum within a second or two."""
+    a, b = pair
+
+    async def go():
+        venues = [live(monkeypatch, a, "a=binance"), live(monkeypatch, b, "b=binance")]
+        async with Router(venues) as router:
+            await router.start()
+            stream = router.watch(SYMBOL, "buy", 1.5, recheck_s=30.0).__aiter__()
+            first = await asyncio.wait_for(stream.__anext__(), 5)
+            await on_server(b.update, asks=[(60005.0, 1.0)])
+            second = await asyncio.wait_for(stream.__anext__(), 2)
+            assert second.total_cost < first.total_cost
+            await stream.aclose()
+            assert not venues[1]._feed(SYMBOL).callbacks
+
+    asyncio.run(go())

@@ -319,6 +319,17 @@ class Router:
             mip_gap=mip_gap,
         )
         self._check_venue_options(opts)
+        return await self._quote(symbol, side, amount, opts, exclude)
+
+    async def _quote(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        opts: RouteOptions,
+        exclude: Mapping[str, str] | None,
+    ) -> Quote:
+        """`quote` with its options resolved and checked."""
         if self._started and self.memory:  # the hot path: no await below
             return self._route(self.books_now(symbol, opts.fees, exclude), side, amount, opts)
         return self._route(await self.books(symbol, opts.fees, exclude), side, amount, opts)
@@ -423,23 +434,30 @@ class Router:
         stale) nothing is yielded, and the first quote after is yielded even if it equals
         the last one; bad input raises. Call `start()` first.
         """
-        import contextlib
-
         from liquidroute.errors import InvalidInputError as BadInput
         from liquidroute.venues.live import StreamingVenue
 
-        changed = asyncio.Event()
-        wake = changed.wait
-        removers = [
-            v.subscribe(symbol, changed.set) for v in self.venues if isinstance(v, StreamingVenue)
-        ]
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] | None = None
+        changed = False
+
+        def wake() -> None:  # called by a feed's accept/withdraw: no Event, no task
+            nonlocal changed
+            changed = True
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+        exclude = options.pop("exclude", None)
+        opts = resolve_options(options.pop("options", None), **options)  # once per watch
+        self._check_venue_options(opts)
+        removers = [v.subscribe(symbol, wake) for v in self.venues if isinstance(v, StreamingVenue)]
         last: tuple[Any, ...] | None = None
         try:
             while True:
                 started = time.monotonic()
-                changed.clear()
+                changed = False
                 try:
-                    quote = await self.quote(symbol, side, amount, **options)
+                    quote: Quote | None = await self._quote(symbol, side, amount, opts, exclude)
                 except BadInput:
                     raise
                 except LiquidrouteError:
@@ -453,10 +471,14 @@ class Router:
                     if key != last:
                         last = key
                         yield quote
-                if not changed.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(recheck_s):  # no task, unlike wait_for
-                            await wake()
+                if not changed:  # wait for a book update, or recheck_s for ageing books
+                    waiter = loop.create_future()
+                    timer = loop.call_later(recheck_s, wake)
+                    try:
+                        await waiter
+                    finally:
+                        timer.cancel()
+                        waiter = None
                 pause = min_interval_s - (time.monotonic() - started)
                 if pause > 0:
                     await asyncio.sleep(pause)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
@@ -131,6 +132,7 @@ def _levels(side: Any, depth: int | None = None) -> FloatArray:
 
 
 _EMPTY: FloatArray = np.empty((0, 2))
+_EMPTY.setflags(write=False)
 
 
 def _check_crossed(snap: DepthSnapshot) -> None:
@@ -143,57 +145,82 @@ def _check_crossed(snap: DepthSnapshot) -> None:
 
 
 class _Side:
-    """One side of a book as sorted numpy arrays, updated by the levels that changed.
+    """One side of a book as a read-only (n, 2) array, updated by the levels that changed.
 
-    `keys` are ccxt's sort keys (price for asks, −price for bids: ascending either way)
-    and `sizes` the sizes. A diff touching k levels costs k binary searches and O(k·n)
-    memmove (np.insert/np.delete), not a rebuild of the n levels from Python lists.
+    `keys` are ccxt's sort keys as a Python list (price for asks, -price for bids:
+    ascending either way) and `book` the published (price, size) rows, best first. A diff
+    touching k levels costs k binary searches on `keys`, one copy of the n rows and an
+    O(n) memmove per inserted or deleted level, not a rebuild of the n levels from
+    ccxt's Python lists, and no re-validation of the n - k untouched levels: each
+    touched level is checked here (price and size finite and > 0; a size of 0 deletes)
+    and the rows stay strictly sorted by construction (unique keys kept by bisection).
     """
 
-    __slots__ = ("dirty", "keys", "sign", "sizes")
+    __slots__ = ("book", "dirty", "keys", "sign")
 
     def __init__(self, bids: bool) -> None:
         self.sign = -1.0 if bids else 1.0
-        self.keys: FloatArray = np.empty(0)
-        self.sizes: FloatArray = np.empty(0)
+        self.keys: list[float] = []
+        self.book: FloatArray = _EMPTY
         self.dirty = True  # changed since the last published book
 
-    def rebuild(self, side: Any) -> None:
-        arr = _levels(side)
-        self.keys, self.sizes = arr[:, 0] * self.sign, arr[:, 1].copy()
+    def adopt(self, rows: FloatArray) -> None:
+        """Take `rows` (validated by `DepthSnapshot`, read-only) as the whole side."""
+        self.book = rows
+        self.keys = (rows[:, 0] * self.sign).tolist()
         self.dirty = True
 
-    def apply(self, side: Any, changed: set[float]) -> bool:
-        """Bring the arrays to ccxt's `side` at the `changed` prices (then cut to its
-        length: ccxt trims the deep end); False when they do not match it after."""
+    def apply(self, venue: str, side: Any, changed: set[float]) -> bool:
+        """Bring the rows to ccxt's `side` at the `changed` prices (then cut to its
+        length: ccxt trims the deep end); False when they do not match it after.
+        Raises MalformedBookError for a touched level with a price or size that is NaN,
+        infinite, zero or negative (the book is then withdrawn by `_Feed.accept`)."""
         index = side._index
-        keys, sizes = self.keys, self.sizes
+        keys, rows = self.keys, self.book
         if changed:
+            rows = rows.copy()  # the published array is never written to
+            sign = self.sign
+            for price in changed:
+                if not 0.0 < price < math.inf:
+                    raise MalformedBookError(
+                        f"{venue}: a diff has the price {price!r} (must be finite and > 0)"
+                    )
+                key = sign * price
+                j = bisect_left(index, key)
+                size = side[j][1] if j < len(index) and index[j] == key else 0.0
+                i = bisect_left(keys, key)
+                exists = i < len(keys) and keys[i] == key
+                if size:
+                    if not 0.0 < size < math.inf:
+                        raise MalformedBookError(
+                            f"{venue}: a diff has the size {size!r} at {price} (must be "
+                            "finite and > 0, or 0 to delete the level)"
+                        )
+                    if exists:
+                        rows[i, 1] = size
+                    else:
+                        keys.insert(i, key)
+                        grown = np.empty((len(rows) + 1, 2))
+                        grown[:i], grown[i] = rows[:i], (price, size)
+                        grown[i + 1 :] = rows[i:]
+                        rows = grown
+                elif exists:
+                    del keys[i]
+                    rows = np.concatenate((rows[:i], rows[i + 1 :]))
             self.dirty = True
-        for price in changed:
-            key = self.sign * price
-            j = bisect_left(index, key)
-            size = side[j][1] if j < len(index) and index[j] == key else 0.0
-            i = int(np.searchsorted(keys, key))
-            exists = i < len(keys) and keys[i] == key
-            if size:
-                if exists:
-                    sizes[i] = size
-                else:
-                    keys, sizes = np.insert(keys, i, key), np.insert(sizes, i, size)
-            elif exists:
-                keys, sizes = np.delete(keys, i), np.delete(sizes, i)
         n = len(index)
         if len(keys) > n:
-            keys, sizes = keys[:n], sizes[:n]
+            del keys[n:]
+            rows = rows[:n]
             self.dirty = True
-        self.keys, self.sizes = keys, sizes
+        if self.dirty:
+            rows.setflags(write=False)
+            self.book = rows
         return len(keys) == n and (n == 0 or (keys[0] == index[0] and keys[-1] == index[-1]))
 
-    def levels(self, depth: int | None) -> FloatArray:
-        keys, sizes = (self.keys[:depth], self.sizes[:depth]) if depth else (self.keys, self.sizes)
-        out: FloatArray = np.column_stack((keys * self.sign, sizes))
-        return out
+    def cut(self, depth: int | None) -> FloatArray:
+        """The published rows, to `depth` levels (a read-only view)."""
+        return self.book[:depth] if depth else self.book
 
 
 def _track_changes(exchange: Any) -> None:
@@ -264,32 +291,53 @@ class _Feed:
             callback()
 
     def accept(self, raw: Any) -> None:
-        """Copy ccxt's book into a validated snapshot and tell the listeners."""
+        """Publish ccxt's book as a snapshot and tell the listeners.
+
+        Incrementally (`_Side.apply`) only the touched levels are validated and the
+        crossed check is O(1) on the best levels; a new snapshot from the venue, an
+        untracked book or sides that no longer match ccxt's are rebuilt and validated
+        whole by `DepthSnapshot`. Either way a bad book withdraws the feed (resyncing)
+        and the next update is rebuilt and validated whole."""
         now = time.time() * 1e3
         owner = self.owner
-        self._update_sides(raw)
         prev = self.book
-        keep_bids = prev is not None and not self.bids.dirty
-        keep_asks = prev is not None and not self.asks.dirty
+        depth = owner.depth
+        stamp = raw.get("timestamp") or now
+        bids, asks = self.bids, self.asks
         try:
-            snap = DepthSnapshot(
-                owner.name,
-                self.symbol,
-                _EMPTY if keep_bids else self.bids.levels(owner.depth),
-                _EMPTY if keep_asks else self.asks.levels(owner.depth),
-                timestamp=raw.get("timestamp") or now,
-                local_timestamp=now,
-            )
-            if prev is not None and (keep_bids or keep_asks):
-                # the side that did not change keeps its array (validated when it was
-                # published): caches keyed by a side's array stay valid across the update
-                snap.bids = prev.bids if keep_bids else snap.bids
-                snap.asks = prev.asks if keep_asks else snap.asks
+            if self._update_sides(raw) and prev is not None:
+                # a side that did not change keeps its array: caches keyed by a side's
+                # array stay valid across the update
+                snap = DepthSnapshot._trusted(
+                    owner.name,
+                    self.symbol,
+                    bids.cut(depth) if bids.dirty else prev.bids,
+                    asks.cut(depth) if asks.dirty else prev.asks,
+                    stamp,
+                    now,
+                )
                 _check_crossed(snap)
+            else:
+                full = DepthSnapshot(
+                    owner.name,
+                    self.symbol,
+                    _levels(raw["bids"]),
+                    _levels(raw["asks"]),
+                    timestamp=stamp,
+                    local_timestamp=now,
+                )
+                bids.adopt(full.bids)
+                asks.adopt(full.asks)
+                self.rebuilds += 1
+                snap = full
+                if depth:
+                    snap = DepthSnapshot._trusted(
+                        owner.name, self.symbol, bids.cut(depth), asks.cut(depth), stamp, now
+                    )
         except LiquidrouteError as exc:
             self.withdraw("resyncing", str(exc))
             return
-        self.bids.dirty = self.asks.dirty = False
+        bids.dirty = asks.dirty = False
         self.book, self.received = snap, now / 1e3
         self.nonce = raw.get("nonce")
         self.version += 1
@@ -302,21 +350,20 @@ class _Feed:
             listener(event)
         self._notify()
 
-    def _update_sides(self, raw: Any) -> None:
-        """Apply the prices ccxt changed since the last version; rebuild when the book is
-        new (a snapshot), untracked, or the arrays no longer match ccxt's book."""
+    def _update_sides(self, raw: Any) -> bool:
+        """Apply the prices ccxt changed since the last version; False when the book must
+        be rebuilt instead: new (a snapshot), untracked, or the sides no longer match
+        ccxt's book. Raises MalformedBookError for a bad touched level."""
         changed = getattr(raw, "lr_changed", None)
-        incremental = changed is not None and not raw.lr_reset and not self.fresh
-        if incremental:
-            assert changed is not None
-            incremental = self.bids.apply(raw["bids"], changed["bids"]) & self.asks.apply(
-                raw["asks"], changed["asks"]
-            )
-        if not incremental:
-            self.bids.rebuild(raw["bids"])
-            self.asks.rebuild(raw["asks"])
-            self.rebuilds += 1
-        if changed is not None:
+        if changed is None:
+            return False
+        try:
+            if raw.lr_reset or self.fresh:
+                return False
+            name = self.owner.name
+            ok = self.bids.apply(name, raw["bids"], changed["bids"])
+            return self.asks.apply(name, raw["asks"], changed["asks"]) and ok
+        finally:
             raw.lr_reset = False
             changed["bids"].clear()
             changed["asks"].clear()
@@ -346,6 +393,12 @@ class _Feed:
                     raw = await exchange.fetch_order_book(self.symbol, owner.limit)
                 self.accept(raw)
                 delay = owner.backoff_s[0]
+                if self.callbacks and owner.mode == "websocket":
+                    # one hop back to the loop before re-arming ccxt's watch: the
+                    # subscribers woken by `accept` (Router.watch's re-quote) run first,
+                    # instead of after ccxt's re-subscription work. No update is missed:
+                    # new messages are handled in a later loop iteration than this one
+                    await asyncio.sleep(0)
                 if owner.mode == "polling":
                     await asyncio.sleep(owner.poll_interval_s)
             except asyncio.CancelledError:
@@ -493,7 +546,16 @@ class LiveVenue:
             return feed.version, book
         top = feed.top
         if top is None or top[0] != feed.version or top[1] != depth:
-            top = feed.top = (feed.version, depth, book.top(depth))
+            # a published book's best `depth` levels hold its invariants: no re-validation
+            cut = DepthSnapshot._trusted(
+                book.venue,
+                book.symbol,
+                book.bids[:depth],
+                book.asks[:depth],
+                book.timestamp,
+                book.local_timestamp,
+            )
+            top = feed.top = (feed.version, depth, cut)
         return feed.version, top[2]
 
     async def snapshot(self, symbol: str, depth: int | None = None) -> DepthSnapshot:
