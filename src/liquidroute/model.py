@@ -240,6 +240,43 @@ class Leg:
         return d
 
 
+# Leg validates nothing itself (its values come from the optimizer), so the only cost of
+# building one is the frozen dataclass's object.__setattr__ per field. route() builds a
+# Leg per venue on every call: the hot path sets the slots through their descriptors
+# instead (about half the time), for values it computed itself. The result is equal to the
+# public constructor's, field for field (tests/router/test_fast_build.py).
+_LEG_SLOTS = tuple(Leg.__dict__[name].__set__ for name in Leg.__dataclass_fields__)
+_new = object.__new__
+
+
+def _leg_unchecked(
+    venue: str,
+    side: Side,
+    amount: float,
+    avg_price: float,
+    worst_price: float,
+    fee: float,
+    cost: float,
+    share: float,
+    levels: int,
+    notes: tuple[str, ...],
+) -> Leg:
+    """`Leg(venue, side, ..., notes)`, every field given, without the frozen-setattr cost."""
+    leg: Leg = _new(Leg)
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _LEG_SLOTS
+    s0(leg, venue)
+    s1(leg, side)
+    s2(leg, amount)
+    s3(leg, avg_price)
+    s4(leg, worst_price)
+    s5(leg, fee)
+    s6(leg, cost)
+    s7(leg, share)
+    s8(leg, levels)
+    s9(leg, notes)
+    return leg
+
+
 def _json_float(x: float | None) -> float | None:
     if x is None or not math.isfinite(x):
         return None

@@ -16,6 +16,7 @@ from liquidroute.model import (
     Market,
     Quote,
     Side,
+    _leg_unchecked,
     check_amount,
     check_side,
     snapshot_map,
@@ -50,7 +51,9 @@ def _legs(
     side: Side,
     notes: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[Leg, ...]:
-    """One Leg per venue with a positive amount, in the venues' order."""
+    """One Leg per venue with a positive amount q, in the venues' order: avg_price =
+    notional / q, share = q / filled. Built by `_leg_unchecked` (these values are computed
+    here, not given): the same Legs as the public constructor, at about half the cost."""
     notes = notes or {}
     filled = alloc.filled
     rows = zip(
@@ -63,8 +66,9 @@ def _legs(
         alloc.levels.tolist(),
         strict=True,
     )
+    leg = _leg_unchecked
     return tuple(
-        Leg(v, side, q, n / q, w, f, c, q / filled, k, notes.get(v, ()))
+        leg(v, side, q, n / q, w, f, c, q / filled, k, notes.get(v, ()))
         for v, q, n, w, f, c, k in rows
         if q > 0
     )
