@@ -90,3 +90,37 @@ def test_route_legs_are_the_public_legs_of_the_optimum(
         assert quote.filled == alloc.filled and quote.total_cost == alloc.value
     plain = route(snaps, side, amount, markets=markets, baselines=False)
     assert plain.legs == expected
+
+
+def test_unchecked_quote_takes_every_field_in_order() -> None:
+    """A field added to Quote must be added to `_quote_unchecked` (else it is left unset)."""
+    import inspect
+
+    from liquidroute.model import Quote, _quote_unchecked
+
+    params = list(inspect.signature(_quote_unchecked).parameters)
+    assert params == [f.name for f in dataclasses.fields(Quote)]
+    leg = Leg(*FIELDS[:-1])
+    values = {name: i for i, name in enumerate(params)} | {"legs": (leg,), "warnings": ("w",)}
+    fast, public = _quote_unchecked(**values), Quote(**values)
+    assert type(fast) is Quote and fast == public
+    assert [getattr(fast, name) for name in params] == list(values.values())
+
+
+def test_route_quote_fields_match_their_definitions() -> None:
+    """mid, timestamps and total_fees gathered in route()'s one venue pass are the
+    consolidated mid, each snapshot's timestamp and the legs' fees."""
+    from liquidroute.router.route import consolidated_mid
+
+    snaps = _books(3, 4, 12)
+    snaps = [
+        DepthSnapshot(s.venue, s.symbol, s.bids, s.asks if i else [], 1000.0 + i)
+        for i, s in enumerate(snaps)
+    ]
+    quote = route(snaps, "sell", 3.0, baselines=False)
+    assert quote.mid == consolidated_mid(snaps)
+    best_bid = max(float(s.bids[0, 0]) for s in snaps)
+    best_ask = min(float(s.asks[0, 0]) for s in snaps if len(s.asks))
+    assert quote.mid == (best_bid + best_ask) / 2
+    assert quote.timestamps == {s.venue: 1000.0 + i for i, s in enumerate(snaps)}
+    assert quote.total_fees == pytest.approx(sum(leg.fee for leg in quote.legs), rel=1e-12)

@@ -17,6 +17,7 @@ from liquidroute.model import (
     Quote,
     Side,
     _leg_unchecked,
+    _quote_unchecked,
     check_amount,
     check_side,
     snapshot_map,
@@ -32,9 +33,14 @@ def consolidated_mid(snapshots: Sequence[DepthSnapshot]) -> float | None:
     """(best bid across venues + best ask across venues) / 2, or None if a side is empty."""
     bids = [s.bids.item(0) for s in snapshots if len(s.bids)]  # item(0): level 0's price
     asks = [s.asks.item(0) for s in snapshots if len(s.asks)]
-    if not bids or not asks:
+    return _mid_of(bids, asks)
+
+
+def _mid_of(best_bids: list[float], best_asks: list[float]) -> float | None:
+    """`consolidated_mid` from each venue's best bid and best ask (empty sides left out)."""
+    if not best_bids or not best_asks:
         return None
-    return (max(bids) + min(asks)) / 2.0
+    return (max(best_bids) + min(best_asks)) / 2.0
 
 
 def savings_bps(side: str, optimum: float, baseline: float | None) -> float | None:
@@ -134,7 +140,7 @@ def route(
     in `unfilled`; it does not raise.
     """
     started = time.perf_counter()
-    side_ = check_side(side)
+    side_: Side = "buy" if side == "buy" else "sell" if side == "sell" else check_side(side)
     amount = check_amount(amount)
     opts = resolve_options(
         options,
@@ -168,8 +174,20 @@ def route(
     fee_list: list[float] = []  # each venue's taker fee: the override, else its market's
     levels: list[FloatArray] = []
     any_rules = False
+    # one pass over the venues: the side's levels, fee, and for the Quote the best bid/ask
+    # (the consolidated mid) and the timestamp
+    best_bids: list[float] = []
+    best_asks: list[float] = []
+    stamps: dict[str, float | None] = {}
+    buy = side_ == "buy"
     for v, snap in books.items():
-        levels.append(snap.asks if side_ == "buy" else snap.bids)
+        bids, asks = snap.bids, snap.asks
+        levels.append(asks if buy else bids)
+        if len(bids):
+            best_bids.append(bids.item(0))  # item(0): level 0's price
+        if len(asks):
+            best_asks.append(asks.item(0))
+        stamps[v] = snap.timestamp
         market = markets.get(v)
         rate = opts.fees.get(v)
         if market is not None:
@@ -232,13 +250,13 @@ def route(
     unfilled = max(amount - achieved, 0.0)
     if unfilled <= amount * 1e-12:
         unfilled = 0.0
-    mid = consolidated_mid(snapshots)
+    mid = _mid_of(best_bids, best_asks)
     avg = total / alloc.filled if alloc.filled > 0 else None
     slip = None
     if avg is not None and mid:
         slip = (avg - mid) / mid * 1e4 * (1 if side_ == "buy" else -1)
     symbol = snapshots[0].symbol
-    return Quote(
+    return _quote_unchecked(  # the values below are computed here, not given
         symbol=symbol,
         side=side_,
         amount_in=amount_in,
@@ -258,7 +276,7 @@ def route(
         warnings=tuple(notes),
         solver=solver,
         compute_ms=(time.perf_counter() - started) * 1e3,
-        timestamps={s.venue: s.timestamp for s in snapshots},
+        timestamps=stamps,
         source=source,
         fixed_costs=fixed,
         gap=gap,
