@@ -60,7 +60,6 @@ def _legs(
     """One Leg per venue with a positive amount q, in the venues' order: avg_price =
     notional / q, share = q / filled. Built by `_leg_unchecked` (these values are computed
     here, not given): the same Legs as the public constructor, at about half the cost."""
-    notes = notes or {}
     filled = alloc.filled
     rows = zip(
         venues,
@@ -73,10 +72,20 @@ def _legs(
         strict=True,
     )
     leg = _leg_unchecked
+    if notes:
+        return tuple(
+            [
+                leg(v, side, q, n / q, w, f, c, q / filled, k, notes.get(v, ()))
+                for v, q, n, w, f, c, k in rows
+                if q > 0
+            ]
+        )
     return tuple(
-        leg(v, side, q, n / q, w, f, c, q / filled, k, notes.get(v, ()))
-        for v, q, n, w, f, c, k in rows
-        if q > 0
+        [
+            leg(v, side, q, n / q, w, f, c, q / filled, k, ())
+            for v, q, n, w, f, c, k in rows
+            if q > 0
+        ]
     )
 
 
@@ -179,7 +188,7 @@ def route(
     best_bids: list[float] = []
     best_asks: list[float] = []
     stamps: dict[str, float | None] = {}
-    buy = side_ == "buy"
+    buy, fee_over = side_ == "buy", opts.fees
     for v, snap in books.items():
         bids, asks = snap.bids, snap.asks
         levels.append(asks if buy else bids)
@@ -189,7 +198,7 @@ def route(
             best_asks.append(asks.item(0))
         stamps[v] = snap.timestamp
         market = markets.get(v)
-        rate = opts.fees.get(v)
+        rate = fee_over.get(v) if fee_over else None
         if market is not None:
             any_rules = any_rules or _has_rules(market)
             fee_list.append(market.taker_fee if rate is None else rate)
