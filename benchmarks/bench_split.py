@@ -184,6 +184,11 @@ def report(
         f"{t['ratio:route']:.2f}  (fastest blocks {t['best:route']:.2f}; target <= 1.5)"
     )
     print(
+        f"  route()'s own overhead      {t['route'] - t['exact split']:9.1f} us   "
+        f"= {t['ratio:route'] - t['ratio:exact split']:.2f}x the merge  (checks, the venue "
+        "pass, the Quote and its legs: route minus the optimizer below)"
+    )
+    print(
         f"  build_ladder + solve_exact  {t['exact split']:9.1f} us   ratio = "
         f"{t['ratio:exact split']:.2f}  (fastest {t['best:exact split']:.2f}; the optimizer alone, "
         "no Quote)"

@@ -16,6 +16,8 @@ from liquidroute.model import (
     Market,
     Quote,
     Side,
+    _leg_unchecked,
+    _quote_unchecked,
     check_amount,
     check_side,
     snapshot_map,
@@ -31,9 +33,14 @@ def consolidated_mid(snapshots: Sequence[DepthSnapshot]) -> float | None:
     """(best bid across venues + best ask across venues) / 2, or None if a side is empty."""
     bids = [s.bids.item(0) for s in snapshots if len(s.bids)]  # item(0): level 0's price
     asks = [s.asks.item(0) for s in snapshots if len(s.asks)]
-    if not bids or not asks:
+    return _mid_of(bids, asks)
+
+
+def _mid_of(best_bids: list[float], best_asks: list[float]) -> float | None:
+    """`consolidated_mid` from each venue's best bid and best ask (empty sides left out)."""
+    if not best_bids or not best_asks:
         return None
-    return (max(bids) + min(asks)) / 2.0
+    return (max(best_bids) + min(best_asks)) / 2.0
 
 
 def savings_bps(side: str, optimum: float, baseline: float | None) -> float | None:
@@ -50,8 +57,9 @@ def _legs(
     side: Side,
     notes: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[Leg, ...]:
-    """One Leg per venue with a positive amount, in the venues' order."""
-    notes = notes or {}
+    """One Leg per venue with a positive amount q, in the venues' order: avg_price =
+    notional / q, share = q / filled. Built by `_leg_unchecked` (these values are computed
+    here, not given): the same Legs as the public constructor, at about half the cost."""
     filled = alloc.filled
     rows = zip(
         venues,
@@ -63,10 +71,21 @@ def _legs(
         alloc.levels.tolist(),
         strict=True,
     )
+    leg = _leg_unchecked
+    if notes:
+        return tuple(
+            [
+                leg(v, side, q, n / q, w, f, c, q / filled, k, notes.get(v, ()))
+                for v, q, n, w, f, c, k in rows
+                if q > 0
+            ]
+        )
     return tuple(
-        Leg(v, side, q, n / q, w, f, c, q / filled, k, notes.get(v, ()))
-        for v, q, n, w, f, c, k in rows
-        if q > 0
+        [
+            leg(v, side, q, n / q, w, f, c, q / filled, k, ())
+            for v, q, n, w, f, c, k in rows
+            if q > 0
+        ]
     )
 
 
@@ -130,7 +149,7 @@ def route(
     in `unfilled`; it does not raise.
     """
     started = time.perf_counter()
-    side_ = check_side(side)
+    side_: Side = "buy" if side == "buy" else "sell" if side == "sell" else check_side(side)
     amount = check_amount(amount)
     opts = resolve_options(
         options,
@@ -164,10 +183,22 @@ def route(
     fee_list: list[float] = []  # each venue's taker fee: the override, else its market's
     levels: list[FloatArray] = []
     any_rules = False
+    # one pass over the venues: the side's levels, fee, and for the Quote the best bid/ask
+    # (the consolidated mid) and the timestamp
+    best_bids: list[float] = []
+    best_asks: list[float] = []
+    stamps: dict[str, float | None] = {}
+    buy, fee_over = side_ == "buy", opts.fees
     for v, snap in books.items():
-        levels.append(snap.asks if side_ == "buy" else snap.bids)
+        bids, asks = snap.bids, snap.asks
+        levels.append(asks if buy else bids)
+        if len(bids):
+            best_bids.append(bids.item(0))  # item(0): level 0's price
+        if len(asks):
+            best_asks.append(asks.item(0))
+        stamps[v] = snap.timestamp
         market = markets.get(v)
-        rate = opts.fees.get(v)
+        rate = fee_over.get(v) if fee_over else None
         if market is not None:
             any_rules = any_rules or _has_rules(market)
             fee_list.append(market.taker_fee if rate is None else rate)
@@ -228,13 +259,13 @@ def route(
     unfilled = max(amount - achieved, 0.0)
     if unfilled <= amount * 1e-12:
         unfilled = 0.0
-    mid = consolidated_mid(snapshots)
+    mid = _mid_of(best_bids, best_asks)
     avg = total / alloc.filled if alloc.filled > 0 else None
     slip = None
     if avg is not None and mid:
         slip = (avg - mid) / mid * 1e4 * (1 if side_ == "buy" else -1)
     symbol = snapshots[0].symbol
-    return Quote(
+    return _quote_unchecked(  # the values below are computed here, not given
         symbol=symbol,
         side=side_,
         amount_in=amount_in,
@@ -254,7 +285,7 @@ def route(
         warnings=tuple(notes),
         solver=solver,
         compute_ms=(time.perf_counter() - started) * 1e3,
-        timestamps={s.venue: s.timestamp for s in snapshots},
+        timestamps=stamps,
         source=source,
         fixed_costs=fixed,
         gap=gap,
