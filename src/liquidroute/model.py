@@ -217,15 +217,12 @@ class DepthSnapshot:
         return self.asks if side == "buy" else self.bids
 
     def top(self, n: int) -> DepthSnapshot:
-        """The same book cut to its best `n` levels per side."""
-        return DepthSnapshot(
-            self.venue,
-            self.symbol,
-            self.bids[:n],
-            self.asks[:n],
-            self.timestamp,
+        """The same book cut to its best `n` levels per side (the cut of a valid book is
+        valid: no copy, no re-validation)."""
+        return DepthSnapshot._trusted(
+            self.venue, self.symbol, self.bids[:n], self.asks[:n], self.timestamp,
             self.local_timestamp,
-        )
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return (

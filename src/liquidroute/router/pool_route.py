@@ -125,21 +125,7 @@ def route_with_pools(
     spent = sum(leg.cost for leg in legs)
     gas_total = sum(fixed.values())
     total = spent + gas_total if side_ == "buy" else spent - gas_total
-    legs = [
-        Leg(
-            leg.venue,
-            leg.side,
-            leg.amount,
-            leg.avg_price,
-            leg.worst_price,
-            leg.fee,
-            leg.cost,
-            leg.amount / filled if filled else 0.0,
-            leg.levels,
-            leg.notes,
-        )
-        for leg in legs
-    ]
+    legs = [dataclasses.replace(leg, share=leg.amount / filled if filled else 0.0) for leg in legs]
     achieved = spent if amount_in == "quote" else filled
     unfilled = max(amount - achieved, 0.0)
     unit = 10.0 ** -min([p.base_decimals for p in pools] or [18])

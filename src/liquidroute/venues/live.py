@@ -546,16 +546,7 @@ class LiveVenue:
             return feed.version, book
         top = feed.top
         if top is None or top[0] != feed.version or top[1] != depth:
-            # a published book's best `depth` levels hold its invariants: no re-validation
-            cut = DepthSnapshot._trusted(
-                book.venue,
-                book.symbol,
-                book.bids[:depth],
-                book.asks[:depth],
-                book.timestamp,
-                book.local_timestamp,
-            )
-            top = feed.top = (feed.version, depth, cut)
+            top = feed.top = (feed.version, depth, book.top(depth))
         return feed.version, top[2]
 
     async def snapshot(self, symbol: str, depth: int | None = None) -> DepthSnapshot:
