@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from liquidroute.service.app import BookCache, create_app
@@ -165,6 +165,43 @@ ASSETS = st.sampled_from(["USDT", "BTC", "ETH", "USDC"])
         ),
         max_size=4,
     ),
+)
+# every parameter at least once whatever the random draw (CI's derandomised profile once
+# never set maxVenues, and a crash behind it stayed green)
+@example(
+    src="USDT",
+    dst="BTC",
+    which="amountIn",
+    amount="250",
+    extra={"strategy": "split_capped", "maxVenues": "2"},
+)
+@example(
+    src="USDT",
+    dst="ETH",
+    which="amountIn",
+    amount="1e5",
+    extra={"maxVenues": "1", "strategy": "best_single"},
+)
+@example(
+    src="USDC",
+    dst="ETH",
+    which="amountOut",
+    amount="1",
+    extra={"bridges": "USDC,USDT", "hopPenaltyBps": "10"},
+)
+@example(
+    src="USDT",
+    dst="BTC",
+    which="amountIn",
+    amount="1e5",
+    extra={"balances": "binance.USDT:1e9", "balanceMode": "cap"},
+)
+@example(
+    src="BTC",
+    dst="USDT",
+    which="amountIn",
+    amount="1",
+    extra={"minLegNotional": "10", "requireFullFill": "true"},
 )
 def test_well_formed_requests_never_crash(app_and_schema, src, dst, which, amount, extra):
     client, _ = app_and_schema
