@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from liquidroute.optimizer.curves import build_ladder
-from liquidroute.optimizer.exact import LadderCache, MergedLadder, solve_exact
+from liquidroute.optimizer.exact import LadderCache, MergedLadder, solve_exact, solve_touched
 from tests.strategies import books_and_order
 
 
@@ -264,6 +264,54 @@ def test_merged_ladder_answers_exactly_like_solve_exact(
         assert_same_allocation(
             merged.solve(whole * frac, amount_in), solve_exact(ladder, whole * frac, amount_in)
         )
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_venues=st.integers(1, 8),
+    n_levels=st.integers(0, 600),
+    side=st.sampled_from(["buy", "sell"]),
+    fracs=st.lists(st.floats(1e-9, 1.3), min_size=1, max_size=4),
+    amount_in=st.sampled_from(["base", "quote"]),
+    ties=st.booleans(),
+)
+def test_solving_on_the_touched_levels_is_solve_exact_bit_for_bit(
+    seed, n_venues, n_levels, side, fracs, amount_in, ties
+):
+    """`solve_touched` cuts each venue to the levels its own running total needs: the
+    answer must be the full merge's, float for float — ties across venues included
+    (equal prices on a grid), orders a hair deep and beyond every book."""
+    rng = np.random.default_rng(seed)
+    levels = deep_levels(rng, n_venues, n_levels)
+    if ties:  # every venue on one coarse grid: equal effective prices across venues
+        levels = [np.column_stack([np.round(lv[:, 0], 1), lv[:, 1]]) for lv in levels]
+        levels = [lv[np.unique(lv[:, 0], return_index=True)[1]] for lv in levels]
+    if side == "sell":  # bids: best (highest) first
+        levels = [np.column_stack([200 - lv[:, 0], lv[:, 1]]) for lv in levels]
+    fees = [0.001] * n_venues if ties else list(rng.choice([0.0, 0.0005, 0.001], n_venues))
+    ladder = build_ladder(levels, fees, side)
+    whole = float(ladder.size @ ladder.eff) if amount_in == "quote" else float(ladder.size.sum())
+    for frac in fracs:
+        amount = whole * frac if whole > 0 else frac
+        assert_same_allocation(
+            solve_touched(levels, fees, side, amount, amount_in),
+            solve_exact(ladder, amount, amount_in),
+        )
+
+
+def test_a_cached_book_version_answers_alike_before_and_after_it_is_prepared():
+    """LadderCache entries solve their first orders on the touched levels and then
+    prepare the whole merge: every answer on the way is solve_exact's."""
+    rng = np.random.default_rng(11)
+    levels = deep_levels(rng, 5, 1000)
+    fees = [0.001, 0.0, 0.0005, 0.001, 0.002]
+    ladder = build_ladder(levels, fees, "buy")
+    merged = LadderCache().merged(levels, fees, "buy")
+    for k in range(12):
+        amount = float(ladder.size.sum()) * (0.0005 + 0.09 * k)
+        assert_same_allocation(merged.solve(amount), solve_exact(ladder, amount))
+    assert merged.ladder.size.shape == ladder.size.shape  # built on demand, whole
 
 
 def test_ladder_cache_hits_only_on_the_same_books_fees_caps_and_side():

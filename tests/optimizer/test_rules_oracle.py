@@ -162,7 +162,9 @@ def obey(q, inst: Instance) -> None:
 
 
 @st.composite
-def instances(draw: st.DrawFn, lots: tuple[float, ...], amount_lots: int, n_max: int = 4):
+def instances(
+    draw: st.DrawFn, lots: tuple[float, ...], amount_lots: int, n_max: int = 4, deep: int = 0
+):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     n = draw(st.integers(2, n_max))
     side = draw(st.sampled_from(["buy", "sell"]))
@@ -170,7 +172,7 @@ def instances(draw: st.DrawFn, lots: tuple[float, ...], amount_lots: int, n_max:
     finest = min(lots)
     for i in range(n):
         name = f"v{i}"
-        k = int(rng.integers(1, 6))
+        k = int(rng.integers(1, 6)) + deep
         gaps = rng.uniform(0.001, 0.3, k)
         sizes = rng.uniform(0.2, 1.5, k) * finest * amount_lots / n
         asks = np.column_stack([100.0 + np.cumsum(gaps), sizes])
@@ -220,4 +222,13 @@ def test_coarse_lots_equal_the_dp(inst):
 @given(inst=instances(lots=(1e-5, 1e-5, 1e-4), amount_lots=7000, n_max=3))
 def test_fine_lots_above_5000_per_venue_equal_the_dp(inst):
     """Binance-like 1e-5 lots with orders of ~0.07: thousands of lots on a venue."""
+    check(inst)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inst=instances(lots=(0.01, 0.02, 0.05, 0.1), amount_lots=120, deep=300))
+def test_deep_books_equal_the_dp(inst):
+    """Books hundreds of levels deeper than any order: route() cuts them to the levels the
+    rules can use (`route._rules_reach`); the answer must still be the DP's on every level."""
+    assert min(len(b.asks) for b in inst.books) > 300
     check(inst)

@@ -333,6 +333,18 @@ class _Lots:
             prune=prune,
             start=None if best is None else best.amount,
         )
+        if result is None and prune is not None:
+            # the windows are a speed-up: should they ever leave the MILP without its own
+            # seed (found infeasible), solve it whole rather than lose the answer
+            result = solve_rules(
+                ladder,
+                self.rules,
+                lat,
+                goal,
+                time_limit=self.time_limit,
+                mip_gap=self.mip_gap,
+                start=None if best is None else best.amount,
+            )
         if result is None:
             return None
         alloc = allocate(ladder, result.amounts)

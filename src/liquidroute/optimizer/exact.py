@@ -173,7 +173,72 @@ def solve_exact(
     return _take(ladder, head, size, cum, amount, amount_in)
 
 
+def touched_prefix(
+    levels: FloatArray, factor: float, amount: float, amount_in: AmountUnit = "base"
+) -> FloatArray:
+    """The levels (best first) of one venue that the optimal split of `amount` can take
+    from: up to and including the first level l whose own running total reaches it,
+    S_{v,l} = Σ_{j≤l} s_{v,j} ≥ amount (Σ s·e, e = p·factor, for a quote amount); all
+    of them when none does.
+
+    Why no deeper level is ever taken: the merge (`solve_exact`) takes levels in order of
+    e until its running total, over every venue, reaches the amount; when it takes venue
+    v's level l it has taken v's levels before l, so its total before l is at least
+    S_{v,l−1} (float addition of non-negative terms is monotone, so this holds bit for
+    bit), and it takes l only while that total is below the amount. The cut is cheap:
+    the running total is cumulated over a prefix that doubles until it reaches.
+    """
+    n = touched_count(levels, factor, amount, amount_in)
+    return levels if n == len(levels) else levels[:n]
+
+
+def touched_count(
+    levels: FloatArray, factor: float, amount: float, amount_in: AmountUnit = "base"
+) -> int:
+    """How many levels `touched_prefix` keeps."""
+    if not len(levels):
+        return 0
+    size = levels[:, 1]
+    if amount_in == "quote":
+        size = size * (levels[:, 0] * factor)  # the terms solve_exact adds: s·e
+    cum = _cum_reaching(size, amount)
+    return min(len(levels), int(cum.searchsorted(amount)) + 1)
+
+
+def solve_touched(
+    levels: Sequence[FloatArray],
+    fees: Sequence[float],
+    side: Side,
+    amount: float,
+    amount_in: AmountUnit = "base",
+) -> Allocation:
+    """`solve_exact(build_ladder(levels, fees, side), amount, amount_in)`, bit for bit,
+    with the ladder built from each venue's `touched_prefix` only: an order a few levels
+    deep on books of thousands merges tens of levels, not all of them.
+
+    Bit for bit because the merge of the prefixes is the full merge's first levels in the
+    same order (a stable sort keeps the relative order of any subset), so the running
+    total, the stop level and every per-venue sum are the same floats.
+    """
+    _check_unit(amount_in)
+    cut = [
+        touched_prefix(lv, 1.0 + f if side == "buy" else 1.0 - f, amount, amount_in)
+        for lv, f in zip(levels, fees, strict=True)
+    ]
+    return solve_exact(build_ladder(cut, fees, side), amount, amount_in)
+
+
 _BLOCK = 64  # merged positions per stored row of per-venue level counts
+# a book version's first orders are solved on the levels they touch; preparing the whole
+# merge (about ten touched solves' worth at 5 x 1,000 levels) pays only when more follow
+_TOUCHED_SOLVES = 4
+
+#: what `build_ladder` takes: levels, fees, side, caps
+_Books = tuple[list[FloatArray], list[float], Side, Sequence[float | None] | None]
+
+
+def _no_caps(caps: Sequence[float | None] | None) -> bool:
+    return caps is None or all(c is None for c in caps)
 
 
 class MergedLadder:
@@ -187,14 +252,23 @@ class MergedLadder:
     q_v = S_v[n_v] (+ the partial level), N_v likewise — O(log L + V + 64), and bit for bit
     `solve_exact`'s answer: S_v adds venue v's sizes in level order, exactly as the
     merge's per-venue sums do.
+
+    Made from the books (`of_books`, as `LadderCache` does), the ladder and its merge are
+    built only when needed: the first `_TOUCHED_SOLVES` orders on a book version (a live
+    book's every new version) are `solve_touched` on the levels they can reach, without
+    caps; the next builds and prepares everything.
     """
 
     __slots__ = (
+        "_books",
         "_counts",
         "_cum",
         "_cum_quote",
         "_factor",
+        "_ladder",
         "_notional_sums",
+        "_order",
+        "_prepared",
         "_price",
         "_size",
         "_size_sums",
@@ -202,17 +276,48 @@ class MergedLadder:
         "_starts",
         "_venue",
         "_worst",
-        "ladder",
-        "order",
     )
 
     def __init__(self, ladder: Ladder, order: IntArray | None = None) -> None:
-        self.ladder = ladder
-        self.order = merge_order(ladder) if order is None else order
+        self._ladder: Ladder | None = ladder
+        self._order: IntArray | None = order
+        self._books: _Books | None = None
         self._solves = 0
+        self._prepared = False
         self._cum_quote: FloatArray | None = None
 
+    @classmethod
+    def of_books(
+        cls,
+        levels: Sequence[FloatArray],
+        fees: Sequence[float],
+        side: Side,
+        caps: Sequence[float | None] | None = None,
+    ) -> MergedLadder:
+        """The merged ladder of `build_ladder(levels, fees, side, caps)`, built on demand."""
+        merged = cls.__new__(cls)
+        merged._ladder = merged._order = merged._cum_quote = None
+        merged._books = (list(levels), list(fees), side, caps)
+        merged._solves = 0
+        merged._prepared = False
+        return merged
+
+    @property
+    def ladder(self) -> Ladder:
+        if self._ladder is None:
+            assert self._books is not None
+            self._ladder = build_ladder(*self._books)
+        return self._ladder
+
+    @property
+    def order(self) -> IntArray:
+        """The ladder's `merge_order`."""
+        if self._order is None:
+            self._order = merge_order(self.ladder)
+        return self._order
+
     def _prepare(self) -> None:
+        self._prepared = True
         ladder, order = self.ladder, self.order
         n_venues, n = ladder.n_venues, len(order)
         self._size: FloatArray = ladder.size[order]
@@ -241,9 +346,17 @@ class MergedLadder:
     def solve(self, amount: float, amount_in: AmountUnit = "base") -> Allocation:
         """The optimal split of `amount`, as `solve_exact` (see there), bit for bit."""
         self._solves += 1
-        if self._solves == 1:  # one order on these books so far: no preparation yet
-            return solve_exact(self.ladder, amount, amount_in, self.order)
-        if self._solves == 2:
+        if not self._prepared:
+            books = self._books
+            if (
+                self._solves <= _TOUCHED_SOLVES
+                and self._ladder is None
+                and books is not None
+                and _no_caps(books[3])
+            ):
+                return solve_touched(books[0], books[1], books[2], amount, amount_in)
+            if self._solves == 1:  # one order on these books so far: no preparation yet
+                return solve_exact(self.ladder, amount, amount_in, self.order)
             self._prepare()
         ladder = self.ladder
         if amount_in == "base":
@@ -316,12 +429,30 @@ class LadderCache:
         self._entries: OrderedDict[CacheKey, tuple[tuple[FloatArray, ...], MergedLadder]] = (
             OrderedDict()
         )
+        self._prefixes: dict[tuple[int, int], tuple[FloatArray, FloatArray]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    def prefix(self, levels: FloatArray, n: int) -> FloatArray:
+        """`levels[:n]`, the same view object each time for the same array and n while
+        kept (at most 4 · maxsize are), so that a ladder built on cut books is found
+        again here; `levels` itself when n covers it."""
+        if n >= len(levels):
+            return levels
+        key = (id(levels), n)
+        hit = self._prefixes.get(key)
+        if hit is not None and hit[0] is levels:
+            return hit[1]
+        cut = levels[:n]
+        self._prefixes[key] = (levels, cut)
+        if len(self._prefixes) > 4 * self.maxsize:
+            del self._prefixes[next(iter(self._prefixes))]  # the oldest
+        return cut
+
     def clear(self) -> None:
         self._entries.clear()
+        self._prefixes.clear()
 
     def merged(
         self,
@@ -343,7 +474,7 @@ class LadderCache:
             self.hits += 1
             return entry[1]
         self.misses += 1
-        merged = MergedLadder(build_ladder(levels, fees, side, caps))  # prepared on reuse
+        merged = MergedLadder.of_books(levels, fees, side, caps)  # built and prepared on reuse
         self._entries[key] = (tuple(levels), merged)
         self._entries.move_to_end(key)
         while len(self._entries) > self.maxsize:
@@ -364,6 +495,28 @@ def _cum_reaching(size: FloatArray, target: float) -> FloatArray:
     return cum
 
 
+def _venue_take(ladder: Ladder, v: int, q: float) -> tuple[int, FloatArray]:
+    """(first level index, base taken from each level) when venue v alone takes q > 0
+    from its own levels, best first; ValueError beyond its depth."""
+    lo, hi = int(ladder.offsets[v]), int(ladder.offsets[v + 1])
+    size = ladder.size[lo:hi]
+    cum = _cum_reaching(size, q * (1 - 1e-15))
+    if len(cum) == len(size) and q > cum[-1] * (1 + 1e-12) + 1e-15:
+        raise ValueError(f"venue {v}: amount {q} exceeds its depth {cum[-1]}")
+    k = min(int(np.searchsorted(cum, q * (1 - 1e-15), side="left")), len(size) - 1)
+    take = size[: k + 1].copy()
+    take[k] = q - (cum[k - 1] if k else 0.0)
+    return lo, take
+
+
+def venue_notional(ladder: Ladder, v: int, q: float) -> float:
+    """Σ p·x when venue v takes q base (fees excluded): `allocate`'s notional of v alone."""
+    if q <= 0:
+        return 0.0
+    lo, take = _venue_take(ladder, v, q)
+    return float(take @ ladder.price[lo : lo + len(take)])
+
+
 def allocate(ladder: Ladder, amounts: FloatArray) -> Allocation:
     """The `Allocation` of given per-venue amounts, each venue walking its own levels.
 
@@ -381,14 +534,8 @@ def allocate(ladder: Ladder, amounts: FloatArray) -> Allocation:
         q = float(amounts[v])
         if q <= 0:
             continue
-        lo, hi = int(ladder.offsets[v]), int(ladder.offsets[v + 1])
-        size = ladder.size[lo:hi]
-        cum = _cum_reaching(size, q * (1 - 1e-15))
-        if len(cum) == len(size) and q > cum[-1] * (1 + 1e-12) + 1e-15:
-            raise ValueError(f"venue {v}: amount {q} exceeds its depth {cum[-1]}")
-        k = min(int(np.searchsorted(cum, q * (1 - 1e-15), side="left")), len(size) - 1)
-        take = size[: k + 1].copy()
-        take[k] = q - (cum[k - 1] if k else 0.0)
+        lo, take = _venue_take(ladder, v, q)
+        k = len(take) - 1
         notional[v] = float(take @ ladder.price[lo : lo + k + 1])
         cost[v] = float(take @ ladder.eff[lo : lo + k + 1])
         levels[v] = k + 1

@@ -417,7 +417,9 @@ def _window(ladder: Ladder, v: int, lam: float, slack: float) -> tuple[float, fl
     else:
         i = j + int(above[0])
         b = float(np.interp(level, [h[i - 1], h[i]], [q[i - 1], q[i]]))
-    return a, b, h[0] > level
+    # the interpolation's rounding must not cut off a split that sits on an end (a lot
+    # exactly at a): widen by far less than any lot
+    return a * (1 - 1e-9), b * (1 + 1e-9), h[0] > level
 
 
 def _seed(h: Any, ladder: Ladder, lat: Lattice, idx: Any, keep: Any, start: FloatArray) -> None:

@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from liquidroute.model import FloatArray, Side
 from liquidroute.optimizer.curves import Ladder
-from liquidroute.optimizer.exact import allocate
+from liquidroute.optimizer.exact import allocate, venue_notional
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,17 +91,11 @@ def _ceil_lot(q: float, step: float) -> float:
     return math.ceil(q / step * (1 - 1e-12) - 1e-9) * step
 
 
-def _notional(ladder: Ladder, v: int, q: float) -> float:
-    amounts = np.zeros(ladder.n_venues)
-    amounts[v] = q
-    return float(allocate(ladder, amounts).notional[v])
-
-
 def _legal(ladder: Ladder, rules: VenueRules, v: int, q: float) -> bool:
     return q <= 0 or (
         q >= rules.min_amount[v] * (1 - 1e-12)
         and q <= rules.cap[v] * (1 + 1e-12)
-        and (not rules.min_notional[v] or _notional(ladder, v, q) >= rules.min_notional[v])
+        and (not rules.min_notional[v] or venue_notional(ladder, v, q) >= rules.min_notional[v])
     )
 
 
@@ -220,7 +214,7 @@ class Lattice:
         """`amount` base in grid units, snapped to the nearest whole unit within float noise."""
         u = float(_decimal(amount) / self.unit)
         r = round(u)
-        return float(r) if r and abs(u - r) <= 1e-9 * abs(u) else u
+        return float(r) if r and abs(u - r) <= 1e-12 * abs(u) else u
 
     def amount(self, v: int, n: float) -> float:
         """Base amount of n_v on venue v (exact decimal for lots: 3 lots of 0.1 is 0.3)."""

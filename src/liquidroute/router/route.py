@@ -24,8 +24,14 @@ from liquidroute.model import (
 )
 from liquidroute.optimizer.baselines import all_baselines
 from liquidroute.optimizer.constrained import apply_rules, balance_caps, venue_rules
-from liquidroute.optimizer.curves import build_ladder
-from liquidroute.optimizer.exact import Allocation, LadderCache, solve_exact
+from liquidroute.optimizer.curves import Ladder, build_ladder
+from liquidroute.optimizer.exact import (
+    Allocation,
+    LadderCache,
+    solve_exact,
+    solve_touched,
+    touched_count,
+)
 from liquidroute.router.options import RouteOptions, resolve_options
 
 
@@ -97,6 +103,41 @@ def _has_rules(market: Market) -> bool:
         or market.max_amount is not None
         or market.min_notional is not None
     )
+
+
+def _rules_reach(
+    levels: Sequence[FloatArray],
+    markets: Sequence[Market | None],
+    amount: float,
+    cache: LadderCache | None,
+) -> list[FloatArray]:
+    """Each venue's levels cut to those an order of `amount` base can use under its rules:
+    up to the first level whose running size reaches
+
+        r_v = 2 · (amount + lot_v + min_amount_v + min_notional_v / best price_v),
+
+    all of them on a thinner book. No leg the rules can choose needs more: a leg is at
+    most the order rounded up to a lot (the nearest reachable amount above it included),
+    and a venue's minimum is met within its first min_amount + min_notional / price.
+    Every leg below r_v / 2 leaves the cut's depth (a cap of at least r_v) slack, so
+    the rules' search, its bounds and its answer are those on the whole book — at the cost
+    of tens of levels, not thousands (the oracle tests check the answers on deep books).
+    With a `cache`, a cut is the same view object for the same book and count, so the
+    ladder built on it is cached like any other.
+    """
+    out = []
+    for lv, market in zip(levels, markets, strict=True):
+        if not len(lv):
+            out.append(lv)
+            continue
+        reach = amount
+        if market is not None:
+            reach += (market.amount_step or 0.0) + (market.min_amount or 0.0)
+            if market.min_notional:
+                reach += market.min_notional / lv.item(0)
+        n = touched_count(lv, 1.0, 2.0 * reach)
+        out.append(cache.prefix(lv, n) if cache is not None else lv[:n])
+    return out
 
 
 def route(
@@ -206,24 +247,7 @@ def route(
             if rate is None:
                 notes.append(f"{v}: no market metadata, taker fee assumed 0")
             fee_list.append(rate or 0.0)
-    cap_list: list[float | None] | None = [opts.caps.get(v) for v in venues] if opts.caps else None
-    balance_capped = [v in balances for v in venues] if balances else [False] * len(venues)
-    if balances:
-        cap_list = balance_caps(
-            levels, fee_list, side_, venues, cap_list or [None] * len(venues), balances
-        )
-    if cache is not None:  # a repeated order on the same books skips the build and the sort
-        merged = cache.merged(levels, fee_list, side_, cap_list)
-        ladder = merged.ladder
-        alloc = merged.solve(amount, amount_in)
-    else:
-        ladder = build_ladder(levels, fee_list, side_, cap_list)
-        alloc = solve_exact(ladder, amount, amount_in)
-    solver, gap, lower_bound = "exact", None, None
-    reachable: tuple[float | None, float | None] | None = None
-    fixed: dict[str, float] = {}
-    leg_notes: dict[str, tuple[str, ...]] = {}
-    wants_rules = rules is not False and (
+    wants_rules = rules is not False and bool(
         rules
         or balances
         or fixed_costs
@@ -231,7 +255,33 @@ def route(
         or max_share is not None
         or any_rules
     )
+    if wants_rules and not opts.baselines and amount_in == "base":
+        levels = _rules_reach(levels, [markets.get(v) for v in venues], amount, cache)
+    cap_list: list[float | None] | None = [opts.caps.get(v) for v in venues] if opts.caps else None
+    balance_capped = [v in balances for v in venues] if balances else [False] * len(venues)
+    if balances:
+        cap_list = balance_caps(
+            levels, fee_list, side_, venues, cap_list or [None] * len(venues), balances
+        )
+    # the whole ladder is needed by the rules and the baselines; the exact split alone
+    # reads only the levels it can reach (`solve_touched`, the same answer bit for bit)
+    ladder: Ladder | None = None
+    if cache is not None:  # a repeated order on the same books skips the build and the sort
+        merged = cache.merged(levels, fee_list, side_, cap_list)
+        if wants_rules or opts.baselines:
+            ladder = merged.ladder
+        alloc = merged.solve(amount, amount_in)
+    elif wants_rules or opts.baselines or cap_list is not None:
+        ladder = build_ladder(levels, fee_list, side_, cap_list)
+        alloc = solve_exact(ladder, amount, amount_in)
+    else:
+        alloc = solve_touched(levels, fee_list, side_, amount, amount_in)
+    solver, gap, lower_bound = "exact", None, None
+    reachable: tuple[float | None, float | None] | None = None
+    fixed: dict[str, float] = {}
+    leg_notes: dict[str, tuple[str, ...]] = {}
     if wants_rules and alloc.filled > 0:
+        assert ladder is not None
         venue_rule = venue_rules(
             venues, markets, ladder, alloc.filled, fixed_costs, max_venues, max_share
         )
@@ -252,6 +302,7 @@ def route(
     base_costs: dict[str, float | None] = {}
     saved: dict[str, float | None] = {}
     if opts.baselines and alloc.filled > 0:
+        assert ladder is not None
         base_costs = all_baselines(ladder, alloc.filled)
         saved = {k: savings_bps(side_, alloc.value, c) for k, c in base_costs.items()}
 
