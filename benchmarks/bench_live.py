@@ -13,7 +13,9 @@
    wait_for per venue, full screen, no ladder cache), each with the venues' lot rules
    (the exact rules pipeline) and with rules=False. The latency is split: server + wire
    + websocket + JSON (until ccxt's book handler gets the event), ccxt's book and our
-   sides until the new version is published, and route() (`quote.compute_ms`).
+   sides until the new version is published, and route() (`quote.compute_ms`); and it is
+   given from the moment the update's bytes reach this process's socket (aiohttp's
+   `data_received`), which leaves out the loopback server's own work and the kernel.
 2. Cache CPU (target < 25 % of one core at 5 venues x 100 updates/s): the same servers
    at 100 updates/s each, no quoting; CPU time of this process / wall time.
 3. `router.quote` from memory at 10 x 500 levels (target <= 50 us): a repeated order on
@@ -127,7 +129,31 @@ class Exchanges:
         self.proc.wait(20)
 
 
-Stamps = dict[str, tuple[float, float]]
+Stamps = dict[str, tuple[float, float, float]]
+
+
+def stamp_socket_reads() -> None:
+    """Note on each aiohttp connection when its socket last delivered bytes (time.time()):
+    the moment an update reaches this process, before aiohttp's frame parsing, the
+    permessage-deflate inflate and ccxt's JSON decode."""
+    from aiohttp import client_proto
+
+    if getattr(client_proto.ResponseHandler, "_lr_stamped", False):
+        return
+    received = client_proto.ResponseHandler.data_received
+
+    def data_received(self: Any, data: bytes) -> None:
+        self._lr_t = time.time()
+        received(self, data)
+
+    client_proto.ResponseHandler.data_received = data_received  # type: ignore[method-assign]
+    client_proto.ResponseHandler._lr_stamped = True  # type: ignore[attr-defined]
+
+
+def socket_time(client: Any) -> float:
+    """When `client`'s (a ccxt.pro websocket client) socket last delivered bytes."""
+    conn = getattr(getattr(client, "connection", None), "_conn", None)
+    return float(getattr(getattr(conn, "protocol", None), "_lr_t", 0.0) or 0.0)
 
 
 def before_modules(rev: str) -> tuple[Any, Any]:
@@ -160,6 +186,7 @@ def live_venues(
 
     from liquidroute.venues.ccxt_venue import rewrite_urls
 
+    stamp_socket_reads()
     sent: Stamps = {}
     venues = []
     for i, (rest, ws) in enumerate(urls):
@@ -173,7 +200,8 @@ def live_venues(
         name = f"v{i}"
 
         def stamped(c: Any, message: Any, handle: Any = handle, name: str = name) -> Any:
-            sent[name] = (float(message.get("T", 0.0)), time.time())
+            now = time.time()
+            sent[name] = (float(message.get("T", 0.0)), now, socket_time(c) or now)
             return handle(c, message)
 
         client.handle_order_book = stamped
@@ -206,8 +234,18 @@ async def latency(
     old = router_cls(venues, max_age_ms=30_000, cache=None)
     out: dict[str, Any] = {}
     published: dict[str, float] = {}  # venue -> when its newest version was published
+    # venue -> the stamps of the event behind its newest published version: a quote is
+    # timed from the newest event it includes, not from one that arrived while it was
+    # computed (that event is in the next quote)
+    included: Stamps = {}
+
+    def on_version(event: Any) -> None:
+        published[event.venue] = time.time()
+        if event.venue in sent:
+            included[event.venue] = sent[event.venue]
+
     for v in venues:
-        v.add_listener(lambda event: published.__setitem__(event.venue, time.time()))
+        v.add_listener(on_version)
     async with hot:
         await hot.start()
         snaps = [await v.snapshot(SYMBOL) for v in venues]
@@ -224,24 +262,27 @@ async def latency(
             lat: list[float] = []
             wire: list[float] = []
             here: list[float] = []  # from the event reaching ccxt's handler to the quote
+            socket: list[float] = []  # from its bytes reaching our socket to the quote
             book: list[float] = []  # ... to our new book version (ccxt's book, our sides)
             compute: list[float] = []
             stream = router.watch(SYMBOL, "buy", AMOUNT, baselines=False, recheck_s=0.5, **options)
             deadline = time.monotonic() + seconds
             async for quote in stream:
                 now = time.time()
-                if sent:
-                    t_sent, t_arrived = max(sent.values())
+                if included:
+                    t_sent, t_arrived, t_read = max(included.values())
+                    socket.append((now - t_read) * 1e3)
                     lat.append((now - t_sent) * 1e3)
                     wire.append((t_arrived - t_sent) * 1e3)
                     here.append((now - t_arrived) * 1e3)
-                    newest = max(sent, key=lambda k: sent[k])
+                    newest = max(included, key=lambda k: included[k])
                     book.append((published.get(newest, now) - t_arrived) * 1e3)
                     compute.append(quote.compute_ms)
                 if time.monotonic() > deadline:
                     break
             await stream.aclose()
             lat, wire, here, compute = lat[5:], wire[5:], here[5:], compute[5:]  # 1st: start-up
+            socket = socket[5:]
             book = book[5:]
             out[label] = {
                 "quotes": len(lat),
@@ -250,6 +291,8 @@ async def latency(
                 "route_p50_ms": pct(compute, 50),
                 "wire_p50_ms": pct(wire, 50),
                 "here_p50_ms": pct(here, 50),
+                "socket_p50_ms": pct(socket, 50),
+                "socket_p99_ms": pct(socket, 99),
                 "here_p99_ms": pct(here, 99),
                 "book_p50_ms": pct(book, 50),
             }
@@ -445,7 +488,9 @@ def main() -> None:
     ):
         h, o = r["hot" + key], r["old" + key]
         print(
-            f"   {rules}: hot path p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms "
+            f"   {rules}: hot path p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms from "
+            f"the server's send; from the bytes reaching our socket p50 "
+            f"{h['socket_p50_ms']:.2f} ms, p99 {h['socket_p99_ms']:.2f} ms "
             f"({h['quotes']} quotes; of it p50 server+wire+JSON {h['wire_p50_ms']:.2f} ms, "
             f"then ccxt's book -> quote p50 {h['here_p50_ms']:.2f} ms, p99 "
             f"{h['here_p99_ms']:.2f} ms, of which ccxt's book + ours -> new version p50 "
