@@ -185,24 +185,34 @@ def touched_prefix(
     e until its running total, over every venue, reaches the amount; when it takes venue
     v's level l it has taken v's levels before l, so its total before l is at least
     S_{v,l−1} (float addition of non-negative terms is monotone, so this holds bit for
-    bit), and it takes l only while that total is below the amount. The cut is cheap:
-    the running total is cumulated over a prefix that doubles until it reaches.
+    bit), and it takes l only while that total is below the amount.
+
+    The cut is meant to be cheap: only the first `_TOUCHED_SCAN` levels are cumulated,
+    and a venue whose first levels do not reach the amount is kept whole (any longer
+    prefix is as exact; a deep order gains little from cutting).
     """
     n = touched_count(levels, factor, amount, amount_in)
     return levels if n == len(levels) else levels[:n]
+
+
+_TOUCHED_SCAN = 128  # levels of a venue `touched_count` looks at
 
 
 def touched_count(
     levels: FloatArray, factor: float, amount: float, amount_in: AmountUnit = "base"
 ) -> int:
     """How many levels `touched_prefix` keeps."""
-    if not len(levels):
-        return 0
-    size = levels[:, 1]
+    n = len(levels)
+    if n <= 1:
+        return n
+    head = levels[:_TOUCHED_SCAN]
+    size = head[:, 1]
     if amount_in == "quote":
-        size = size * (levels[:, 0] * factor)  # the terms solve_exact adds: s·e
-    cum = _cum_reaching(size, amount)
-    return min(len(levels), int(cum.searchsorted(amount)) + 1)
+        size = size * (head[:, 0] * factor)  # the terms solve_exact adds: s·e
+    cum = size.cumsum()
+    if not cum[-1] >= amount:
+        return n
+    return int(cum.searchsorted(amount)) + 1
 
 
 def solve_touched(

@@ -29,7 +29,6 @@ from liquidroute.optimizer.exact import (
     Allocation,
     LadderCache,
     solve_exact,
-    solve_touched,
     touched_count,
 )
 from liquidroute.router.options import RouteOptions, resolve_options
@@ -263,19 +262,18 @@ def route(
         cap_list = balance_caps(
             levels, fee_list, side_, venues, cap_list or [None] * len(venues), balances
         )
-    # the whole ladder is needed by the rules and the baselines; the exact split alone
-    # reads only the levels it can reach (`solve_touched`, the same answer bit for bit)
+    # the whole ladder is needed by the rules and the baselines; through the cache, the
+    # exact split alone first reads only the levels it can reach (`solve_touched`, the
+    # same answer bit for bit: a live book's new version is not merged whole)
     ladder: Ladder | None = None
     if cache is not None:  # a repeated order on the same books skips the build and the sort
         merged = cache.merged(levels, fee_list, side_, cap_list)
         if wants_rules or opts.baselines:
             ladder = merged.ladder
         alloc = merged.solve(amount, amount_in)
-    elif wants_rules or opts.baselines or cap_list is not None:
+    else:
         ladder = build_ladder(levels, fee_list, side_, cap_list)
         alloc = solve_exact(ladder, amount, amount_in)
-    else:
-        alloc = solve_touched(levels, fee_list, side_, amount, amount_in)
     solver, gap, lower_bound = "exact", None, None
     reachable: tuple[float | None, float | None] | None = None
     fixed: dict[str, float] = {}
