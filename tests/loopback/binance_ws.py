@@ -147,6 +147,25 @@ class BinanceWsLoopback(BinanceLoopback):
         ids: int = 1,
     ) -> int:
         """Apply one change (size 0 deletes a level) as one event spanning `ids` ids."""
+        event = self._change(bids, asks, ids)
+        if event is not None:
+            self._run(self._broadcast([event]))
+        return self.update_id
+
+    def burst(self, changes: Sequence[dict[str, Any]]) -> int:
+        """Apply several changes (`update`'s keywords each) and send their events back to
+        back in one write: the client reads them all at once."""
+        events = [self._change(**change) for change in changes]
+        self._run(self._broadcast([e for e in events if e is not None]))
+        return self.update_id
+
+    def _change(
+        self,
+        bids: Iterable[Sequence[float]] = (),
+        asks: Iterable[Sequence[float]] = (),
+        ids: int = 1,
+    ) -> dict[str, Any] | None:
+        """Apply one change; its event, or None when a stall holds it back."""
         bids, asks = [tuple(map(float, b)) for b in bids], [tuple(map(float, a)) for a in asks]
         with self._lock:
             for side_map, levels in ((self._bid_map, bids), (self._ask_map, asks)):
@@ -174,9 +193,8 @@ class BinanceWsLoopback(BinanceLoopback):
             }
             if self._stalled:
                 self._held.append(event)
-                return self.update_id
-        self._run(self._broadcast([event]))
-        return self.update_id
+                return None
+        return event
 
     async def _broadcast(self, events: list[dict[str, Any]]) -> None:
         for event in events:

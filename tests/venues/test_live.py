@@ -129,6 +129,33 @@ def test_keeps_the_servers_book_level_by_level(exchange, monkeypatch):
     asyncio.run(go())
 
 
+def test_every_diff_is_published_as_it_arrives_even_in_a_burst(exchange, monkeypatch):
+    """Three diffs in one write: ccxt applies all three in one go, resolving its watch
+    once. Each must still be its own book version (published from ccxt's handler, not
+    when the feed's watch next returns), equal to the server's book at its update id."""
+
+    async def go():
+        venue = live(monkeypatch, exchange)
+        journal = Journal(venue)
+        async with venue:
+            await equal_to_server(venue, exchange)
+            for _ in range(3):
+                before = len(journal.events)
+                burst = [
+                    {"bids": [(60001.0, 0.25)]},
+                    {"asks": [(60010.0, 0.0), (60008.0, 2.0)]},
+                    {"bids": [(60001.0, 0.0), (59990.0, 2.0)]},
+                ]
+                await on_server(exchange.burst, burst)
+                await equal_to_server(venue, exchange)
+                assert len(journal.events) == before + len(burst)  # none coalesced
+                await on_server(exchange.update, asks=[(60010.0, 1.0), (60008.0, 0.0)])
+                await equal_to_server(venue, exchange)
+        journal.check(exchange)
+
+    asyncio.run(go())
+
+
 def test_sequence_gap_resyncs_from_a_new_snapshot(exchange, monkeypatch):
     async def go():
         venue = live(monkeypatch, exchange)

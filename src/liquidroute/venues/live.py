@@ -256,6 +256,29 @@ def _track_changes(exchange: Any) -> None:
         return book
 
     exchange.order_book = order_book
+    make_client = exchange.client
+
+    def client(url: str) -> Any:
+        """The exchange's websocket client, its `resolve` made to call a book's
+        `lr_on_update` (set by its feed) synchronously, in the message handler: the feed
+        publishes a version as soon as ccxt has applied the diff, even between two
+        `watch_order_book` calls, instead of one loop iteration later."""
+        c = make_client(url)
+        if not getattr(c, "lr_hooked", False):
+            resolve = c.resolve
+
+            def hooked(result: Any, message_hash: Any, resolve: Any = resolve) -> Any:
+                out = resolve(result, message_hash)
+                on_update = getattr(result, "lr_on_update", None)
+                if on_update is not None:
+                    on_update(result)
+                return out
+
+            c.resolve = hooked
+            c.lr_hooked = True
+        return c
+
+    exchange.client = client
 
 
 class _Feed:
@@ -281,6 +304,7 @@ class _Feed:
         self.top: tuple[int, int, DepthSnapshot] | None = None  # (version, depth, book)
         self.callbacks: list[Callable[[], None]] = []
         self.task: asyncio.Task[None] | None = None
+        self.seen: tuple[Any, Any] = (None, None)  # (nonce, timestamp) last published
 
     def withdraw(self, state: State, reason: str) -> None:
         self.state, self.error, self.fresh = state, reason, True
@@ -340,6 +364,7 @@ class _Feed:
         bids.dirty = asks.dirty = False
         self.book, self.received = snap, now / 1e3
         self.nonce = raw.get("nonce")
+        self.seen = (self.nonce, raw.get("timestamp"))
         self.version += 1
         self.updates += 1
         self.state, self.error = "live", None
@@ -349,6 +374,33 @@ class _Feed:
         for listener in list(owner.listeners):
             listener(event)
         self._notify()
+
+    def pending(self, raw: Any) -> bool:
+        """Whether ccxt's book `raw` holds what the published version does not: always for
+        an untracked book; else a new snapshot, touched levels, or a new nonce or
+        timestamp (a diff that changed no level still refreshes the book's age)."""
+        changed = getattr(raw, "lr_changed", None)
+        return (
+            changed is None
+            or self.book is None
+            or self.fresh
+            or raw.lr_reset
+            or bool(changed["bids"] or changed["asks"])
+            or (raw.get("nonce"), raw.get("timestamp")) != self.seen
+        )
+
+    def on_update(self, raw: Any) -> None:
+        """ccxt has applied a message to `raw` (called from its handler, see
+        `_track_changes`): publish it now. A listener's error stops the feed, as in `run`."""
+        if self.crash is not None or self.task is None or self.task.done():
+            return
+        try:
+            if self.pending(raw):
+                self.accept(raw)
+        except Exception as exc:
+            self.crash = exc
+            self.withdraw("failed", f"feed stopped: {type(exc).__name__}: {exc}")
+            self.task.cancel()
 
     def _update_sides(self, raw: Any) -> bool:
         """Apply the prices ccxt changed since the last version; False when the book must
@@ -389,9 +441,12 @@ class _Feed:
             try:
                 if owner.mode == "websocket":
                     raw = await exchange.watch_order_book(self.symbol, owner.limit)
+                    if getattr(raw, "lr_changed", None) is not None:
+                        raw.lr_on_update = self.on_update  # the next diffs, at once
                 else:
                     raw = await exchange.fetch_order_book(self.symbol, owner.limit)
-                self.accept(raw)
+                if self.pending(raw):  # else published already, by on_update
+                    self.accept(raw)
                 delay = owner.backoff_s[0]
                 if self.callbacks and owner.mode == "websocket":
                     # one hop back to the loop before re-arming ccxt's watch: the
