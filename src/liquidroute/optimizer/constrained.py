@@ -42,10 +42,12 @@ from liquidroute.optimizer.exact import Allocation, allocate, solve_exact
 from liquidroute.optimizer.milp import nearest_reachable, solve_rules
 from liquidroute.optimizer.rules import (
     Lattice,
+    LotGrid,
     VenueRules,
     entry_amount,
     lattice,
     lattice_split,
+    lot_grid,
     round_to_rules,
 )
 from liquidroute.optimizer.venue_sets import lagrange_bound, relax_venue_sets
@@ -157,7 +159,7 @@ class RuledSplit:
     reachable: tuple[float | None, float | None] | None = None
 
 
-def _fills(alloc: Allocation, amount: float, lat: Lattice) -> bool:
+def _fills(alloc: Allocation, amount: float, lat: LotGrid) -> bool:
     """True when the split fills `amount` exactly (equal in grid units)."""
     return alloc.filled > 0 and lat.units(alloc.filled) == lat.units(amount)
 
@@ -387,15 +389,16 @@ def apply_rules(
     selling the least base that does (see `_within_budget`).
     """
     target = exact.filled
-    lat = lattice(ladder, rules, target)
-    rounded = allocate(ladder, lat.snap(round_to_rules(ladder, exact.amount, rules, target)))
+    grid = lot_grid(rules, target)
+    rounded = allocate(ladder, grid.snap(round_to_rules(ladder, exact.amount, rules, target)))
     done = partial(_finish, ladder, exact, rules, venues, balance_capped)
     free = exact.value if ladder.side == "buy" else -exact.value  # rule-free, no fixed costs
-    if _fills(rounded, target, lat) and _objective(ladder, rounded, rules) <= (
+    if _fills(rounded, target, grid) and _objective(ladder, rounded, rules) <= (
         free + 1e-12 * abs(free)
     ):  # the rounded split costs no more than the rule-free optimum: it is optimal
         same = np.allclose(rounded.amount, exact.amount, rtol=1e-12, atol=0)
         return done(rounded, "exact" if same else "rounded-optimal", 0.0)
+    lat = lattice(ladder, rules, target, grid)  # each venue's lot range: for the search
     lots = _Lots(ladder, rules, lat, rounded, time_limit, mip_gap)
     if budget is not None:
         return _within_budget(lots, exact, budget, (unit, budget_unit), done)

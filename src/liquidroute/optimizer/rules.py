@@ -184,23 +184,16 @@ def _decimal(x: float) -> Fraction:
 
 
 @dataclass(frozen=True, slots=True)
-class Lattice:
-    """The rules in integers (see module doc): venue v takes g·k_v·n_v base units.
+class LotGrid:
+    """The venues' lots on one grid g (see module doc): venue v takes g·k_v·n_v base units.
 
     `k[v]` is the lot in grid units (1 for a venue without a lot, whose n_v is then a real
-    number of grid units), `integer[v]` says whether n_v must be whole, and
-    n_v ∈ {0} ∪ [min_n[v], max_n[v]]; `usable[v]` is False when min_n > max_n.
+    number of grid units), `integer[v]` says whether n_v must be whole.
     """
 
     unit: Fraction
     k: tuple[int, ...]
     integer: tuple[bool, ...]
-    min_n: FloatArray
-    max_n: FloatArray
-
-    @property
-    def usable(self) -> npt.NDArray[np.bool_]:
-        return np.asarray(self.min_n <= self.max_n)
 
     @property
     def all_integer(self) -> bool:
@@ -239,6 +232,19 @@ class Lattice:
         return float(units) * self.unit_float
 
 
+@dataclass(frozen=True, slots=True)
+class Lattice(LotGrid):
+    """The rules in integers: the `LotGrid` and n_v ∈ {0} ∪ [min_n[v], max_n[v]];
+    `usable[v]` is False when min_n > max_n."""
+
+    min_n: FloatArray
+    max_n: FloatArray
+
+    @property
+    def usable(self) -> npt.NDArray[np.bool_]:
+        return np.asarray(self.min_n <= self.max_n)
+
+
 def _grid(steps: list[Fraction], target: float) -> Fraction:
     if not steps:  # no lot anywhere: a fine grid, a millionth of the order
         return _decimal(target) / 1_000_000 if target > 0 else Fraction(1)
@@ -269,13 +275,23 @@ def entry_amount(ladder: Ladder, rules: VenueRules, v: int) -> float:
     return q
 
 
-def lattice(ladder: Ladder, rules: VenueRules, target: float) -> Lattice:
-    """The venues' rules as a `Lattice` for an order of `target` base units."""
-    n = ladder.n_venues
+def lot_grid(rules: VenueRules, target: float) -> LotGrid:
+    """The venues' lots on their common grid, for an order of `target` base units."""
     steps = [_decimal(s) if s > 0 else None for s in rules.step.tolist()]
     unit = _grid([s for s in steps if s is not None], target)
     k = tuple(int(s / unit) if s is not None else 1 for s in steps)
-    integer = tuple(s is not None for s in steps)
+    return LotGrid(unit, k, tuple(s is not None for s in steps))
+
+
+def lattice(
+    ladder: Ladder, rules: VenueRules, target: float, grid: LotGrid | None = None
+) -> Lattice:
+    """The venues' rules as a `Lattice` for an order of `target` base units (on `grid`,
+    `lot_grid(rules, target)`, when the caller has it)."""
+    n = ladder.n_venues
+    grid = grid or lot_grid(rules, target)
+    unit, k, integer = grid.unit, grid.k, grid.integer
+    steps = [_decimal(s) if s > 0 else None for s in rules.step.tolist()]
     cap = np.minimum(rules.cap, ladder.depth())
     min_n, max_n = np.zeros(n), np.zeros(n)
     u = float(unit)
