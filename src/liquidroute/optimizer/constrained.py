@@ -325,28 +325,21 @@ class _Lots:
         lam = solve_exact(ladder, amount).marginal
         if best is not None and lam is not None:
             prune = (lam, max(self.objective(best) - _weak_dual(ladder, lam, amount), 0.0))
-        result = solve_rules(
+        milp = partial(
+            solve_rules,
             ladder,
             self.rules,
             lat,
             goal,
             time_limit=self.time_limit,
             mip_gap=self.mip_gap,
-            prune=prune,
             start=None if best is None else best.amount,
         )
+        result = milp(prune=prune)
         if result is None and prune is not None:
             # the windows are a speed-up: should they ever leave the MILP without its own
             # seed (found infeasible), solve it whole rather than lose the answer
-            result = solve_rules(
-                ladder,
-                self.rules,
-                lat,
-                goal,
-                time_limit=self.time_limit,
-                mip_gap=self.mip_gap,
-                start=None if best is None else best.amount,
-            )
+            result = milp()
         if result is None:
             return None
         alloc = allocate(ladder, result.amounts)
