@@ -14,14 +14,23 @@ strategy cannot fill Q:
 The optimum (`exact`) is never worse than any of them: each is a feasible point of the
 same problem. Each strategy function returns its allocation (base amount per venue,
 indexed like the ladder's venues) or None; `split_cost` prices an allocation.
+`baseline_splits` computes several at once on one evaluation of every C_v: the amounts
+they need (Q, Q/V and the grid j·Q/steps) in one `np.interp` per venue (elementwise, so
+the same numbers as one evaluation per baseline).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
+
 import numpy as np
+import numpy.typing as npt
 
 from liquidroute.model import FloatArray
-from liquidroute.optimizer.curves import Ladder
+from liquidroute.optimizer.curves import IntArray, Ladder
+
+BoolArray = npt.NDArray[np.bool_]
 
 GRID_STEPS = 20  # 5 % steps
 GRID_MAX_VENUES = 7
@@ -35,29 +44,56 @@ def split_cost(ladder: Ladder, amounts: FloatArray) -> float | None:
     return total if np.isfinite(total) else None
 
 
-def _better(side: str, a: float, b: float) -> bool:
-    return a < b if side == "buy" else a > b
+class _Evaluation:
+    """C_v for every venue at the amounts the baselines need, in one pass: columns
+    0..steps are the grid j·Q/steps, then Q, then Q/V (V the venues with levels)."""
+
+    __slots__ = ("active", "costs", "grid", "n_active")
+
+    def __init__(self, ladder: Ladder, amount: float, steps: int) -> None:
+        self.active = np.diff(ladder.offsets) > 0
+        self.n_active = int(self.active.sum())
+        self.grid = np.arange(steps + 1, dtype=np.float64) * (amount / steps)
+        points = np.empty(steps + 3)
+        points[: steps + 1] = self.grid
+        points[steps + 1] = amount
+        points[steps + 2] = amount / self.n_active if self.n_active else 0.0
+        self.costs = np.empty((ladder.n_venues, steps + 3))
+        for v in range(ladder.n_venues):
+            self.costs[v] = ladder.cost(v, points)
 
 
-def best_venue(ladder: Ladder, amount: float) -> FloatArray | None:
-    best: tuple[float, int] | None = None
-    for v in range(ladder.n_venues):
-        c = float(ladder.cost(v, np.array([amount]))[0])
-        if np.isfinite(c) and (best is None or _better(ladder.side, c, best[0])):
-            best = (c, v)
-    if best is None:
+def _best_venue(ladder: Ladder, amount: float, ev: _Evaluation) -> FloatArray | None:
+    """The first venue with the best finite C_v(Q) (least paid, most received)."""
+    c = ev.costs[:, -2]
+    finite = np.isfinite(c)
+    if not finite.any():
         return None
+    if ladder.side == "buy":
+        v = int(np.argmin(np.where(finite, c, np.inf)))
+    else:
+        v = int(np.argmax(np.where(finite, c, -np.inf)))
     out = np.zeros(ladder.n_venues)
-    out[best[1]] = amount
+    out[v] = amount
     return out
 
 
-def equal_split(ladder: Ladder, amount: float) -> FloatArray | None:
-    active = np.diff(ladder.offsets) > 0
-    if not active.any():
+def _equal_split(ladder: Ladder, amount: float, ev: _Evaluation) -> FloatArray | None:
+    if not ev.n_active:
         return None
-    out = np.where(active, amount / active.sum(), 0.0)
-    return out if split_cost(ladder, out) is not None else None
+    share = amount / ev.n_active
+    out = np.where(ev.active, share, 0.0)
+    if share > 0 and not np.isfinite(ev.costs[ev.active, -1]).all():
+        return None  # some venue cannot hold Q/V
+    return out
+
+
+def best_venue(ladder: Ladder, amount: float) -> FloatArray | None:
+    return _best_venue(ladder, amount, _Evaluation(ladder, amount, GRID_STEPS))
+
+
+def equal_split(ladder: Ladder, amount: float) -> FloatArray | None:
+    return _equal_split(ladder, amount, _Evaluation(ladder, amount, GRID_STEPS))
 
 
 def pro_rata(ladder: Ladder, amount: float) -> FloatArray | None:
@@ -69,37 +105,61 @@ def pro_rata(ladder: Ladder, amount: float) -> FloatArray | None:
     return parts
 
 
+@cache
+def _grid_moves(steps: int) -> tuple[IntArray, BoolArray]:
+    """For j = 1..steps units given to a venue and k = 0..steps units in all: the units
+    held before (k − j, 0 where j > k) and whether j <= k."""
+    units = np.arange(1, steps + 1)[:, None]
+    totals = np.arange(steps + 1)[None, :]
+    valid = units <= totals
+    source: IntArray = np.where(valid, totals - units, 0)
+    return source, valid
+
+
 def percent_grid(
     ladder: Ladder, amount: float, steps: int = GRID_STEPS, max_venues: int = GRID_MAX_VENUES
 ) -> FloatArray | None:
     """Best allocation on the grid {0, Q/steps, ..., Q} per venue, at most `max_venues` used.
 
     DP: best[k, m] = best cost of k grid units using m venues so far; adding venue v with
-    j units costs C_v(j·Q/steps). O(V · steps² · max_venues), with a backtrack table.
+    j units costs C_v(j·Q/steps). O(V · steps² · min(max_venues, V)), with a backtrack
+    table (`_percent_grid`).
     """
-    sign = 1.0 if ladder.side == "buy" else -1.0  # minimise sign·cost
-    grid = np.arange(steps + 1, dtype=np.float64) * (amount / steps)
+    ev = _Evaluation(ladder, amount, steps)
+    return _percent_grid(ladder, ev, steps, max_venues)
+
+
+def _percent_grid(
+    ladder: Ladder, ev: _Evaluation, steps: int, max_venues: int
+) -> FloatArray | None:
+    """The DP of `percent_grid` on the shared evaluation.
+
+    best[k, m] = least sign·cost of k grid units on m of the venues so far (inf when
+    unreachable); venue v with j units: best[k − j, m − 1] + C_v(j·Q/steps), the smallest
+    j among ties, kept only when strictly better than not using v. The answer is the
+    least best[steps, m], the fewest venues m among ties, walked back. m never exceeds the
+    venues seen, so the bound is min(max_venues, V): columns beyond V stay inf and can
+    neither be chosen nor change a choice — the same program on a smaller table.
+    """
     n = ladder.n_venues
-    best = np.full((steps + 1, max_venues + 1), np.inf)
+    bound = min(max_venues, n)
+    sign = 1.0 if ladder.side == "buy" else -1.0  # minimise sign·cost
+    costs = sign * ev.costs[:, 1 : steps + 1]  # j = 1..steps
+    costs[~np.isfinite(costs)] = np.inf
+    source, valid = _grid_moves(steps)
+    best = np.full((steps + 1, bound + 1), np.inf)
     best[0, 0] = 0.0
-    choice = np.zeros((n, steps + 1, max_venues + 1), dtype=np.intp)  # units given to v
-    # all j >= 1 at once: candidate[j-1, k, m] = best[k - j, m] + C_v(j) where j <= k
-    units = np.arange(1, steps + 1)[:, None]
-    totals = np.arange(steps + 1)[None, :]
-    valid = units <= totals
-    source = np.where(valid, totals - units, 0)
+    choice = np.zeros((n, steps + 1, bound + 1), dtype=np.intp)  # units given to v
+    invalid = ~valid
+    # all j >= 1 at once: candidate[j-1, k, m] = best[k - j, m - 1] + C_v(j) where j <= k
     for v in range(n):
-        c = sign * ladder.cost(v, grid.copy())
-        c[~np.isfinite(c)] = np.inf
-        candidate = best[source, :-1] + c[1:, None, None]
-        candidate[~valid] = np.inf
-        j_best = np.argmin(candidate, axis=0)  # the first (smallest) j reaching the minimum
-        value = np.take_along_axis(candidate, j_best[None], axis=0)[0]
+        candidate = best[source, :-1] + costs[v, :, None, None]
+        candidate[invalid] = np.inf
+        j_best = candidate.argmin(axis=0)  # the first (smallest) j reaching the minimum
+        value = candidate.min(axis=0)
         better = value < best[:, 1:]  # strictly: not using v wins ties
         choice[v, :, 1:] = np.where(better, j_best + 1, 0)
-        new = best.copy()
-        new[:, 1:] = np.where(better, value, best[:, 1:])
-        best = new
+        np.copyto(best[:, 1:], value, where=better)
     m = int(np.argmin(best[steps]))
     if not np.isfinite(best[steps, m]):
         return None
@@ -108,7 +168,7 @@ def percent_grid(
     for v in range(n - 1, -1, -1):  # walk the choices back
         j = int(choice[v, k, m])
         if j:
-            out[v] = grid[j]
+            out[v] = ev.grid[j]
             k, m = k - j, m - 1
     return out
 
@@ -121,10 +181,30 @@ BASELINE_SPLITS = {
 }
 
 
+def baseline_splits(
+    ladder: Ladder, amount: float, names: Sequence[str] = tuple(BASELINE_SPLITS)
+) -> dict[str, FloatArray | None]:
+    """The splits of the baselines `names` (keys of `BASELINE_SPLITS`), as each function
+    gives them, on one evaluation of the venues' curves (module doc)."""
+    ev = _Evaluation(ladder, amount, GRID_STEPS)
+    out: dict[str, FloatArray | None] = {}
+    for name in names:
+        if name == "best_venue":
+            out[name] = _best_venue(ladder, amount, ev)
+        elif name == "equal_split":
+            out[name] = _equal_split(ladder, amount, ev)
+        elif name == "pro_rata":
+            out[name] = pro_rata(ladder, amount)
+        elif name == "percent_grid":
+            out[name] = _percent_grid(ladder, ev, GRID_STEPS, GRID_MAX_VENUES)
+        else:
+            raise KeyError(f"unknown baseline {name!r}; known: {sorted(BASELINE_SPLITS)}")
+    return out
+
+
 def all_baselines(ladder: Ladder, amount: float) -> dict[str, float | None]:
     """Every baseline's total cost for filling `amount` base units on `ladder`."""
-    out: dict[str, float | None] = {}
-    for name, split in BASELINE_SPLITS.items():
-        amounts = split(ladder, amount)
-        out[name] = None if amounts is None else split_cost(ladder, amounts)
-    return out
+    return {
+        name: None if amounts is None else split_cost(ladder, amounts)
+        for name, amounts in baseline_splits(ladder, amount).items()
+    }

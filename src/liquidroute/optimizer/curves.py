@@ -17,7 +17,7 @@ each venue's levels contiguous and best first: the input every optimizer shares.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 
 import numpy as np
@@ -34,6 +34,10 @@ class Ladder:
 
     Level i belongs to venue `venue[i]`; venue v's levels are `offsets[v]:offsets[v+1]`,
     best first. `price` is the book price, `eff` the fee-adjusted price, `size` the base size.
+
+    Each venue's cumulative curve (`venue_curve`) is computed on first use and kept: the
+    baselines, the rules and the caps evaluate C_v, often several times per ladder. The
+    kept arrays are read-only (shared by every caller).
     """
 
     side: Side
@@ -43,6 +47,10 @@ class Ladder:
     venue: IntArray
     offsets: IntArray
     fees: FloatArray
+    # filled by venue_curve (a slot left unset until then: construction stays as cheap)
+    _curves: list[tuple[FloatArray, FloatArray] | None] = field(
+        init=False, repr=False, compare=False
+    )
 
     @property
     def n_venues(self) -> int:
@@ -62,12 +70,25 @@ class Ladder:
         return depth
 
     def venue_curve(self, v: int) -> tuple[FloatArray, FloatArray]:
-        """Breakpoints (cumulative size, cumulative effective cost) of C_v, from (0, 0)."""
-        lo, hi = self.offsets[v], self.offsets[v + 1]
-        size = self.size[lo:hi]
-        q = np.concatenate(([0.0], np.cumsum(size)))
-        c = np.concatenate(([0.0], np.cumsum(size * self.eff[lo:hi])))
-        return q, c
+        """Breakpoints (cumulative size, cumulative effective cost) of C_v, from (0, 0):
+        q_0 = c_0 = 0, q_l = Σ_{i<l} s_i, c_l = Σ_{i<l} s_i·e_i (sequential sums).
+        Computed once per venue and ladder (read-only arrays)."""
+        curves: list[tuple[FloatArray, FloatArray] | None] | None = getattr(self, "_curves", None)
+        if curves is None:
+            curves = [None] * (len(self.offsets) - 1)
+            object.__setattr__(self, "_curves", curves)
+        curve = curves[v]
+        if curve is None:
+            lo, hi = int(self.offsets[v]), int(self.offsets[v + 1])
+            size = self.size[lo:hi]
+            q = np.zeros(hi - lo + 1)
+            c = np.zeros(hi - lo + 1)
+            np.cumsum(size, out=q[1:])
+            np.cumsum(size * self.eff[lo:hi], out=c[1:])
+            q.flags.writeable = False
+            c.flags.writeable = False
+            curve = curves[v] = (q, c)
+        return curve
 
     def cost(self, v: int, amounts: FloatArray) -> FloatArray:
         """C_v at each amount (exact: linear between breakpoints); inf beyond the depth."""
