@@ -21,6 +21,7 @@ the same numbers as one evaluation per baseline).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import cache
 
@@ -51,16 +52,26 @@ class _Evaluation:
     __slots__ = ("active", "costs", "grid", "n_active")
 
     def __init__(self, ladder: Ladder, amount: float, steps: int) -> None:
-        self.active = np.diff(ladder.offsets) > 0
-        self.n_active = int(self.active.sum())
-        self.grid = np.arange(steps + 1, dtype=np.float64) * (amount / steps)
+        offsets = ladder.offsets.tolist()  # a few venues: Python beats numpy calls here
+        active = [hi > lo for lo, hi in zip(offsets, offsets[1:], strict=False)]
+        self.active = np.array(active, dtype=bool)
+        self.n_active = sum(active)
         points = np.empty(steps + 3)
-        points[: steps + 1] = self.grid
+        np.multiply(_units(steps), amount / steps, out=points[: steps + 1])
+        self.grid = points[: steps + 1]
         points[steps + 1] = amount
         points[steps + 2] = amount / self.n_active if self.n_active else 0.0
         self.costs = np.empty((ladder.n_venues, steps + 3))
         for v in range(ladder.n_venues):
             self.costs[v] = ladder.cost(v, points)
+
+
+@cache
+def _units(steps: int) -> FloatArray:
+    """0, 1, ..., steps as floats (the grid is these times Q/steps)."""
+    units: FloatArray = np.arange(steps + 1, dtype=np.float64)
+    units.flags.writeable = False
+    return units
 
 
 def _best_venue(ladder: Ladder, amount: float, ev: _Evaluation) -> FloatArray | None:
@@ -142,6 +153,10 @@ def _percent_grid(
     neither be chosen nor change a choice — the same program on a smaller table.
     """
     n = ladder.n_venues
+    if n == 1 and max_venues >= 1:  # the table's one path to k = steps: j = steps on v0
+        if not math.isfinite(ev.costs.item(0, steps)):
+            return None
+        return ev.grid[steps:].copy()
     bound = min(max_venues, n)
     sign = 1.0 if ladder.side == "buy" else -1.0  # minimise sign·cost
     costs = sign * ev.costs[:, 1 : steps + 1]  # j = 1..steps

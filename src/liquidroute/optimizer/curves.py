@@ -16,6 +16,7 @@ each venue's levels contiguous and best first: the input every optimizer shares.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -73,29 +74,51 @@ class Ladder:
         """Breakpoints (cumulative size, cumulative effective cost) of C_v, from (0, 0):
         q_0 = c_0 = 0, q_l = Σ_{i<l} s_i, c_l = Σ_{i<l} s_i·e_i (sequential sums).
         Computed once per venue and ladder (read-only arrays)."""
+        return self._curve(v, math.inf)
+
+    def _curve(self, v: int, reach: float) -> tuple[FloatArray, FloatArray]:
+        """`venue_curve(v)`, or a prefix of it whose last q exceeds `reach` (kept and
+        extended on demand). A prefix of a sequential cumulative sum is the cumulative sum
+        of the prefix, bit for bit, so the kept arrays are the full curve's first points."""
         curves: list[tuple[FloatArray, FloatArray] | None] | None = getattr(self, "_curves", None)
         if curves is None:
             curves = [None] * (len(self.offsets) - 1)
             object.__setattr__(self, "_curves", curves)
         curve = curves[v]
-        if curve is None:
-            lo, hi = int(self.offsets[v]), int(self.offsets[v + 1])
-            size = self.size[lo:hi]
-            q = np.zeros(hi - lo + 1)
-            c = np.zeros(hi - lo + 1)
+        lo, hi = int(self.offsets[v]), int(self.offsets[v + 1])
+        if curve is not None and (len(curve[0]) > hi - lo or curve[0][-1] > reach):
+            return curve
+        n = hi - lo
+        m = n if reach == math.inf else min(n, _PREFIX if curve is None else 4 * len(curve[0]))
+        while True:
+            size = self.size[lo : lo + m]
+            q = np.zeros(m + 1)
             np.cumsum(size, out=q[1:])
-            np.cumsum(size * self.eff[lo:hi], out=c[1:])
-            q.flags.writeable = False
-            c.flags.writeable = False
-            curve = curves[v] = (q, c)
+            if m == n or q[-1] > reach:
+                break
+            m = min(n, 4 * m)
+        c = np.zeros(m + 1)
+        np.cumsum(size * self.eff[lo : lo + m], out=c[1:])
+        q.flags.writeable = False
+        c.flags.writeable = False
+        curve = curves[v] = (q, c)
         return curve
 
     def cost(self, v: int, amounts: FloatArray) -> FloatArray:
-        """C_v at each amount (exact: linear between breakpoints); inf beyond the depth."""
-        q, c = self.venue_curve(v)
+        """C_v at each amount (exact: linear between breakpoints); inf beyond the depth.
+
+        Only the prefix of the curve that the largest amount reaches is built (np.interp
+        picks the same segment, so the same number, on the prefix as on the whole curve).
+        """
+        reach = float(amounts.max()) if len(amounts) else 0.0
+        q, c = self._curve(v, reach if reach == reach else math.inf)  # nan: the whole curve
         out = np.interp(amounts, q, c)
-        out[amounts > q[-1] * (1 + 1e-12) + 1e-15] = np.inf
+        if len(q) > int(self.offsets[v + 1]) - int(self.offsets[v]):  # the whole curve
+            out[amounts > q[-1] * (1 + 1e-12) + 1e-15] = np.inf
         return out
+
+
+_PREFIX = 32  # levels of a curve built first for an evaluation (x4 until it reaches)
 
 
 def take_prefix(size: FloatArray, amount: float) -> FloatArray:
