@@ -593,18 +593,22 @@ def _plan(
     levels = books.side(side)
     ladder = build_ladder(levels, fees, side)
     amounts = np.zeros((len(strategies), len(levels)))
-    routed = []
     # the baselines on one evaluation of the curves: what STRATEGIES[name] gives each
     shared = baseline_splits(ladder, order.amount, [n for n in strategies if n in _BASELINES])
+    found = []
     for k, name in enumerate(strategies):
         if name in shared:
             split = shared[name]
         else:
             split = STRATEGIES[name](books, ladder, side, order.amount, markets)
-        ok = split is not None and split.sum() > 0
-        if ok:
+        if split is not None:
             amounts[k] = split
-        routed.append(ok)
+        found.append(split is not None)
+    # a strategy that could not split the order (None, or nothing to take) is not routed
+    ok = np.add.reduce(amounts, axis=1) > 0  # each row's sum, as split.sum()
+    if not ok.all():
+        amounts[~ok] = 0.0
+    routed = [f and o for f, o in zip(found, ok.tolist(), strict=True)]
     splits, which = _distinct(amounts)
     planned_cost = np.array([allocate(ladder, s).value for s in splits])
     route_walk = _walk(levels, splits, side, fees) if lat_us == 0 else None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import cache
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -53,9 +54,8 @@ class _Evaluation:
 
     def __init__(self, ladder: Ladder, amount: float, steps: int) -> None:
         offsets = ladder.offsets.tolist()  # a few venues: Python beats numpy calls here
-        active = [hi > lo for lo, hi in zip(offsets, offsets[1:], strict=False)]
-        self.active = np.array(active, dtype=bool)
-        self.n_active = sum(active)
+        self.active = [hi > lo for lo, hi in pairwise(offsets)]
+        self.n_active = sum(self.active)
         points = np.empty(steps + 3)
         np.multiply(_units(steps), amount / steps, out=points[: steps + 1])
         self.grid = points[: steps + 1]
@@ -76,16 +76,15 @@ def _units(steps: int) -> FloatArray:
 
 def _best_venue(ladder: Ladder, amount: float, ev: _Evaluation) -> FloatArray | None:
     """The first venue with the best finite C_v(Q) (least paid, most received)."""
-    c = ev.costs[:, -2]
-    finite = np.isfinite(c)
-    if not finite.any():
+    buy = ladder.side == "buy"
+    best, best_cost = -1, 0.0
+    for v, c in enumerate(ev.costs[:, -2].tolist()):
+        if math.isfinite(c) and (best < 0 or (c < best_cost if buy else c > best_cost)):
+            best, best_cost = v, c
+    if best < 0:
         return None
-    if ladder.side == "buy":
-        v = int(np.argmin(np.where(finite, c, np.inf)))
-    else:
-        v = int(np.argmax(np.where(finite, c, -np.inf)))
     out = np.zeros(ladder.n_venues)
-    out[v] = amount
+    out[best] = amount
     return out
 
 
@@ -93,9 +92,11 @@ def _equal_split(ladder: Ladder, amount: float, ev: _Evaluation) -> FloatArray |
     if not ev.n_active:
         return None
     share = amount / ev.n_active
-    out = np.where(ev.active, share, 0.0)
-    if share > 0 and not np.isfinite(ev.costs[ev.active, -1]).all():
+    if share > 0 and not all(
+        math.isfinite(c) for c, a in zip(ev.costs[:, -1].tolist(), ev.active, strict=True) if a
+    ):
         return None  # some venue cannot hold Q/V
+    out: FloatArray = np.where(ev.active, share, 0.0)
     return out
 
 

@@ -217,10 +217,19 @@ def walk_many(levels: FloatArray, amounts: FloatArray) -> tuple[FloatArray, Floa
     """
     price, size = levels[:, 0], levels[:, 1]
     want = np.maximum(np.asarray(amounts, dtype=np.float64), 0.0)
-    reach = np.minimum(np.cumsum(size), want[:, None])  # min(S_l, a)
-    take = np.empty_like(reach)  # its differences along l, as np.diff(..., prepend=0)
+    # S_l over the prefix the largest amount reaches: past it min(S_l, a) = a for every
+    # amount, so every take there is a − a = 0 (zeros, as the whole cumulative sum gives)
+    n = len(size)
+    top = float(want.max()) if len(want) else 0.0
+    m = min(n, _PREFIX)
+    cum = np.cumsum(size[:m])
+    while m < n and not cum[-1] >= top:  # nan reaches nowhere: the whole book
+        m = min(n, 4 * m)
+        cum = np.cumsum(size[:m])
+    reach = np.minimum(cum, want[:, None])  # min(S_l, a)
+    take = np.zeros((len(want), n))  # its differences along l, as np.diff(..., prepend=0)
     take[:, :1] = reach[:, :1]
-    np.subtract(reach[:, 1:], reach[:, :-1], out=take[:, 1:])
+    np.subtract(reach[:, 1:], reach[:, :-1], out=take[:, 1:m])
     filled = np.array([row.sum() for row in take], dtype=np.float64)
     notional = np.array([row @ price for row in take], dtype=np.float64)
     return filled, notional
