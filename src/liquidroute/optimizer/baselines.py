@@ -118,14 +118,15 @@ def pro_rata(ladder: Ladder, amount: float) -> FloatArray | None:
 
 
 @cache
-def _grid_moves(steps: int) -> tuple[IntArray, BoolArray]:
-    """For j = 1..steps units given to a venue and k = 0..steps units in all: the units
-    held before (k − j, 0 where j > k) and whether j <= k."""
+def _grid_sources(steps: int) -> IntArray:
+    """For j = 1..steps units given to a venue (rows) and k = 0..steps units in all
+    (columns): the units held before, k − j, or steps + 1 (a row of the DP table that
+    stays unreachable) where j > k."""
     units = np.arange(1, steps + 1)[:, None]
     totals = np.arange(steps + 1)[None, :]
-    valid = units <= totals
-    source: IntArray = np.where(valid, totals - units, 0)
-    return source, valid
+    source: IntArray = np.where(units <= totals, totals - units, steps + 1)
+    source.flags.writeable = False
+    return source
 
 
 def percent_grid(
@@ -162,28 +163,30 @@ def _percent_grid(
     sign = 1.0 if ladder.side == "buy" else -1.0  # minimise sign·cost
     costs = sign * ev.costs[:, 1 : steps + 1]  # j = 1..steps
     costs[~np.isfinite(costs)] = np.inf
-    source, valid = _grid_moves(steps)
-    best = np.full((steps + 1, bound + 1), np.inf)
+    source = _grid_sources(steps)
+    best = np.full((steps + 2, bound + 1), np.inf)  # row steps + 1: never reachable
     best[0, 0] = 0.0
-    choice = np.zeros((n, steps + 1, bound + 1), dtype=np.intp)  # units given to v
-    invalid = ~valid
-    # all j >= 1 at once: candidate[j-1, k, m] = best[k - j, m - 1] + C_v(j) where j <= k
+    picks: list[tuple[IntArray, BoolArray]] = []  # per venue: the j chosen, and if kept
+    # all j >= 1 at once: candidate[j-1, k, m-1] = best[k - j, m - 1] + C_v(j) (inf where
+    # j > k); after venue v at most v + 1 venues are used, so only those columns move
     for v in range(n):
-        candidate = best[source, :-1] + costs[v, :, None, None]
-        candidate[invalid] = np.inf
+        used = min(v + 1, bound)
+        candidate = best[source, :used] + costs[v, :, None, None]
         j_best = candidate.argmin(axis=0)  # the first (smallest) j reaching the minimum
         value = candidate.min(axis=0)
-        better = value < best[:, 1:]  # strictly: not using v wins ties
-        choice[v, :, 1:] = np.where(better, j_best + 1, 0)
-        np.copyto(best[:, 1:], value, where=better)
+        now = best[: steps + 1, 1 : used + 1]
+        better = value < now  # strictly: not using v wins ties
+        np.copyto(now, value, where=better)
+        picks.append((j_best, better))
     m = int(np.argmin(best[steps]))
     if not np.isfinite(best[steps, m]):
         return None
     out = np.zeros(n)
     k = steps
     for v in range(n - 1, -1, -1):  # walk the choices back
-        j = int(choice[v, k, m])
-        if j:
+        j_best, better = picks[v]
+        if m and better[k, m - 1]:
+            j = int(j_best[k, m - 1]) + 1
             out[v] = ev.grid[j]
             k, m = k - j, m - 1
     return out
