@@ -258,3 +258,18 @@ def test_replay_memory_does_not_grow_with_the_file(tmp_path):
         f"loading the file took only {loaded:.0f} MB: the bound proves nothing"
     )
     assert TardisFile(path).kind == "incremental" and scan(TardisFile(path)).rows >= 3_000_000
+
+
+def test_a_replay_with_every_fee_given_never_imports_ccxt(books):
+    """What a Dask worker opens: the client sends every venue's resolved fee, so the
+    worker's replay needs no ccxt fee table (an import of ccxt, ~0.6 s per worker)."""
+    code = (
+        "import sys; from pathlib import Path; from liquidroute.backtest import replay as rp; "
+        f"r = rp.load([Path(p) for p in {[str(b) for b in books]!r}], "
+        "fees={'binance': 0.001, 'okx': 0.0008}); "
+        "print('ccxt' in sys.modules, sorted((k, m.taker_fee) for k, m in r.markets.items()))"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False [('binance', 0.001), ('okx', 0.0008)]"

@@ -187,16 +187,24 @@ def run_distributed_windows(
     if isinstance(orders, rp.Schedule) and orders.end_us is None:
         orders = dataclasses.replace(orders, end_us=replay.end_us)
     indexes = [v.index for v in replay.venues]
+    # every venue's fee as the client resolved it: the workers need not import ccxt
+    spec = dataclasses.replace(spec, fees={k: m.taker_fee for k, m in replay.markets.items()})
     n = len(orders)
     size = window or max(1, -(-n // (4 * max(1, workers))))
     todo = [(k, w) for k, w in enumerate(windows(n, size)) if k not in store.done()]
-    cluster = (
-        None
-        if scheduler
-        else LocalCluster(
-            n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None
-        )
-    )
+    cluster = None
+    if not scheduler:
+        import dask.config
+
+        # the workers' statistical profiler samples every thread's stack each 10 ms: off in
+        # the cluster started here (a running scheduler's workers keep their own settings)
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(
+                n_workers=max(1, workers),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            )
     client = Client(scheduler or cluster)
     finished = n - sum(b - a for _, (a, b) in todo)
     token = str(store.token())

@@ -297,7 +297,8 @@ def load(
         raise InvalidInputError(f"two files for one venue: {names}; one file per venue")
     sym = sources[0].symbol
     fees = dict(fees or {})
-    markets = {n: Market(n, sym, fees.get(n, static_taker_fee(n))) for n in names}
+    # ccxt's fee table (an import of ccxt) only for venues without a given fee
+    markets = {n: Market(n, sym, fees[n] if n in fees else static_taker_fee(n)) for n in names}
     venues, mids = [], []
     for s in sources:
         start, book = _first_book(s)
