@@ -18,7 +18,8 @@ Strategies are independent: each fills against the same book (none sees another'
 
 Per order the work is shared: each venue's book is read once per clock as level arrays
 (`BookCursor.levels`; `DepthSnapshot`s are built only if a strategy needs them, i.e.
-route() with venue rules); one ladder serves every strategy; when no venue rule can bind,
+route() with venue rules); one ladder serves every strategy, and the baselines share one
+evaluation of every venue's curve (`baselines.baseline_splits`); when no venue rule can bind,
 route()'s answer is its exact split (`exact.solve_exact` on that ladder, which is what
 route() computes then), so route() is called only when rules apply; the distinct splits
 are priced once (`exact.allocate` on the ladder: the planned cost) and walked once per
