@@ -234,6 +234,15 @@ def main() -> None:
         if a.before
         else f"  backtest / read+replay-only cpu time: {full['cpu_s'] / book['cpu_s']:.2f}x"
     )
+
+    def per_order(r: dict[str, float]) -> float:  # cpu µs per order on top of read + replay
+        return (r["cpu_s"] - book["cpu_s"]) / max(r["orders"], 1) * 1e6
+
+    print(
+        f"  cpu per parent order on top of read + replay: {per_order(full):.0f} us"
+        + (f" (before: {per_order(old):.0f} us)" if a.before else "")
+        + " (target: ~50 us for 3 M rows/s per core)"
+    )
     if not a.skip_multi and len(files) > 1:
         multi_run = [*map(str, files), *run, "--align", "start"]
         multi = probe("backtest", *multi_run)

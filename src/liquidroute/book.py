@@ -101,14 +101,15 @@ class L2Book:
         size = np.concatenate((self.size, amount))
         row = np.concatenate((self.row, row))
         order = np.argsort(key, kind="stable")
-        key = key[order]
+        ordered = key[order]
         last = np.empty(len(key), dtype=bool)
         last[-1] = True
-        np.not_equal(key[1:], key[:-1], out=last[:-1])
-        pick = order[last]
-        size = size[pick]
-        kept = size > 0
-        self.key, self.size, self.row = key[last][kept], size[kept], row[pick][kept]
+        np.not_equal(ordered[1:], ordered[:-1], out=last[:-1])
+        pick = order[last]  # each key's last entry, in key order
+        picked = size[pick]
+        kept = picked > 0
+        chosen = pick[kept]
+        self.key, self.size, self.row = key[chosen], picked[kept], row[chosen]
 
     def crossed(self) -> bool:
         nb = self._n_bids()

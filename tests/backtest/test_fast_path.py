@@ -43,6 +43,14 @@ def test_walk_many_is_walk_book_bit_for_bit(seed):
         [rng.uniform(0, depth, 6), np.cumsum(levels[:3, 1]), [depth, 2 * depth, 0.0, -1.0]]
     )
     filled, notional = walk_many(levels, amounts)
+    # amounts all within the first levels, or all around one depth: walked on a prefix
+    cums = np.cumsum(levels[:, 1])
+    for part in (rng.uniform(0, cums[min(1, len(cums) - 1)], 3),
+                 cums[rng.integers(0, len(cums), 2)] * rng.uniform(0.9, 1.0, 2)):  # fmt: skip
+        part_f, part_n = walk_many(levels, part)
+        for a, f, n in zip(part, part_f, part_n, strict=True):
+            walk = walk_book(levels, side, float(a))
+            assert f == walk.filled and n == walk.notional
     for a, f, n in zip(amounts, filled, notional, strict=True):
         walk = walk_book(levels, side, float(a))
         assert f == walk.filled and n == walk.notional  # the same sums, bit for bit

@@ -106,6 +106,32 @@ def test_an_interrupted_run_resumes_from_its_last_window(books, tmp_path, monkey
     assert json.loads(full.stdout) == json.loads(again.stdout)
 
 
+def test_a_worker_writes_its_part_only_where_it_sees_the_clients_folder(books, tmp_path):
+    """`window_part` writes the window's Parquet part itself when the client's token file
+    is there (the same filesystem) and returns the row count; otherwise it returns the
+    table for the client to write. Both hold `window_table`'s rows."""
+    import pyarrow.parquet as pq
+
+    from liquidroute.backtest.store import ResultsStore
+
+    spec = dist.RunSpec(tuple(map(str, books)), strategies=("optimal", "best_venue"), depth=50)
+    replay = dist.open_replay(spec).scan()
+    indexes = [v.index for v in replay.venues]
+    orders = rp.schedule(replay, 1.0, "buy", 1.0)
+    want = dist.window_table(spec, indexes, orders, 10, 30)
+    store = ResultsStore(tmp_path / "out", {"run": 1})
+    token = store.token()
+    assert store.token() == token  # made once
+    elsewhere = dist.window_part(spec, indexes, orders, 10, 30, str(store.path(1)),
+                                 str(tmp_path / "not-here" / token.name))  # fmt: skip
+    assert not isinstance(elsewhere, int) and elsewhere.equals(want)
+    assert store.done() == set()
+    here = dist.window_part(spec, indexes, orders, 10, 30, str(store.path(1)), str(token))
+    assert here == want.num_rows == 40
+    assert store.done() == {1}
+    assert pq.read_table(store.path(1)).equals(want)
+
+
 def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
@@ -142,10 +168,25 @@ def test_a_real_dask_scheduler_and_two_workers_equal_one_process(books, tmp_path
                 "--strategies", "optimal,best_venue,pro_rata", "--depth", "50"]  # fmt: skip
         one = runner.invoke(app, [*args, "--out", str(tmp_path / "one")])
         assert one.exit_code == 0, one.output
-        many = runner.invoke(
-            app, [*args, "--scheduler", address, "--window", "17", "--out", str(tmp_path / "two")]
-        )
+        from liquidroute.backtest.store import ResultsStore
+
+        client_writes: list[int] = []
+        real_write = ResultsStore.write
+
+        def counted(self, window, rows):
+            client_writes.append(window)
+            real_write(self, window, rows)
+
+        ResultsStore.write = counted  # type: ignore[method-assign]
+        try:
+            many = runner.invoke(
+                app,
+                [*args, "--scheduler", address, "--window", "17", "--out", str(tmp_path / "two")],
+            )
+        finally:
+            ResultsStore.write = real_write  # type: ignore[method-assign]
         assert many.exit_code == 0, many.output
+        assert client_writes == []  # the workers share this filesystem: they wrote the parts
         a = pd.read_parquet(tmp_path / "one" / "results.parquet")
         b = pd.read_parquet(tmp_path / "two" / "results.parquet")
         assert len(a) > 3 * 100
@@ -217,3 +258,18 @@ def test_replay_memory_does_not_grow_with_the_file(tmp_path):
         f"loading the file took only {loaded:.0f} MB: the bound proves nothing"
     )
     assert TardisFile(path).kind == "incremental" and scan(TardisFile(path)).rows >= 3_000_000
+
+
+def test_a_replay_with_every_fee_given_never_imports_ccxt(books):
+    """What a Dask worker opens: the client sends every venue's resolved fee, so the
+    worker's replay needs no ccxt fee table (an import of ccxt, ~0.6 s per worker)."""
+    code = (
+        "import sys; from pathlib import Path; from liquidroute.backtest import replay as rp; "
+        f"r = rp.load([Path(p) for p in {[str(b) for b in books]!r}], "
+        "fees={'binance': 0.001, 'okx': 0.0008}); "
+        "print('ccxt' in sys.modules, sorted((k, m.taker_fee) for k, m in r.markets.items()))"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False [('binance', 0.001), ('okx', 0.0008)]"

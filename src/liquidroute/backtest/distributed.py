@@ -8,8 +8,9 @@ the window's orders (`replay.iter_rows(start=...)`). Its rows equal the single p
 rows for those orders exactly, so the windows can run in any order, on any worker, and be
 resumed. `run_local` is the single pass, writing each window as it completes;
 `run_distributed` submits the windows to Dask (a LocalCluster with `workers` processes
-unless `scheduler` names a running scheduler) and writes each as it arrives. Dask is
-imported only here, only when asked for.
+unless `scheduler` names a running scheduler); a worker that shares the client's
+filesystem writes its window's Parquet part itself (`window_part`), otherwise the client
+writes it as it arrives. Dask is imported only here, only when asked for.
 """
 
 from __future__ import annotations
@@ -73,6 +74,28 @@ def window_table(
     from liquidroute.backtest.store import rows_table
 
     return rows_table(window_rows(spec, indexes, orders, start, stop))
+
+
+def window_part(
+    spec: RunSpec,
+    indexes: Sequence[FileIndex] | None,
+    orders: rp.Orders,
+    start: int,
+    stop: int,
+    part: str,
+    token: str,
+) -> Any:
+    """`window_table`, written by the worker itself to the client's `part` file when it
+    sees the client's `token` file (the same filesystem: a local cluster, or workers on
+    the client's machine); then only the row count goes back. Otherwise the table does,
+    and the client writes it. Either way the client does no Parquet work it can avoid."""
+    from liquidroute.backtest.store import write_part
+
+    table = window_table(spec, indexes, orders, start, stop)
+    if Path(token).is_file():
+        write_part(Path(part), table)
+        return int(table.num_rows)
+    return table
 
 
 def window_rows(
@@ -164,26 +187,39 @@ def run_distributed_windows(
     if isinstance(orders, rp.Schedule) and orders.end_us is None:
         orders = dataclasses.replace(orders, end_us=replay.end_us)
     indexes = [v.index for v in replay.venues]
+    # every venue's fee as the client resolved it: the workers need not import ccxt
+    spec = dataclasses.replace(spec, fees={k: m.taker_fee for k, m in replay.markets.items()})
     n = len(orders)
     size = window or max(1, -(-n // (4 * max(1, workers))))
     todo = [(k, w) for k, w in enumerate(windows(n, size)) if k not in store.done()]
-    cluster = (
-        None
-        if scheduler
-        else LocalCluster(
-            n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None
-        )
-    )
+    cluster = None
+    if not scheduler:
+        import dask.config
+
+        # the workers' statistical profiler samples every thread's stack each 10 ms: off in
+        # the cluster started here (a running scheduler's workers keep their own settings)
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(
+                n_workers=max(1, workers),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            )
     client = Client(scheduler or cluster)
     finished = n - sum(b - a for _, (a, b) in todo)
+    token = str(store.token())
     try:
         futures = {
-            client.submit(window_table, spec, indexes, orders, a, b, pure=False): (k, b - a)
+            client.submit(
+                window_part, spec, indexes, orders, a, b, str(store.path(k)), token, pure=False
+            ): (k, b - a)
             for k, (a, b) in todo
         }
         for future in as_completed(futures):
             k, count = futures[future]
-            store.write(k, future.result())
+            result = future.result()
+            if not isinstance(result, int):  # the worker could not reach the folder
+                store.write(k, result)
             finished += count
             if progress is not None:
                 progress(finished)

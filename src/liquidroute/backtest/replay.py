@@ -18,7 +18,8 @@ Strategies are independent: each fills against the same book (none sees another'
 
 Per order the work is shared: each venue's book is read once per clock as level arrays
 (`BookCursor.levels`; `DepthSnapshot`s are built only if a strategy needs them, i.e.
-route() with venue rules); one ladder serves every strategy; when no venue rule can bind,
+route() with venue rules); one ladder serves every strategy, and the baselines share one
+evaluation of every venue's curve (`baselines.baseline_splits`); when no venue rule can bind,
 route()'s answer is its exact split (`exact.solve_exact` on that ladder, which is what
 route() computes then), so route() is called only when rules apply; the distinct splits
 are priced once (`exact.allocate` on the ladder: the planned cost) and walked once per
@@ -49,7 +50,7 @@ import numpy as np
 from liquidroute.book import BookCursor, open_cursor
 from liquidroute.errors import DataFileError, InvalidInputError, LiquidrouteError
 from liquidroute.model import DepthSnapshot, FloatArray, Market, Side
-from liquidroute.optimizer.baselines import BASELINE_SPLITS
+from liquidroute.optimizer.baselines import BASELINE_SPLITS, baseline_splits
 from liquidroute.optimizer.curves import IntArray, Ladder, build_ladder, walk_many
 from liquidroute.optimizer.exact import allocate, solve_exact
 from liquidroute.tardis import FileIndex, TardisFile, format_us, scan
@@ -110,6 +111,7 @@ STRATEGIES: dict[str, Strategy] = {
     **{name: _baseline(name) for name in BASELINE_SPLITS},
 }
 DEFAULT_STRATEGIES = ("optimal", "best_venue", "equal_split", "pro_rata", "percent_grid")
+_BASELINES = frozenset(BASELINE_SPLITS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +298,8 @@ def load(
         raise InvalidInputError(f"two files for one venue: {names}; one file per venue")
     sym = sources[0].symbol
     fees = dict(fees or {})
-    markets = {n: Market(n, sym, fees.get(n, static_taker_fee(n))) for n in names}
+    # ccxt's fee table (an import of ccxt) only for venues without a given fee
+    markets = {n: Market(n, sym, fees[n] if n in fees else static_taker_fee(n)) for n in names}
     venues, mids = [], []
     for s in sources:
         start, book = _first_book(s)
@@ -442,17 +445,18 @@ def _walk(
 
 
 def _distinct(amounts: FloatArray) -> tuple[FloatArray, IntArray]:
-    """The distinct rows of `amounts` and which of them each row is: strategies often
-    split alike (one venue; a venue that dominates), and each split is priced once."""
-    seen: dict[bytes, int] = {}
-    which: list[int] = []
-    firsts: list[int] = []
-    for k in range(len(amounts)):
-        j = seen.setdefault(amounts[k].tobytes(), len(firsts))
-        if j == len(firsts):
-            firsts.append(k)
-        which.append(j)
-    return amounts[firsts], np.array(which, dtype=np.intp)
+    """The distinct rows of `amounts` (bit for bit) and which of them each row is:
+    strategies often split alike (one venue; a venue that dominates), and each split is
+    priced once. Rows keep the order of their first appearance."""
+    bits = amounts.view(np.uint64)
+    n = len(amounts)
+    if n == 0 or (bits == bits[0]).all():
+        return amounts[:1], np.zeros(n, dtype=np.intp)
+    same = (bits[:, None, :] == bits[None, :, :]).all(axis=2)
+    first = same.argmax(axis=1)  # the first row equal to each row
+    firsts = np.flatnonzero(first == np.arange(n))
+    which: IntArray = firsts.searchsorted(first)
+    return amounts[firsts], which
 
 
 @dataclass(slots=True)
@@ -591,13 +595,22 @@ def _plan(
     levels = books.side(side)
     ladder = build_ladder(levels, fees, side)
     amounts = np.zeros((len(strategies), len(levels)))
-    routed = []
+    # the baselines on one evaluation of the curves: what STRATEGIES[name] gives each
+    shared = baseline_splits(ladder, order.amount, [n for n in strategies if n in _BASELINES])
+    found = []
     for k, name in enumerate(strategies):
-        split = STRATEGIES[name](books, ladder, side, order.amount, markets)
-        ok = split is not None and split.sum() > 0
-        if ok:
+        if name in shared:
+            split = shared[name]
+        else:
+            split = STRATEGIES[name](books, ladder, side, order.amount, markets)
+        if split is not None:
             amounts[k] = split
-        routed.append(ok)
+        found.append(split is not None)
+    # a strategy that could not split the order (None, or nothing to take) is not routed
+    ok = np.add.reduce(amounts, axis=1) > 0  # each row's sum, as split.sum()
+    if not ok.all():
+        amounts[~ok] = 0.0
+    routed = [f and o for f, o in zip(found, ok.tolist(), strict=True)]
     splits, which = _distinct(amounts)
     planned_cost = np.array([allocate(ladder, s).value for s in splits])
     route_walk = _walk(levels, splits, side, fees) if lat_us == 0 else None
@@ -633,33 +646,49 @@ def _rows(
     splits, which, planned_cost = planned.splits, planned.which, planned.planned_cost
     assert splits is not None and which is not None and planned_cost is not None
     sign = 1.0 if order.side == "buy" else -1.0
-    venues = [",".join(n for n, q in zip(names, s, strict=True) if q > 0) for s in splits]
+    t_us, side, amount = order.t_us, order.side, order.amount
+    # per distinct split (of a routed strategy): its figures and venues, computed once
+    per_split: list[tuple[float, float, float, float, float, float, str] | None]
+    per_split = [None] * len(splits)
     rows: list[dict[str, Any]] = []
     for k, name in enumerate(planned.strategies):
-        row: dict[str, Any] = {
-            "t_us": order.t_us,
-            "strategy": name,
-            "side": order.side,
-            "amount": order.amount,
-            "mid": mid,
-        }
         if not planned.routed[k]:
-            rows.append(row | _UNFILLED)
+            rows.append(
+                {"t_us": t_us, "strategy": name, "side": side, "amount": amount, "mid": mid}
+                | _UNFILLED
+            )
             continue
-        j = int(which[k])
-        filled, cost, plan = float(fills[0][j]), float(fills[1][j]), float(planned_cost[j])
-        avg = cost / filled if filled else math.nan
-        planned_avg = plan / float(splits[j].sum())
+        j = which.item(k)
+        figures = per_split[j]
+        if figures is None:
+            filled, cost, plan = fills[0].item(j), fills[1].item(j), planned_cost.item(j)
+            avg = cost / filled if filled else math.nan
+            planned_avg = plan / float(splits[j].sum())
+            used = ",".join(n for n, q in zip(names, splits[j].tolist(), strict=True) if q > 0)
+            figures = per_split[j] = (
+                filled,
+                cost,
+                plan,
+                avg,
+                sign * (avg - mid) / mid * 1e4,
+                sign * (avg - planned_avg) / planned_avg * 1e4,
+                used,
+            )
+        filled, cost, plan, avg, slippage, shortfall, venues = figures
         rows.append(
-            row
-            | {
+            {
+                "t_us": t_us,
+                "strategy": name,
+                "side": side,
+                "amount": amount,
+                "mid": mid,
                 "filled": filled,
                 "cost": cost,
                 "planned_cost": plan,
                 "avg_price": avg,
-                "slippage_bps": sign * (avg - mid) / mid * 1e4,
-                "shortfall_bps": sign * (avg - planned_avg) / planned_avg * 1e4,
-                "venues": venues[j],
+                "slippage_bps": slippage,
+                "shortfall_bps": shortfall,
+                "venues": venues,
             }
         )
     return rows

@@ -12,6 +12,7 @@ and the plot from that file, one strategy at a time.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +49,16 @@ def rows_table(rows: Sequence[dict[str, Any]]) -> Any:
     import pyarrow as pa
 
     return pa.table({c: [r[c] for r in rows] for c in COLUMNS}, schema=_schema())
+
+
+def write_part(target: Path, table: Any) -> None:
+    """A window's table as `target` (Parquet), atomically: written beside it, then renamed,
+    so a part that exists is complete (what `--resume` relies on)."""
+    import pyarrow.parquet as pq
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(target)
 
 
 def fingerprint(files: Sequence[Path], options: dict[str, Any]) -> dict[str, Any]:
@@ -105,13 +116,19 @@ class ResultsStore:
 
     def write(self, window: int, rows: Sequence[dict[str, Any]] | Any) -> None:
         """Window `window`'s rows (dicts, or a table from `rows_table`), atomically."""
-        import pyarrow.parquet as pq
+        write_part(self.path(window), rows if hasattr(rows, "num_rows") else rows_table(rows))
 
-        table = rows if hasattr(rows, "num_rows") else rows_table(rows)
-        target = self.path(window)
-        tmp = target.with_name(f".{target.name}.tmp")
-        pq.write_table(table, tmp)
-        tmp.replace(target)
+    def token(self) -> Path:
+        """A file only this store's folder holds (made once): a Dask worker that sees it
+        shares the client's filesystem and writes its window's part itself."""
+        found = sorted(self.parts.glob(".client-*"))
+        if found:
+            return found[0]
+        import uuid
+
+        token = self.parts / f".client-{uuid.uuid4().hex}"
+        token.touch()
+        return token
 
     def finish(self, label: str, *, keep_files: bool = True) -> Path:
         """results.parquet and .csv from the parts, in window order; returns the Parquet."""

@@ -16,8 +16,9 @@ each venue's levels contiguous and best first: the input every optimizer shares.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 
 import numpy as np
@@ -34,6 +35,10 @@ class Ladder:
 
     Level i belongs to venue `venue[i]`; venue v's levels are `offsets[v]:offsets[v+1]`,
     best first. `price` is the book price, `eff` the fee-adjusted price, `size` the base size.
+
+    Each venue's cumulative curve (`venue_curve`) is computed on first use and kept: the
+    baselines, the rules and the caps evaluate C_v, often several times per ladder. The
+    kept arrays are read-only (shared by every caller).
     """
 
     side: Side
@@ -43,6 +48,10 @@ class Ladder:
     venue: IntArray
     offsets: IntArray
     fees: FloatArray
+    # filled by venue_curve (a slot left unset until then: construction stays as cheap)
+    _curves: list[tuple[FloatArray, FloatArray] | None] = field(
+        init=False, repr=False, compare=False
+    )
 
     @property
     def n_venues(self) -> int:
@@ -62,19 +71,54 @@ class Ladder:
         return depth
 
     def venue_curve(self, v: int) -> tuple[FloatArray, FloatArray]:
-        """Breakpoints (cumulative size, cumulative effective cost) of C_v, from (0, 0)."""
-        lo, hi = self.offsets[v], self.offsets[v + 1]
-        size = self.size[lo:hi]
-        q = np.concatenate(([0.0], np.cumsum(size)))
-        c = np.concatenate(([0.0], np.cumsum(size * self.eff[lo:hi])))
-        return q, c
+        """Breakpoints (cumulative size, cumulative effective cost) of C_v, from (0, 0):
+        q_0 = c_0 = 0, q_l = Σ_{i<l} s_i, c_l = Σ_{i<l} s_i·e_i (sequential sums).
+        Computed once per venue and ladder (read-only arrays)."""
+        return self._curve(v, math.inf)
+
+    def _curve(self, v: int, reach: float) -> tuple[FloatArray, FloatArray]:
+        """`venue_curve(v)`, or a prefix of it whose last q exceeds `reach` (kept and
+        extended on demand). A prefix of a sequential cumulative sum is the cumulative sum
+        of the prefix, bit for bit, so the kept arrays are the full curve's first points."""
+        curves: list[tuple[FloatArray, FloatArray] | None] | None = getattr(self, "_curves", None)
+        if curves is None:
+            curves = [None] * (len(self.offsets) - 1)
+            object.__setattr__(self, "_curves", curves)
+        curve = curves[v]
+        lo, hi = int(self.offsets[v]), int(self.offsets[v + 1])
+        if curve is not None and (len(curve[0]) > hi - lo or curve[0][-1] > reach):
+            return curve
+        n = hi - lo
+        m = n if reach == math.inf else min(n, _PREFIX if curve is None else 4 * len(curve[0]))
+        while True:
+            size = self.size[lo : lo + m]
+            q = np.zeros(m + 1)
+            np.cumsum(size, out=q[1:])
+            if m == n or q[-1] > reach:
+                break
+            m = min(n, 4 * m)
+        c = np.zeros(m + 1)
+        np.cumsum(size * self.eff[lo : lo + m], out=c[1:])
+        q.flags.writeable = False
+        c.flags.writeable = False
+        curve = curves[v] = (q, c)
+        return curve
 
     def cost(self, v: int, amounts: FloatArray) -> FloatArray:
-        """C_v at each amount (exact: linear between breakpoints); inf beyond the depth."""
-        q, c = self.venue_curve(v)
+        """C_v at each amount (exact: linear between breakpoints); inf beyond the depth.
+
+        Only the prefix of the curve that the largest amount reaches is built (np.interp
+        picks the same segment, so the same number, on the prefix as on the whole curve).
+        """
+        reach = float(amounts.max()) if len(amounts) else 0.0
+        q, c = self._curve(v, reach if reach == reach else math.inf)  # nan: the whole curve
         out = np.interp(amounts, q, c)
-        out[amounts > q[-1] * (1 + 1e-12) + 1e-15] = np.inf
+        if len(q) > int(self.offsets[v + 1]) - int(self.offsets[v]):  # the whole curve
+            out[amounts > q[-1] * (1 + 1e-12) + 1e-15] = np.inf
         return out
+
+
+_PREFIX = 32  # levels of a curve built first for an evaluation (x4 until it reaches)
 
 
 def take_prefix(size: FloatArray, amount: float) -> FloatArray:
@@ -173,10 +217,19 @@ def walk_many(levels: FloatArray, amounts: FloatArray) -> tuple[FloatArray, Floa
     """
     price, size = levels[:, 0], levels[:, 1]
     want = np.maximum(np.asarray(amounts, dtype=np.float64), 0.0)
-    reach = np.minimum(np.cumsum(size), want[:, None])  # min(S_l, a)
-    take = np.empty_like(reach)  # its differences along l, as np.diff(..., prepend=0)
+    # S_l over the prefix the largest amount reaches: past it min(S_l, a) = a for every
+    # amount, so every take there is a − a = 0 (zeros, as the whole cumulative sum gives)
+    n = len(size)
+    top = float(want.max()) if len(want) else 0.0
+    m = min(n, _PREFIX)
+    cum = np.cumsum(size[:m])
+    while m < n and not cum[-1] >= top:  # nan reaches nowhere: the whole book
+        m = min(n, 4 * m)
+        cum = np.cumsum(size[:m])
+    reach = np.minimum(cum, want[:, None])  # min(S_l, a)
+    take = np.zeros((len(want), n))  # its differences along l, as np.diff(..., prepend=0)
     take[:, :1] = reach[:, :1]
-    np.subtract(reach[:, 1:], reach[:, :-1], out=take[:, 1:])
+    np.subtract(reach[:, 1:], reach[:, :-1], out=take[:, 1:m])
     filled = np.array([row.sum() for row in take], dtype=np.float64)
     notional = np.array([row @ price for row in take], dtype=np.float64)
     return filled, notional
