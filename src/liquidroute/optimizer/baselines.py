@@ -22,7 +22,7 @@ the same numbers as one evaluation per baseline).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from itertools import pairwise
 
@@ -200,25 +200,27 @@ BASELINE_SPLITS = {
 }
 
 
+#: each baseline on a shared evaluation (what `BASELINE_SPLITS` computes one at a time)
+_ON_EVALUATION: dict[str, Callable[[Ladder, float, _Evaluation], FloatArray | None]] = {
+    "best_venue": _best_venue,
+    "equal_split": _equal_split,
+    "pro_rata": lambda ladder, amount, ev: pro_rata(ladder, amount),
+    "percent_grid": lambda ladder, amount, ev: _percent_grid(
+        ladder, ev, GRID_STEPS, GRID_MAX_VENUES
+    ),
+}
+
+
 def baseline_splits(
     ladder: Ladder, amount: float, names: Sequence[str] = tuple(BASELINE_SPLITS)
 ) -> dict[str, FloatArray | None]:
     """The splits of the baselines `names` (keys of `BASELINE_SPLITS`), as each function
     gives them, on one evaluation of the venues' curves (module doc)."""
+    unknown = [name for name in names if name not in _ON_EVALUATION]
+    if unknown:
+        raise KeyError(f"unknown baseline {unknown[0]!r}; known: {sorted(BASELINE_SPLITS)}")
     ev = _Evaluation(ladder, amount, GRID_STEPS)
-    out: dict[str, FloatArray | None] = {}
-    for name in names:
-        if name == "best_venue":
-            out[name] = _best_venue(ladder, amount, ev)
-        elif name == "equal_split":
-            out[name] = _equal_split(ladder, amount, ev)
-        elif name == "pro_rata":
-            out[name] = pro_rata(ladder, amount)
-        elif name == "percent_grid":
-            out[name] = _percent_grid(ladder, ev, GRID_STEPS, GRID_MAX_VENUES)
-        else:
-            raise KeyError(f"unknown baseline {name!r}; known: {sorted(BASELINE_SPLITS)}")
-    return out
+    return {name: _ON_EVALUATION[name](ladder, amount, ev) for name in names}
 
 
 def all_baselines(ladder: Ladder, amount: float) -> dict[str, float | None]:
