@@ -288,10 +288,14 @@ class MergedLadder:
         "_worst",
     )
 
-    def __init__(self, ladder: Ladder, order: IntArray | None = None) -> None:
-        self._ladder: Ladder | None = ladder
-        self._order: IntArray | None = order
-        self._books: _Books | None = None
+    def __init__(
+        self, ladder: Ladder | None, order: IntArray | None = None, books: _Books | None = None
+    ) -> None:
+        """From a built `ladder`, or (ladder None) from the `books` to build it from."""
+        assert ladder is not None or books is not None
+        self._ladder = ladder
+        self._order = order
+        self._books = books
         self._solves = 0
         self._prepared = False
         self._cum_quote: FloatArray | None = None
@@ -305,12 +309,7 @@ class MergedLadder:
         caps: Sequence[float | None] | None = None,
     ) -> MergedLadder:
         """The merged ladder of `build_ladder(levels, fees, side, caps)`, built on demand."""
-        merged = cls.__new__(cls)
-        merged._ladder = merged._order = merged._cum_quote = None
-        merged._books = (list(levels), list(fees), side, caps)
-        merged._solves = 0
-        merged._prepared = False
-        return merged
+        return cls(None, books=(list(levels), list(fees), side, caps))
 
     @property
     def ladder(self) -> Ladder:
