@@ -398,9 +398,13 @@ class _Feed:
             if self.pending(raw):
                 self.accept(raw)
         except Exception as exc:
-            self.crash = exc
-            self.withdraw("failed", f"feed stopped: {type(exc).__name__}: {exc}")
+            self._stop(exc)
             self.task.cancel()
+
+    def _stop(self, exc: Exception) -> None:
+        """The feed stops on an error that is not the venue's: kept in `crash`, failed."""
+        self.crash = exc
+        self.withdraw("failed", f"feed stopped: {type(exc).__name__}: {exc}")
 
     def _update_sides(self, raw: Any) -> bool:
         """Apply the prices ccxt changed since the last version; False when the book must
@@ -428,8 +432,7 @@ class _Feed:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.crash = exc
-            self.withdraw("failed", f"feed stopped: {type(exc).__name__}: {exc}")
+            self._stop(exc)
 
     async def _keep(self) -> None:
         import ccxt
@@ -450,7 +453,8 @@ class _Feed:
                 delay = owner.backoff_s[0]
                 if self.callbacks and owner.mode == "websocket":
                     # one hop back to the loop before re-arming ccxt's watch: the
-                    # subscribers woken by `accept` (Router.watch's re-quote) run first,
+                    # subscribers woken by the publish (here or in `on_update`:
+                    # Router.watch's re-quote) run first,
                     # instead of after ccxt's re-subscription work. No update is missed:
                     # new messages are handled in a later loop iteration than this one
                     await asyncio.sleep(0)
