@@ -156,6 +156,32 @@ def test_every_diff_is_published_as_it_arrives_even_in_a_burst(exchange, monkeyp
     asyncio.run(go())
 
 
+def test_a_listener_failing_on_a_diff_stops_the_feed(exchange, monkeypatch):
+    """A diff is published from ccxt's message handler: a listener that fails there (a
+    recorder's disk) must still stop the feed, failed with the error kept, as when it
+    fails on the first book."""
+
+    async def go():
+        venue = live(monkeypatch, exchange)
+        async with venue:
+            await equal_to_server(venue, exchange)
+
+            def broken(event: BookEvent) -> None:
+                raise OSError("No space left on device")
+
+            venue.add_listener(broken)
+            await on_server(exchange.update, bids=[(60001.0, 0.25)])
+            feed = venue._feed(SYMBOL)
+            await until(lambda: feed.task is not None and feed.task.done())
+            assert isinstance(feed.crash, OSError)
+            status = venue.status(SYMBOL)
+            assert status.state == "failed" and "No space" in (status.error or "")
+            with pytest.raises(VenueUnavailableError, match="failed"):
+                await venue.snapshot(SYMBOL)
+
+    asyncio.run(go())
+
+
 def test_sequence_gap_resyncs_from_a_new_snapshot(exchange, monkeypatch):
     async def go():
         venue = live(monkeypatch, exchange)
