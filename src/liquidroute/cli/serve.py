@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -134,6 +135,11 @@ def serve(
             f"/stream/route){books_line}",
             markup=False,
         )
+        # the heap built so far (ccxt's exchange classes, pandas, the app: ~240 k objects)
+        # lives as long as the server, yet every full collection scans it, ~0.1 s during
+        # which no request is answered: move it out of the collector's reach
+        gc.collect()
+        gc.freeze()
         uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
