@@ -273,3 +273,27 @@ def test_a_replay_with_every_fee_given_never_imports_ccxt(books):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False [('binance', 0.001), ('okx', 0.0008)]"
+
+
+def test_a_scheduler_that_does_not_answer_is_a_clear_error(books, tmp_path, monkeypatch):
+    """A --scheduler address where nothing listens: one line naming --scheduler and what
+    to do, exit 1, no traceback and no 'unexpected' error (distributed's connect timeout
+    shortened to keep the test quick)."""
+    import socket
+
+    import dask.config
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        result = runner.invoke(
+            app,
+            ["backtest", *map(str, books), "--every", "10s", "--scheduler", address,
+             "--out", str(tmp_path / "out")],
+        )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert f"--scheduler {address}: no Dask scheduler answered" in result.output
+    assert "dask scheduler" in result.output and "unexpected" not in result.output
+    assert "Traceback" not in result.output

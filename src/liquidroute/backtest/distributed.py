@@ -23,6 +23,7 @@ from typing import Any
 
 from liquidroute.backtest import replay as rp
 from liquidroute.backtest.store import ResultsStore
+from liquidroute.errors import LiquidrouteError
 from liquidroute.tardis import FileIndex
 
 Progress = Callable[[int], None]
@@ -205,7 +206,16 @@ def run_distributed_windows(
                 processes=True,
                 dashboard_address=None,
             )
-    client = Client(scheduler or cluster)
+    try:
+        client = Client(scheduler or cluster)
+    except OSError as exc:  # distributed's connect timed out: nothing listens there
+        if cluster is not None:
+            raise
+        raise LiquidrouteError(
+            f"--scheduler {scheduler}: no Dask scheduler answered ({exc}); start one "
+            "(`dask scheduler`, then `dask worker ADDRESS`) or leave out --scheduler to "
+            "run a local cluster"
+        ) from None
     finished = n - sum(b - a for _, (a, b) in todo)
     token = str(store.token())
     try:
