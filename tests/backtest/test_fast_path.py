@@ -15,7 +15,7 @@ import pytest
 
 from liquidroute.backtest import replay as rp
 from liquidroute.model import DepthSnapshot, Market
-from liquidroute.optimizer.curves import build_ladder, walk_book, walk_many
+from liquidroute.optimizer.curves import walk_book, walk_many
 
 
 def book(rng: np.random.Generator, n: int, side: str) -> np.ndarray:
@@ -80,14 +80,13 @@ def test_routed_strategies_equal_route(seed, name):
     fees = [float(f) for f in rng.uniform(0, 0.002, len(venues))]
     markets = {v: Market(v, "BTC/USDT", f) for v, f in zip(venues, fees, strict=True)}
     amount = float(rng.uniform(0.1, 30))
-    ladder = build_ladder([b.levels(side) for b in books], fees, side)
-    got = rp.STRATEGIES[name](books, ladder, side, amount, markets)
+    splits, found, _ = rp.price_orders([books], [rp.ParentOrder(0, side, amount)], markets, [name])
     quote = route(books, side, amount, markets=markets, baselines=False, rules=None)
     want = np.zeros(len(venues))
     for leg in quote.legs:
         want[venues.index(leg.venue)] = leg.amount
-    assert got is not None
-    np.testing.assert_array_equal(got, want)
+    assert found[0, 0]
+    np.testing.assert_array_equal(splits[0, 0], want)
 
 
 def test_a_lot_that_binds_goes_through_route():
@@ -97,12 +96,11 @@ def test_a_lot_that_binds_goes_through_route():
         "binance": Market("binance", "BTC/USDT", 0.001, amount_step=0.1),
         "okx": Market("okx", "BTC/USDT", 0.0008, amount_step=0.1),
     }
-    ladder = build_ladder([b.asks for b in books], [0.001, 0.0008], "buy")
-    got = rp.STRATEGIES["optimal"](books, ladder, "buy", 3.7, markets)
-    assert got is not None
+    order = rp.ParentOrder(0, "buy", 3.7)
+    splits, found, _ = rp.price_orders([books], [order], markets, ["optimal", "optimal_exact"])
+    assert found.all()
+    got, exact = splits[0]
     np.testing.assert_allclose(got / 0.1, np.round(got / 0.1), atol=1e-9)  # on the lot
-    exact = rp.STRATEGIES["optimal_exact"](books, ladder, "buy", 3.7, markets)
-    assert exact is not None
     assert not np.allclose(exact / 0.1, np.round(exact / 0.1), atol=1e-9)  # rules ignored
 
 

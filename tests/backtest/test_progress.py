@@ -32,8 +32,9 @@ def test_one_bar_with_orders_and_market_time_on_a_csv():
     frames = bar_frames(r.stderr)
     assert frames and all(f.count("backtest ") == 1 for f in frames)
     assert f" {n}/? orders market time 20" in frames[-1]  # the end of a CSV is not known
-    first = r" 1/\? orders market time \d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
-    assert any(re.search(first, f) for f in frames)
+    assert re.search(r" \d+/\? orders market time \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", frames[-1])
+    counts = [int(m.group(1)) for f in frames if (m := re.search(r" (\d+)/\? orders", f))]
+    assert counts[0] < n and counts == sorted(counts)  # it counts up from the start
 
 
 @pytest.mark.usefixtures("terminal")

@@ -23,11 +23,19 @@ def run_case(case: str, **kw) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: basis points are a difference of two prices times 1e4 (slippage: avg vs mid; shortfall:
+#: avg vs planned avg, often equal): a 1e-15 relative change of a ~1e5 price moves them by
+#: ~1e-11 bp, which no relative tolerance can bound near 0. They are compared absolutely.
+BPS_ATOL = 1e-9
+
+
 def assert_rows_equal(got: pd.DataFrame, want: pd.DataFrame) -> None:
     assert len(got) == len(want)
     for col in want.columns:
         a, b = got[col].to_numpy(), want[col].to_numpy()
-        if want[col].dtype.kind == "f":
+        if col.endswith("_bps"):
+            np.testing.assert_allclose(a, b, rtol=0, atol=BPS_ATOL, equal_nan=True, err_msg=col)
+        elif want[col].dtype.kind == "f":
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=0, equal_nan=True, err_msg=col)
         else:
             assert (a == b).all(), col

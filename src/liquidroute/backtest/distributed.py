@@ -71,10 +71,10 @@ def window_table(
     start: int,
     stop: int,
 ) -> Any:
-    """`window_rows` as a pyarrow Table: what a worker sends back (columnar, compact)."""
-    from liquidroute.backtest.store import rows_table
+    """`window_columns` as a pyarrow Table: what a worker sends back (columnar, compact)."""
+    from liquidroute.backtest.store import columns_table
 
-    return rows_table(window_rows(spec, indexes, orders, start, stop))
+    return columns_table(window_columns(spec, indexes, orders, start, stop))
 
 
 def window_part(
@@ -99,6 +99,30 @@ def window_part(
     return table
 
 
+def window_columns(
+    spec: RunSpec,
+    indexes: Sequence[FileIndex] | None,
+    orders: rp.Orders,
+    start: int,
+    stop: int,
+) -> rp.Columns:
+    """The result columns of orders start..stop-1 (module doc)."""
+    from liquidroute.backtest.store import concat_columns
+
+    replay = open_replay(spec, indexes)
+    entry = rp.window_entry(replay, orders, start, spec.latency_ms)
+    part = rp.orders_part(orders, entry, stop)
+    batches = rp.iter_batches(
+        replay,
+        part,
+        strategies=spec.strategies,
+        latency_ms=spec.latency_ms,
+        depth=spec.depth,
+        start=start - entry,
+    )
+    return concat_columns([columns for _, columns in batches])
+
+
 def window_rows(
     spec: RunSpec,
     indexes: Sequence[FileIndex] | None,
@@ -106,21 +130,8 @@ def window_rows(
     start: int,
     stop: int,
 ) -> list[dict[str, Any]]:
-    """The rows of orders start..stop-1 (module doc)."""
-    replay = open_replay(spec, indexes)
-    entry = rp.window_entry(replay, orders, start, spec.latency_ms)
-    part = rp.orders_part(orders, entry, stop)
-    rows: list[dict[str, Any]] = []
-    for _, r in rp.iter_rows(
-        replay,
-        part,
-        strategies=spec.strategies,
-        latency_ms=spec.latency_ms,
-        depth=spec.depth,
-        start=start - entry,
-    ):
-        rows.extend(r)
-    return rows
+    """`window_columns` as rows (dicts)."""
+    return rp.column_rows(window_columns(spec, indexes, orders, start, stop))
 
 
 def windows(n_orders: int, size: int) -> list[tuple[int, int]]:
@@ -145,9 +156,12 @@ def run_local(
     start = first * window
     if start and replay.end_us is None:
         replay.scan()  # resuming: the seeds come from the index
-    buffer: list[dict[str, Any]] = []
+    from liquidroute.backtest.store import concat_columns, slice_columns
+
+    buffer: list[rp.Columns] = []  # the current window's batches (or parts of them)
     current, count = first, start
-    for i, rows in rp.iter_rows(
+    k = len(spec.strategies)
+    for indexes, columns in rp.iter_batches(
         replay,
         orders,
         strategies=spec.strategies,
@@ -155,17 +169,21 @@ def run_local(
         depth=spec.depth,
         start=start,
     ):
-        w = i // window
-        if w != current:
-            if current not in done:
-                store.write(current, buffer)
-            buffer, current = [], w
-        buffer.extend(rows)
-        count = i + 1
+        at = 0  # the batch's orders are consecutive: cut it where a window ends
+        while at < len(indexes):
+            w = indexes[at] // window
+            end = min(len(indexes), at + (w + 1) * window - indexes[at])
+            if w != current:
+                if current not in done and buffer:
+                    store.write(current, concat_columns(buffer))
+                buffer, current = [], w
+            buffer.append(slice_columns(columns, at * k, end * k))
+            at = end
+        count = indexes[-1] + 1
         if progress is not None:
             progress(count)
     if buffer and current not in done:
-        store.write(current, buffer)
+        store.write(current, concat_columns(buffer))
     return count
 
 

@@ -46,70 +46,20 @@ from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
+import numpy.typing as npt
 
+from liquidroute.backtest.store import COLUMNS
 from liquidroute.book import BookCursor, open_cursor
 from liquidroute.errors import DataFileError, InvalidInputError, LiquidrouteError
 from liquidroute.model import DepthSnapshot, FloatArray, Market, Side
-from liquidroute.optimizer.baselines import BASELINE_SPLITS, baseline_splits
-from liquidroute.optimizer.curves import IntArray, Ladder, build_ladder, walk_many
-from liquidroute.optimizer.exact import allocate, solve_exact
+from liquidroute.optimizer import batched
+from liquidroute.optimizer.baselines import BASELINE_SPLITS
+from liquidroute.optimizer.curves import IntArray
 from liquidroute.tardis import FileIndex, TardisFile, format_us, scan
 
-#: (books at t, ladder built from them, side, amount, markets) -> base amount per venue
-Strategy = Callable[
-    [Sequence[DepthSnapshot], Ladder, Side, float, Mapping[str, Market]], FloatArray | None
-]
-
-
-def _routed(rules: bool | None) -> Strategy:
-    def split(
-        books: Sequence[DepthSnapshot],
-        ladder: Ladder,
-        side: Side,
-        amount: float,
-        markets: Mapping[str, Market],
-    ) -> FloatArray | None:
-        if rules is not True and not any(m.has_rules for m in markets.values()):
-            # no rule can bind (no lot, minimum or maximum; no balances, caps or fixed
-            # costs in a backtest): route() is the exact split of this very ladder
-            if not (math.isfinite(amount) and amount > 0):
-                return None  # what route()'s check_amount refuses
-            return solve_exact(ladder, amount).amount
-        from liquidroute.router.route import route
-
-        try:
-            quote = route(books, side, amount, markets=markets, baselines=False, rules=rules)
-        except LiquidrouteError:
-            return None
-        out = np.zeros(len(books))
-        where = {b.venue: i for i, b in enumerate(books)}
-        for leg in quote.legs:
-            out[where[leg.venue]] = leg.amount
-        return out
-
-    return split
-
-
-def _baseline(name: str) -> Strategy:
-    fn = BASELINE_SPLITS[name]
-
-    def split(
-        books: Sequence[DepthSnapshot],
-        ladder: Ladder,
-        side: Side,
-        amount: float,
-        markets: Mapping[str, Market],
-    ) -> FloatArray | None:
-        return fn(ladder, amount)
-
-    return split
-
-
-STRATEGIES: dict[str, Strategy] = {
-    "optimal": _routed(rules=None),
-    "optimal_exact": _routed(rules=False),
-    **{name: _baseline(name) for name in BASELINE_SPLITS},
-}
+#: route()'s rules setting of each routed strategy (module doc)
+_RULES: dict[str, bool | None] = {"optimal": None, "optimal_exact": False}
+STRATEGIES: tuple[str, ...] = (*_RULES, *BASELINE_SPLITS)
 DEFAULT_STRATEGIES = ("optimal", "best_venue", "equal_split", "pro_rata", "percent_grid")
 _BASELINES = frozenset(BASELINE_SPLITS)
 
@@ -378,7 +328,7 @@ class _Books(Sequence[DepthSnapshot]):
     def __init__(
         self,
         levels: list[tuple[FloatArray, FloatArray]],
-        meta: list[tuple[str, str, float, float]],
+        meta: Sequence[tuple[str, str, float | None, float | None]],
     ) -> None:
         self.levels = levels
         self._meta = meta  # venue, symbol, exchange and arrival time (ms) of each read
@@ -426,55 +376,221 @@ def _read(replay: Replay, cursors: Sequence[BookCursor], depth: int, clock: str)
     return _Books(levels, meta)
 
 
-def _walk(
-    levels: Sequence[FloatArray], amounts: FloatArray, side: Side, fees: Sequence[float]
-) -> tuple[FloatArray, FloatArray]:
-    """(filled, all-in cost) of each row of `amounts` (splits x venues): each venue's part
-    walked on its levels, no limit, taker fee included — `walk_book` for every split at
-    once (`curves.walk_many`), summed over the venues in their order."""
-    filled = np.zeros(len(amounts))
-    cost = np.zeros(len(amounts))
-    for v, lv in enumerate(levels):
-        q = amounts[:, v]
-        if not q.any():
-            continue
-        f, notional = walk_many(lv, q)
-        filled += f
-        cost += notional * (1 + fees[v]) if side == "buy" else notional * (1 - fees[v])
-    return filled, cost
-
-
-def _distinct(amounts: FloatArray) -> tuple[FloatArray, IntArray]:
-    """The distinct rows of `amounts` (bit for bit) and which of them each row is:
-    strategies often split alike (one venue; a venue that dominates), and each split is
-    priced once. Rows keep the order of their first appearance."""
-    bits = amounts.view(np.uint64)
-    n = len(amounts)
-    if n == 0 or (bits == bits[0]).all():
-        return amounts[:1], np.zeros(n, dtype=np.intp)
-    same = (bits[:, None, :] == bits[None, :, :]).all(axis=2)
-    first = same.argmax(axis=1)  # the first row equal to each row
-    firsts = np.flatnonzero(first == np.arange(n))
-    which: IntArray = firsts.searchsorted(first)
-    return amounts[firsts], which
+BATCH_ORDERS = 256  # parent orders priced together (`optimizer.batched`)
 
 
 @dataclass(slots=True)
-class _Planned:
-    """An order's splits at route time. `splits` are the distinct splits (x venues; None
-    for an order replayed without routing), strategy k's is `splits[which[k]]`, `routed[k]`
-    False when it could not split the order; `planned_cost` per split (`allocate` on the
-    ladder), `route_walk` the splits walked on the route books (the fill at zero latency)."""
+class _Batch:
+    """Consecutive routed orders priced together: their reads at route time, then their
+    splits (`_price`), then their reads at fill time (latency > 0), then their rows.
 
-    index: int
-    order: ParentOrder
-    mid: float
-    strategies: Sequence[str]
+    `splits[b, k]` is strategy k's split of order b (x venues), `routed[b, k]` False when
+    it could not split the order, `planned[b, k]` what the split costs on the route books
+    (`allocate` on them). At zero latency the fill is the walk on the route books."""
+
+    index: list[int] = field(default_factory=list)
+    orders: list[ParentOrder] = field(default_factory=list)
+    route: list[_Books] = field(default_factory=list)
+    mid: list[float] = field(default_factory=list)
+    fill: list[_Books | None] = field(default_factory=list)
+    waiting: int = 0  # fill reads still to come
     splits: FloatArray | None = None
-    which: IntArray | None = None
-    routed: list[bool] = field(default_factory=list)
-    planned_cost: FloatArray | None = None
-    route_walk: tuple[FloatArray, FloatArray] | None = None
+    routed: npt.NDArray[np.bool_] | None = None
+    planned: FloatArray | None = None
+    filled: FloatArray | None = None
+    cost: FloatArray | None = None
+
+    def add(self, i: int, order: ParentOrder, books: _Books, two_clocks: bool) -> int:
+        self.index.append(i)
+        self.orders.append(order)
+        self.route.append(books)
+        self.mid.append(books.mid())
+        self.fill.append(None)
+        self.waiting += two_clocks
+        return len(self.index) - 1
+
+    def sides(self) -> Iterator[tuple[Side, IntArray]]:
+        """Each side its orders take, with the orders (positions in the batch) of it."""
+        sides = [o.side for o in self.orders]
+        for side in ("buy", "sell"):
+            at = np.array([j for j, s in enumerate(sides) if s == side], dtype=np.intp)
+            if len(at):
+                yield side, at
+
+
+def _route_split(
+    books: _Books, side: Side, amount: float, markets: Mapping[str, Market], rules: bool | None
+) -> FloatArray | None:
+    """route()'s split of one order (venue rules can bind): base amount per venue."""
+    from liquidroute.router.route import route
+
+    try:
+        quote = route(books, side, amount, markets=markets, baselines=False, rules=rules)
+    except LiquidrouteError:
+        return None
+    out = np.zeros(len(books))
+    where = {b.venue: i for i, b in enumerate(books)}
+    for leg in quote.legs:
+        out[where[leg.venue]] = leg.amount
+    return out
+
+
+def _price(
+    batch: _Batch,
+    fees: FloatArray,
+    strategies: Sequence[str],
+    markets: Mapping[str, Market],
+    zero_latency: bool,
+) -> None:
+    """Every strategy's split of every order of `batch` on its route books, what each
+    split costs on them, and at zero latency its fill (the walk on the same books)."""
+    n, k_all, n_venues = len(batch.index), len(strategies), len(fees)
+    splits = np.zeros((n, k_all, n_venues))
+    found = np.ones((n, k_all), dtype=bool)
+    planned = np.zeros((n, k_all))
+    filled = np.zeros((n, k_all))
+    cost = np.zeros((n, k_all))
+    rules_bind = any(m.has_rules for m in markets.values())
+    names = tuple(name for name in strategies if name in _BASELINES)
+    for side, at in batch.sides():
+        books = batched.pack([batch.route[j].side(side) for j in at])
+        amounts = np.array([batch.orders[j].amount for j in at])
+        factor = 1.0 + fees if side == "buy" else 1.0 - fees
+        curves = batched.Curves(books.cut(amounts), factor)
+        shared = batched.baselines(curves, side, amounts, books.depth(), names)
+        exact: FloatArray | None = None
+        part = np.zeros((len(at), k_all, n_venues))
+        for k, name in enumerate(strategies):
+            if name in shared:
+                part[:, k], found[at, k] = shared[name]
+            elif rules_bind:  # route() order by order, with the venue rules
+                for row, j in enumerate(at):
+                    split = _route_split(
+                        batch.route[j], side, batch.orders[j].amount, markets, _RULES[name]
+                    )
+                    found[j, k] = split is not None
+                    if split is not None:
+                        part[row, k] = split
+            else:  # no rule can bind: route() is the exact split (module doc)
+                if exact is None:
+                    exact = batched.exact_split(curves.books, curves.eff, side, amounts)
+                part[:, k] = exact
+        # a strategy that could not split the order (None, or nothing to take) is not routed
+        ok = np.add.reduce(part, axis=2) > 0
+        part[~ok] = 0.0
+        found[at] &= ok
+        reach = np.maximum(amounts, part.max(axis=(1, 2)))
+        if (reach > amounts).any():  # a rules split takes more than the order: look deeper
+            curves = batched.Curves(books.cut(reach), factor)
+        splits[at] = part
+        planned[at] = batched.planned_cost(curves, part)
+        if zero_latency:
+            filled[at], cost[at] = batched.walk(books, part, fees, side)
+    batch.splits, batch.routed, batch.planned = splits, found, planned
+    if zero_latency:
+        batch.filled, batch.cost = filled, cost
+
+
+def price_orders(
+    books: Sequence[Sequence[DepthSnapshot]],
+    orders: Sequence[ParentOrder],
+    markets: Mapping[str, Market],
+    strategies: Sequence[str] = DEFAULT_STRATEGIES,
+) -> tuple[FloatArray, npt.NDArray[np.bool_], FloatArray]:
+    """What a backtest plans for each order on its books (`books[b]`, one snapshot per
+    venue, the same venues in the same order for every order): every strategy's split
+    (orders x strategies x venues), whether it has one, and its planned cost."""
+    check_options(strategies, 0.0)
+    batch = _Batch()
+    for i, (snaps, order) in enumerate(zip(books, orders, strict=True)):
+        read = _Books(
+            [(s.bids, s.asks) for s in snaps],
+            [(s.venue, s.symbol, s.timestamp, s.local_timestamp) for s in snaps],
+        )
+        batch.add(i, order, read, two_clocks=False)
+    venues = [s.venue for s in books[0]] if books else []
+    fees = np.array([markets[v].taker_fee for v in venues], dtype=np.float64)
+    _price(batch, fees, strategies, {v: markets[v] for v in venues}, zero_latency=False)
+    assert batch.splits is not None and batch.routed is not None and batch.planned is not None
+    return batch.splits, batch.routed, batch.planned
+
+
+def _fill(batch: _Batch, fees: FloatArray) -> None:
+    """Every split of `batch` walked on its fill books (read at t + latency)."""
+    assert batch.splits is not None
+    filled = np.zeros(batch.splits.shape[:2])
+    cost = np.zeros(batch.splits.shape[:2])
+    for side, at in batch.sides():
+        reads = [batch.fill[j] for j in at]
+        books = batched.pack([r.side(side) for r in reads if r is not None])
+        filled[at], cost[at] = batched.walk(books, batch.splits[at], fees, side)
+    batch.filled, batch.cost = filled, cost
+
+
+Columns = dict[str, Any]  # column name -> values (a numpy array or a list), one per row
+
+
+def _columns(batch: _Batch, strategies: Sequence[str], names: Sequence[str]) -> Columns:
+    """The batch's result rows as columns: one row per (order, strategy), orders in order.
+    A routed strategy's row is its split's fill (filled, all-in cost) against its plan;
+    one that could not split the order filled nothing (the other figures nan)."""
+    splits, routed, plan = batch.splits, batch.routed, batch.planned
+    filled, cost = batch.filled, batch.cost
+    assert splits is not None and routed is not None and plan is not None
+    assert filled is not None and cost is not None
+    k = len(strategies)
+    orders = batch.orders
+    sign = np.array([1.0 if o.side == "buy" else -1.0 for o in orders])[:, None]
+    mid = np.array(batch.mid)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg = np.where(filled != 0, cost / filled, np.nan)
+        planned_avg = plan / np.add.reduce(splits, axis=2)
+        slippage = sign * (avg - mid[:, None]) / mid[:, None] * 1e4
+        shortfall = sign * (avg - planned_avg) / planned_avg * 1e4
+
+    def of_routed(values: FloatArray, otherwise: float) -> FloatArray:
+        out: FloatArray = np.where(routed, values, otherwise).ravel()
+        return out
+
+    return {
+        "t_us": np.repeat(np.array([o.t_us for o in orders], dtype=np.int64), k),
+        "strategy": list(strategies) * len(orders),
+        "side": [o.side for o in orders for _ in range(k)],
+        "amount": np.repeat(np.array([o.amount for o in orders]), k),
+        "mid": np.repeat(mid, k),
+        "filled": of_routed(filled, 0.0),
+        "cost": of_routed(cost, math.nan),
+        "planned_cost": of_routed(plan, math.nan),
+        "avg_price": of_routed(avg, math.nan),
+        "slippage_bps": of_routed(slippage, math.nan),
+        "shortfall_bps": of_routed(shortfall, math.nan),
+        "venues": _venues((splits > 0) & routed[:, :, None], names),
+    }
+
+
+def _venues(used: npt.NDArray[np.bool_], names: Sequence[str]) -> list[str]:
+    """Per (order, strategy) the venues its split uses, comma-joined in venue order."""
+    flat = used.reshape(-1, len(names))
+    codes = (flat * (1 << np.arange(len(names), dtype=np.int64))).sum(axis=1).tolist()
+    text: dict[int, str] = {}
+    for code in set(codes):
+        text[code] = ",".join(n for v, n in enumerate(names) if code >> v & 1)
+    return [text[c] for c in codes]
+
+
+def column_rows(columns: Columns) -> list[dict[str, Any]]:
+    """Result columns as rows (dicts of `COLUMNS`)."""
+    values = [columns[c] for c in COLUMNS]
+    values = [v.tolist() if isinstance(v, np.ndarray) else v for v in values]
+    return [dict(zip(COLUMNS, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _order_rows(indexes: list[int], columns: Columns) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Columns of whole orders as (order number, its rows as dicts)."""
+    rows = column_rows(columns)
+    k = len(rows) // len(indexes) if indexes else 0
+    for j, i in enumerate(indexes):
+        yield i, rows[j * k : (j + 1) * k]
 
 
 def check_options(strategies: Sequence[str], latency_ms: float) -> int:
@@ -499,7 +615,27 @@ def iter_rows(
     start: int = 0,
     stop: int | None = None,
 ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """(order number, its rows: one per strategy), in order, in one pass over the files.
+    """(order number, its rows as dicts: one per strategy), in order: `iter_batches`
+    row by row."""
+    for indexes, columns in iter_batches(
+        replay, orders, strategies=strategies, latency_ms=latency_ms, depth=depth,
+        start=start, stop=stop,
+    ):  # fmt: skip
+        yield from _order_rows(indexes, columns)
+
+
+def iter_batches(
+    replay: Replay,
+    orders: Iterable[ParentOrder],
+    *,
+    strategies: Sequence[str] = DEFAULT_STRATEGIES,
+    latency_ms: float = 0.0,
+    depth: int = 200,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[tuple[list[int], Columns]]:
+    """(order numbers, their rows as `COLUMNS`: one row per order and strategy, orders in
+    order), a batch of consecutive orders at a time, in one pass over the files.
 
     Orders numbered below `start` are replayed without routing (their reads only; see the
     module doc), and the files are entered at the last snapshot before order `start`
@@ -508,24 +644,47 @@ def iter_rows(
     """
     lat_us = check_options(strategies, latency_ms)
     names = [v.name for v in replay.venues]
-    fees = [replay.markets[n].taker_fee for n in names]
+    fees = np.array([replay.markets[n].taker_fee for n in names], dtype=np.float64)
     cursors = _cursors(replay, orders, start, lat_us)
     for c in cursors:
         c.two_clocks = lat_us > 0  # at zero latency the fill clock never reads
-    pending: deque[_Planned] = deque()
+    # the reads due at fill time, in time order: (time, the order's batch, its place in
+    # it); no batch for an order before the window (its read repairs, nothing more)
+    due: deque[tuple[int, _Batch | None, int]] = deque()
+    priced: deque[_Batch] = deque()  # batches waiting for their fill reads
+    batch = _Batch()
     seed_us = min(
         (c.seed_us + v.shift_us for v, c in zip(replay.venues, cursors, strict=True)),
         default=0,
     )
+
+    def fills_until(t: int) -> Iterator[tuple[list[int], Columns]]:
+        while due and due[0][0] <= t:
+            at, waiting, slot = due.popleft()
+            _advance(replay, cursors, at)
+            if waiting is None:
+                for c in cursors:
+                    c.repair("fill")
+                continue
+            waiting.fill[slot] = _read(replay, cursors, depth, "fill")
+            waiting.waiting -= 1
+        while priced and priced[0].waiting == 0:
+            done = priced.popleft()
+            _fill(done, fees)
+            yield done.index, _columns(done, strategies, names)
+
+    def routed(full: _Batch) -> Iterator[tuple[list[int], Columns]]:
+        _price(full, fees, strategies, replay.markets, zero_latency=lat_us == 0)
+        if lat_us == 0:  # filled on the books it was routed on
+            yield full.index, _columns(full, strategies, names)
+        else:
+            priced.append(full)
+
     for i, order in enumerate(orders):
         if stop is not None and i >= stop:
             break
         t = order.t_us
-        while pending and pending[0].order.t_us + lat_us <= t:
-            first = pending.popleft()
-            rows = _filled(replay, cursors, first, lat_us, depth, fees)
-            if rows:
-                yield first.index, rows
+        yield from fills_until(t)
         if i < start:
             if t + lat_us < seed_us:
                 continue  # before every file's seed snapshot: nothing to replay
@@ -534,22 +693,19 @@ def iter_rows(
             for c in cursors:
                 c.repair("route")
             if lat_us:
-                pending.append(_Planned(i, order, math.nan, strategies))
+                due.append((t + lat_us, None, 0))
             continue
         if _advance(replay, cursors, t):
             break
-        books = _read(replay, cursors, depth, "route")
-        planned = _plan(i, order, books, fees, strategies, replay.markets, lat_us)
-        if lat_us == 0:  # filled on the books it was routed on
-            assert planned.route_walk is not None
-            yield i, _rows(planned, planned.route_walk, names)
-        else:
-            pending.append(planned)
-    while pending:
-        first = pending.popleft()
-        rows = _filled(replay, cursors, first, lat_us, depth, fees)
-        if rows:
-            yield first.index, rows
+        slot = batch.add(i, order, _read(replay, cursors, depth, "route"), lat_us > 0)
+        if lat_us:
+            due.append((t + lat_us, batch, slot))
+        if len(batch.index) == BATCH_ORDERS:
+            yield from routed(batch)
+            batch = _Batch()
+    if batch.index:
+        yield from routed(batch)
+    yield from fills_until(np.iinfo(np.int64).max)
 
 
 def _cursors(
@@ -578,131 +734,6 @@ def _advance(replay: Replay, cursors: Sequence[BookCursor], t_us: int) -> bool:
         if c.exhausted and c.last_local_ts < local:
             return True
     return False
-
-
-def _plan(
-    i: int,
-    order: ParentOrder,
-    books: _Books,
-    fees: Sequence[float],
-    strategies: Sequence[str],
-    markets: Mapping[str, Market],
-    lat_us: int,
-) -> _Planned:
-    """Every strategy's split of `order` on one ladder built once from `books`, and what
-    each distinct split costs on it."""
-    side = order.side
-    levels = books.side(side)
-    ladder = build_ladder(levels, fees, side)
-    amounts = np.zeros((len(strategies), len(levels)))
-    # the baselines on one evaluation of the curves: what STRATEGIES[name] gives each
-    shared = baseline_splits(ladder, order.amount, [n for n in strategies if n in _BASELINES])
-    found = []
-    for k, name in enumerate(strategies):
-        if name in shared:
-            split = shared[name]
-        else:
-            split = STRATEGIES[name](books, ladder, side, order.amount, markets)
-        if split is not None:
-            amounts[k] = split
-        found.append(split is not None)
-    # a strategy that could not split the order (None, or nothing to take) is not routed
-    ok = np.add.reduce(amounts, axis=1) > 0  # each row's sum, as split.sum()
-    if not ok.all():
-        amounts[~ok] = 0.0
-    routed = [f and o for f, o in zip(found, ok.tolist(), strict=True)]
-    splits, which = _distinct(amounts)
-    planned_cost = np.array([allocate(ladder, s).value for s in splits])
-    route_walk = _walk(levels, splits, side, fees) if lat_us == 0 else None
-    return _Planned(
-        i, order, books.mid(), strategies, splits, which, routed, planned_cost, route_walk
-    )
-
-
-def _filled(
-    replay: Replay,
-    cursors: Sequence[BookCursor],
-    planned: _Planned,
-    lat_us: int,
-    depth: int,
-    fees: Sequence[float],
-) -> list[dict[str, Any]]:
-    t = planned.order.t_us + lat_us
-    _advance(replay, cursors, t)
-    if planned.splits is None:  # an order before the window: its read only
-        for c in cursors:
-            c.repair("fill")
-        return []
-    books = _read(replay, cursors, depth, "fill")
-    fills = _walk(books.side(planned.order.side), planned.splits, planned.order.side, fees)
-    return _rows(planned, fills, [v.name for v in replay.venues])
-
-
-def _rows(
-    planned: _Planned, fills: tuple[FloatArray, FloatArray], names: Sequence[str]
-) -> list[dict[str, Any]]:
-    """One result row per strategy: its split's fill (filled, all-in cost) against its plan."""
-    order, mid = planned.order, planned.mid
-    splits, which, planned_cost = planned.splits, planned.which, planned.planned_cost
-    assert splits is not None and which is not None and planned_cost is not None
-    sign = 1.0 if order.side == "buy" else -1.0
-    t_us, side, amount = order.t_us, order.side, order.amount
-    # per distinct split (of a routed strategy): its figures and venues, computed once
-    per_split: list[tuple[float, float, float, float, float, float, str] | None]
-    per_split = [None] * len(splits)
-    rows: list[dict[str, Any]] = []
-    for k, name in enumerate(planned.strategies):
-        if not planned.routed[k]:
-            rows.append(
-                {"t_us": t_us, "strategy": name, "side": side, "amount": amount, "mid": mid}
-                | _UNFILLED
-            )
-            continue
-        j = which.item(k)
-        figures = per_split[j]
-        if figures is None:
-            filled, cost, plan = fills[0].item(j), fills[1].item(j), planned_cost.item(j)
-            avg = cost / filled if filled else math.nan
-            planned_avg = plan / float(splits[j].sum())
-            used = ",".join(n for n, q in zip(names, splits[j].tolist(), strict=True) if q > 0)
-            figures = per_split[j] = (
-                filled,
-                cost,
-                plan,
-                avg,
-                sign * (avg - mid) / mid * 1e4,
-                sign * (avg - planned_avg) / planned_avg * 1e4,
-                used,
-            )
-        filled, cost, plan, avg, slippage, shortfall, venues = figures
-        rows.append(
-            {
-                "t_us": t_us,
-                "strategy": name,
-                "side": side,
-                "amount": amount,
-                "mid": mid,
-                "filled": filled,
-                "cost": cost,
-                "planned_cost": plan,
-                "avg_price": avg,
-                "slippage_bps": slippage,
-                "shortfall_bps": shortfall,
-                "venues": venues,
-            }
-        )
-    return rows
-
-
-_UNFILLED = {
-    "filled": 0.0,
-    "cost": math.nan,
-    "planned_cost": math.nan,
-    "avg_price": math.nan,
-    "slippage_bps": math.nan,
-    "shortfall_bps": math.nan,
-    "venues": "",
-}
 
 
 def run(
@@ -735,6 +766,7 @@ def _no_orders(replay: Replay) -> None:
 
 
 __all__ = [
+    "COLUMNS",
     "DEFAULT_STRATEGIES",
     "STRATEGIES",
     "ParentOrder",
@@ -742,9 +774,12 @@ __all__ = [
     "Schedule",
     "Venue",
     "check_options",
+    "column_rows",
+    "iter_batches",
     "iter_rows",
     "load",
     "orders_part",
+    "price_orders",
     "read_orders",
     "run",
     "schedule",

@@ -46,9 +46,33 @@ def _schema() -> Any:
 
 def rows_table(rows: Sequence[dict[str, Any]]) -> Any:
     """Result rows as a pyarrow Table in the results schema (cheap to send and write)."""
+    return columns_table({c: [r[c] for r in rows] for c in COLUMNS})
+
+
+def columns_table(columns: dict[str, Any]) -> Any:
+    """Result columns (`COLUMNS` -> arrays or lists) as a pyarrow Table."""
     import pyarrow as pa
 
-    return pa.table({c: [r[c] for r in rows] for c in COLUMNS}, schema=_schema())
+    return pa.table({c: columns[c] for c in COLUMNS}, schema=_schema())
+
+
+def concat_columns(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Several column sets as one, rows in order."""
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    for c in COLUMNS:
+        values = [p[c] for p in parts]
+        if values and all(isinstance(v, list) for v in values):
+            out[c] = [x for v in values for x in v]
+        else:
+            out[c] = np.concatenate([np.asarray(v) for v in values]) if values else []
+    return out
+
+
+def slice_columns(columns: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
+    """Rows start..stop-1 of a column set."""
+    return {c: columns[c][start:stop] for c in COLUMNS}
 
 
 def write_part(target: Path, table: Any) -> None:
@@ -114,8 +138,10 @@ class ResultsStore:
             if p.stem.split("-")[1].isdigit()
         }
 
-    def write(self, window: int, rows: Sequence[dict[str, Any]] | Any) -> None:
-        """Window `window`'s rows (dicts, or a table from `rows_table`), atomically."""
+    def write(self, window: int, rows: Sequence[dict[str, Any]] | dict[str, Any] | Any) -> None:
+        """Window `window`'s rows (dicts, columns, or a table from `rows_table`), atomically."""
+        if isinstance(rows, dict):
+            rows = columns_table(rows)
         write_part(self.path(window), rows if hasattr(rows, "num_rows") else rows_table(rows))
 
     def token(self) -> Path:
