@@ -11,6 +11,7 @@ and the plot from that file, one strategy at a time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -157,7 +158,9 @@ class ResultsStore:
         return token
 
     def finish(self, label: str, *, keep_files: bool = True) -> Path:
-        """results.parquet and .csv from the parts, in window order; returns the Parquet."""
+        """results.parquet (and results.csv, with `keep_files`) from the parts, in window
+        order; returns the Parquet. Without `keep_files` the folder is a temporary one
+        that only the summary and the plot read, so no CSV is written."""
         import pyarrow.csv as pcsv
         import pyarrow.parquet as pq
 
@@ -165,17 +168,18 @@ class ResultsStore:
         results = self.out / "results.parquet"
         tmp_pq = self.out / ".results.parquet.tmp"
         tmp_csv = self.out / ".results.csv.tmp"
-        with pq.ParquetWriter(tmp_pq, schema) as pw, pcsv.CSVWriter(tmp_csv, schema) as cw:
+        with contextlib.ExitStack() as stack:
+            pw = stack.enter_context(pq.ParquetWriter(tmp_pq, schema))
+            cw = stack.enter_context(pcsv.CSVWriter(tmp_csv, schema)) if keep_files else None
             for w in sorted(self.done()):
                 table = pq.read_table(self.path(w), schema=schema)
                 if table.num_rows:
                     pw.write_table(table)
-                    cw.write_table(table)
+                    if cw is not None:
+                        cw.write_table(table)
         tmp_pq.replace(results)
         if keep_files:
             tmp_csv.replace(self.out / "results.csv")
-        else:
-            tmp_csv.unlink()
         shutil.rmtree(self.parts)
         return results
 
