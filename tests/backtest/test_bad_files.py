@@ -158,3 +158,39 @@ def test_a_side_neither_bid_nor_ask_names_its_line(tmp_path, fmt):
         sum(len(b) for b in source.batches())
     result = runner.invoke(app, ["backtest", str(path), "--every", "1s"])
     one_line_error(result, "line 251", "side")
+
+
+def parquet_rows(n: int, symbols: list[str]) -> pa.Table:
+    """`book_rows(n)` (n + 1 rows) as a Parquet table, the symbols in equal runs of rows
+    (with 3999: 4000 rows, so runs of 2000 fill whole row groups of 1000)."""
+    lines = book_rows(n).splitlines()
+    cols: dict[str, list] = {c: [] for c in HEADER.strip().split(",")}
+    for i, line in enumerate(lines):
+        exchange, _, ts, local, snap, side, price, amount = line.split(",")
+        values = [exchange, symbols[i * len(symbols) // len(lines)], int(ts), int(local),
+                  snap == "true", side, float(price), float(amount)]  # fmt: skip
+        for c, v in zip(cols, values, strict=True):
+            cols[c].append(v)
+    return pa.table(cols)
+
+
+@pytest.mark.parametrize("statistics", [True, False])
+def test_parquet_exchange_and_symbol_proven_by_statistics_or_decoded(tmp_path, statistics):
+    """Row-group statistics that show one exchange and one symbol stand in for decoding
+    those columns; a later row group with another symbol is refused either way, with or
+    without statistics, and the rows read are the same as when they are decoded."""
+    one, two = tmp_path / "one.parquet", tmp_path / "two.parquet"
+    pq.write_table(parquet_rows(3999, ["BTCUSDT"]), one, row_group_size=1000,
+                   write_statistics=statistics)  # fmt: skip
+    pq.write_table(parquet_rows(3999, ["BTCUSDT", "ETHUSDT"]), two, row_group_size=1000,
+                   write_statistics=statistics)  # fmt: skip
+    src = TardisFile(one, batch_rows=512)
+    assert (src.exchange, src.native_symbol) == ("binance", "BTCUSDT")
+    assert src._names_known is statistics
+    decoded = TardisFile(one, batch_rows=512)
+    decoded._names_known = False  # the columns read and checked batch by batch
+    for a, b in zip(src.batches(), decoded.batches(), strict=True):
+        assert a.offset == b.offset and (a.price == b.price).all() and (a.is_bid == b.is_bid).all()
+    with pytest.raises(DataFileError, match="several exchanges/symbols"):
+        for _ in TardisFile(two, batch_rows=512).batches():
+            pass
