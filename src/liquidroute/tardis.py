@@ -615,9 +615,10 @@ def _bids(side: Any) -> BoolArray | None:
         words = side.dictionary.to_pylist()
         index = side.indices.to_numpy(zero_copy_only=False)
         known = np.array([w in ("bid", "ask") for w in words], dtype=bool)
-        if not known[index].all():
+        if not known.all() and not known[index].all():  # an unknown word, and it is used
             return None
-        bid: BoolArray = np.array([w == "bid" for w in words], dtype=bool)[index]
+        # a dictionary's words are distinct: "bid" is at most one of them
+        bid: BoolArray = index == words.index("bid") if "bid" in words else index < 0
         return bid
     is_bid = pc.equal(side, "bid")
     if pc.any(pc.invert(pc.or_(is_bid, pc.equal(side, "ask")))).as_py():
