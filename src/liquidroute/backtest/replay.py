@@ -554,8 +554,8 @@ def _columns(batch: _Batch, strategies: Sequence[str], names: Sequence[str]) -> 
 
     return {
         "t_us": np.repeat(np.array([o.t_us for o in orders], dtype=np.int64), k),
-        "strategy": list(strategies) * len(orders),
-        "side": [o.side for o in orders for _ in range(k)],
+        "strategy": _words(np.tile(np.arange(k), len(orders)), list(strategies)),
+        "side": _words(np.repeat([o.side == "sell" for o in orders], k), ["buy", "sell"]),
         "amount": np.repeat(np.array([o.amount for o in orders]), k),
         "mid": np.repeat(mid, k),
         "filled": of_routed(filled, 0.0),
@@ -568,20 +568,27 @@ def _columns(batch: _Batch, strategies: Sequence[str], names: Sequence[str]) -> 
     }
 
 
-def _venues(used: npt.NDArray[np.bool_], names: Sequence[str]) -> list[str]:
+def _words(index: npt.NDArray[Any], words: list[str]) -> Any:
+    """A text column as a pyarrow dictionary array: row i is words[index[i]] (a few
+    distinct words; no Python string per row)."""
+    import pyarrow as pa
+
+    return pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)), pa.array(words))
+
+
+def _venues(used: npt.NDArray[np.bool_], names: Sequence[str]) -> Any:
     """Per (order, strategy) the venues its split uses, comma-joined in venue order."""
     flat = used.reshape(-1, len(names))
-    codes = (flat * (1 << np.arange(len(names), dtype=np.int64))).sum(axis=1).tolist()
-    text: dict[int, str] = {}
-    for code in set(codes):
-        text[code] = ",".join(n for v, n in enumerate(names) if code >> v & 1)
-    return [text[c] for c in codes]
+    codes = (flat * (1 << np.arange(len(names), dtype=np.int64))).sum(axis=1)
+    distinct, index = np.unique(codes, return_inverse=True)
+    words = [",".join(n for v, n in enumerate(names) if c >> v & 1) for c in distinct.tolist()]
+    return _words(index, words)
 
 
 def column_rows(columns: Columns) -> list[dict[str, Any]]:
     """Result columns as rows (dicts of `COLUMNS`)."""
     values = [columns[c] for c in COLUMNS]
-    values = [v.tolist() if isinstance(v, np.ndarray) else v for v in values]
+    values = [v.tolist() if isinstance(v, np.ndarray) else v.to_pylist() for v in values]
     return [dict(zip(COLUMNS, row, strict=True)) for row in zip(*values, strict=True)]
 
 

@@ -29,11 +29,12 @@ def frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """One row per strategy (see the module doc)."""
+    import numpy as np
     import pandas as pd
 
     if df.empty:
         return pd.DataFrame()
-    sign = df["side"].map({"buy": 1.0, "sell": -1.0})
+    sign = pd.Series(np.where(df["side"].to_numpy(dtype=object) == "sell", -1.0, 1.0), df.index)
     best = df[df["strategy"] == "best_venue"].set_index("t_us")["cost"]
     out = []
     for name, g in df.groupby("strategy", sort=False):

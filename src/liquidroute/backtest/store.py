@@ -51,29 +51,45 @@ def rows_table(rows: Sequence[dict[str, Any]]) -> Any:
 
 
 def columns_table(columns: dict[str, Any]) -> Any:
-    """Result columns (`COLUMNS` -> arrays or lists) as a pyarrow Table."""
+    """Result columns (`COLUMNS` -> numpy arrays, or pyarrow arrays for text, dictionary
+    encoded or not, whole or in chunks) as a pyarrow Table in the results schema."""
     import pyarrow as pa
 
-    return pa.table({c: columns[c] for c in COLUMNS}, schema=_schema())
+    schema = _schema()
+    arrays = []
+    for c in COLUMNS:
+        values, kind = columns[c], schema.field(c).type
+        if isinstance(values, pa.Array | pa.ChunkedArray):
+            arrays.append(values.cast(kind) if values.type != kind else values)
+        else:
+            arrays.append(pa.array(values, type=kind))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def concat_columns(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Several column sets as one, rows in order."""
+    """Several column sets as one, rows in order (text columns as chunked arrays)."""
     import numpy as np
+    import pyarrow as pa
 
     out: dict[str, Any] = {}
     for c in COLUMNS:
         values = [p[c] for p in parts]
-        if values and all(isinstance(v, list) for v in values):
-            out[c] = [x for v in values for x in v]
+        if values and isinstance(values[0], pa.Array | pa.ChunkedArray):
+            out[c] = pa.chunked_array(values)
         else:
-            out[c] = np.concatenate([np.asarray(v) for v in values]) if values else []
+            out[c] = np.concatenate(values) if values else np.empty(0)
     return out
 
 
 def slice_columns(columns: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
     """Rows start..stop-1 of a column set."""
-    return {c: columns[c][start:stop] for c in COLUMNS}
+    out: dict[str, Any] = {}
+    for c in COLUMNS:
+        values = columns[c]
+        out[c] = (
+            values[start:stop] if hasattr(values, "shape") else values.slice(start, stop - start)
+        )
+    return out
 
 
 def write_part(target: Path, table: Any) -> None:
