@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from liquidroute.tardis import PARQUET_CODEC
+
 TICK = 0.01
 
 
@@ -122,7 +124,7 @@ def generate(
     tmp = out.with_name(f".tmp-{out.name}")  # keeps the suffix
     with ExitStack() as stack:
         if out.suffix == ".parquet":
-            writer = stack.enter_context(pq.ParquetWriter(tmp, schema, compression="zstd"))
+            writer = stack.enter_context(pq.ParquetWriter(tmp, schema, compression=PARQUET_CODEC))
         else:
             sink = stack.enter_context(
                 gzip.open(tmp, "wb", compresslevel=1)  # noqa: SIM115

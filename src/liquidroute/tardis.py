@@ -781,6 +781,11 @@ def scan(source: TardisFile) -> FileIndex:
     return index
 
 
+#: our Parquet's codec: LZ4 decodes ~1.9x faster than zstd (20 M rows: 0.84 vs 1.58 s on one
+#: core) for files ~1.4x larger; a replay is bound by decoding, disk is cheap
+PARQUET_CODEC = "lz4"
+
+
 def write_parquet(updates: L2Updates | TardisFile, out: Path, row_group_rows: int = 1 << 20) -> int:
     """Our Parquet layout (module doc), streamed batch by batch, with its index in the
     metadata; written atomically. Returns the rows written."""
@@ -793,7 +798,7 @@ def write_parquet(updates: L2Updates | TardisFile, out: Path, row_group_rows: in
     schema = pa.schema([(c, t) for c, t in _types().items()])
     tmp = out.with_name(f".{out.name}.tmp")
     builder = _IndexBuilder()
-    writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+    writer = pq.ParquetWriter(tmp, schema, compression=PARQUET_CODEC)
     try:
         for b in batches:
             n = len(b)
@@ -828,7 +833,7 @@ def _attach_index(path: Path, index: FileIndex) -> None:
     src = pq.ParquetFile(path)
     schema = src.schema_arrow.with_metadata({INDEX_KEY: index.to_json().encode()})
     final = path.with_name(path.name + ".idx")
-    with pq.ParquetWriter(final, schema, compression="zstd") as writer:
+    with pq.ParquetWriter(final, schema, compression=PARQUET_CODEC) as writer:
         for i in range(src.num_row_groups):
             writer.write_table(src.read_row_group(i).replace_schema_metadata(schema.metadata))
     final.replace(path)

@@ -367,7 +367,7 @@ def convert(
     source: Annotated[Path, typer.Argument(help="tardis incremental_book_L2 CSV(.gz).")],
     target: Annotated[Path, typer.Argument(help="Output .parquet file.")],
 ) -> None:
-    """Convert a tardis CSV(.gz) into our typed Parquet layout (same rows, zstd, indexed)."""
+    """Convert a tardis CSV(.gz) into our typed Parquet layout (same rows, LZ4, indexed)."""
     with reported_errors():
         from liquidroute.errors import InvalidInputError
         from liquidroute.tardis import TardisFile, write_parquet
