@@ -57,7 +57,8 @@ class L2Book:
     Level keys are −price for a bid and +price for an ask (prices are > 0), ascending: the
     bids best first (highest price), then the asks best first (lowest price). So one sort,
     one binary search and one merge apply a run of rows to both sides; (side, price) is
-    the key, `size` the level's size and `row` the file row of its last update.
+    the key, `size` the level's size and `row` the file row of its last update. The arrays
+    are replaced on every change, never written in place: a reader may keep them.
     """
 
     __slots__ = ("key", "repaired", "row", "size")
@@ -285,6 +286,17 @@ class BookCursor:
         book = self._book(clock)
         book.uncross()
         return book.levels(depth)
+
+    def read(self, clock: str = "route") -> tuple[FloatArray, FloatArray, int]:
+        """`levels` without building them: the book's (keys, sizes, number of bids) after
+        the read's repair. The arrays are the book's own, never written in place."""
+        if not self.started:
+            raise DataFileError(
+                f"{self.path}: no book yet: the file's first snapshot arrives later"
+            )
+        book = self._book(clock)
+        book.uncross()
+        return book.key, book.size, book._n_bids()
 
     def snapshot(self, depth: int | None = None, clock: str = "route") -> DepthSnapshot:
         """The current book, best `depth` levels per side (all when None)."""

@@ -72,7 +72,7 @@ def batches(draw: st.DrawFn) -> dict:
 
 def run_batched(case: dict) -> dict:
     side, fees, amounts = case["side"], case["fees"], case["amounts"]
-    books = batched.pack(case["levels"])
+    books = batched.pack([[(lv[:, 0], lv[:, 1]) for lv in row] for row in case["levels"]])
     factor = 1 + fees if side == "buy" else 1 - fees
     curves = batched.Curves(books.cut(amounts), factor)
     exact = batched.exact_split(curves.books, curves.eff, side, amounts)

@@ -318,35 +318,58 @@ def read_orders(path: Path, replay: Replay) -> list[ParentOrder]:
 
 
 class _Books(Sequence[DepthSnapshot]):
-    """One read of every venue's book: its (bids, asks) level arrays (prices scaled), and
-    the same books as validated `DepthSnapshot`s, built only when a strategy asks for them
-    (`route()` when venue rules apply); the baselines and the exact split need the arrays
-    only."""
+    """One read of every venue's book, as the book's own arrays: `keys` (−price for a bid,
+    +price for an ask, ascending: bids then asks, best first), `sizes`, the bids' count,
+    and the venue's price scale. A book replaces its arrays on every change and never
+    writes into them (`L2Book`), so keeping them is free; the levels are cut to `depth`
+    a side and scaled when the batch is packed. `DepthSnapshot`s are built only when a
+    strategy asks for them (`route()` when venue rules apply)."""
 
-    __slots__ = ("_meta", "_snaps", "levels")
+    __slots__ = ("_meta", "_snaps", "depth", "reads")
 
     def __init__(
         self,
-        levels: list[tuple[FloatArray, FloatArray]],
+        reads: list[tuple[FloatArray, FloatArray, int, float]],
         meta: Sequence[tuple[str, str, float | None, float | None]],
+        depth: int | None,
     ) -> None:
-        self.levels = levels
+        self.reads = reads  # (keys, sizes, bids, price scale) per venue
+        self.depth = depth
         self._meta = meta  # venue, symbol, exchange and arrival time (ms) of each read
         self._snaps: list[DepthSnapshot] | None = None
 
-    def side(self, side: Side) -> list[FloatArray]:
-        """The levels a `side` order walks on each venue (asks for a buy)."""
-        k = 1 if side == "buy" else 0
-        return [lv[k] for lv in self.levels]
+    @classmethod
+    def of(cls, snaps: Sequence[DepthSnapshot]) -> _Books:
+        """Books given as snapshots (all their levels)."""
+        reads = [
+            (np.concatenate((-s.bids[:, 0], s.asks[:, 0])),
+             np.concatenate((s.bids[:, 1], s.asks[:, 1])), len(s.bids), 1.0)
+            for s in snaps
+        ]  # fmt: skip
+        meta = [(s.venue, s.symbol, s.timestamp, s.local_timestamp) for s in snaps]
+        return cls(reads, meta, None)
+
+    def side(self, side: Side) -> list[tuple[FloatArray, FloatArray]]:
+        """(keys, sizes) of the levels a `side` order walks on each venue (asks for a buy,
+        keys = prices; bids for a sell, keys = −prices), best first, unscaled."""
+        d = self.depth
+        if side == "buy":
+            return [(k[nb : nb + d if d else None], s[nb : nb + d if d else None])
+                    for k, s, nb, _ in self.reads]  # fmt: skip
+        return [(k[: min(nb, d) if d else nb], s[: min(nb, d) if d else nb])
+                for k, s, nb, _ in self.reads]  # fmt: skip
+
+    def scales(self) -> FloatArray:
+        return np.array([scale for *_, scale in self.reads])
 
     def mid(self) -> float:
         """(best bid across venues + best ask across venues) / 2; nan if a side is empty."""
-        bids = [b.item(0) for b, _ in self.levels if len(b)]
-        asks = [a.item(0) for _, a in self.levels if len(a)]
+        bids = [-k.item(0) * scale for k, _, nb, scale in self.reads if nb]
+        asks = [k.item(nb) * scale for k, _, nb, scale in self.reads if len(k) > nb]
         return (max(bids) + min(asks)) / 2 if bids and asks else math.nan
 
     def __len__(self) -> int:
-        return len(self.levels)
+        return len(self.reads)
 
     @overload
     def __getitem__(self, i: int) -> DepthSnapshot: ...
@@ -354,26 +377,35 @@ class _Books(Sequence[DepthSnapshot]):
     def __getitem__(self, i: slice) -> Sequence[DepthSnapshot]: ...
     def __getitem__(self, i: int | slice) -> DepthSnapshot | Sequence[DepthSnapshot]:
         if self._snaps is None:
-            self._snaps = [
-                DepthSnapshot(venue, symbol, bids, asks, ts, local)
-                for (venue, symbol, ts, local), (bids, asks) in zip(
-                    self._meta, self.levels, strict=True
-                )
-            ]
+            snaps = []
+            bids, asks = self.side("sell"), self.side("buy")
+            for (venue, symbol, ts, local), b, a, (*_, scale) in zip(
+                self._meta, bids, asks, self.reads, strict=True
+            ):
+                bid_levels = np.column_stack((-b[0] * scale, b[1]))
+                ask_levels = np.column_stack((a[0] * scale, a[1]))
+                snaps.append(DepthSnapshot(venue, symbol, bid_levels, ask_levels, ts, local))
+            self._snaps = snaps
         return self._snaps[i]
 
 
 def _read(replay: Replay, cursors: Sequence[BookCursor], depth: int, clock: str) -> _Books:
     """Every venue's book as of now on `clock` (a read: stale crossed levels repaired)."""
-    levels, meta = [], []
+    reads, meta = [], []
     for v, c in zip(replay.venues, cursors, strict=True):
-        bids, asks = c.levels(depth, clock)
-        if v.price_scale != 1.0:
-            scale = [v.price_scale, 1.0]
-            bids, asks = bids * scale, asks * scale
-        levels.append((bids, asks))
+        keys, sizes, bids = c.read(clock)
+        reads.append((keys, sizes, bids, v.price_scale))
         meta.append((c.venue, c.symbol, c.last_ts / 1e3, c.last_local_ts / 1e3))
-    return _Books(levels, meta)
+    return _Books(reads, meta, depth)
+
+
+def _pack(reads: Sequence[_Books], side: Side) -> batched.SideBooks:
+    """One side of several reads as padded arrays (prices scaled)."""
+    books = batched.pack([r.side(side) for r in reads], negate=side == "sell")
+    scales = reads[0].scales() if reads else np.ones(0)
+    if (scales != 1.0).any():
+        books.price[...] = books.price * scales[None, :, None]
+    return books
 
 
 BATCH_ORDERS = 256  # parent orders priced together (`optimizer.batched`)
@@ -453,7 +485,7 @@ def _price(
     rules_bind = any(m.has_rules for m in markets.values())
     names = tuple(name for name in strategies if name in _BASELINES)
     for side, at in batch.sides():
-        books = batched.pack([batch.route[j].side(side) for j in at])
+        books = _pack([batch.route[j] for j in at], side)
         amounts = np.array([batch.orders[j].amount for j in at])
         factor = 1.0 + fees if side == "buy" else 1.0 - fees
         curves = batched.Curves(books.cut(amounts), factor)
@@ -503,11 +535,7 @@ def price_orders(
     check_options(strategies, 0.0)
     batch = _Batch()
     for i, (snaps, order) in enumerate(zip(books, orders, strict=True)):
-        read = _Books(
-            [(s.bids, s.asks) for s in snaps],
-            [(s.venue, s.symbol, s.timestamp, s.local_timestamp) for s in snaps],
-        )
-        batch.add(i, order, read, two_clocks=False)
+        batch.add(i, order, _Books.of(snaps), two_clocks=False)
     venues = [s.venue for s in books[0]] if books else []
     fees = np.array([markets[v].taker_fee for v in venues], dtype=np.float64)
     _price(batch, fees, strategies, {v: markets[v] for v in venues}, zero_latency=False)
@@ -522,7 +550,7 @@ def _fill(batch: _Batch, fees: FloatArray) -> None:
     cost = np.zeros(batch.splits.shape[:2])
     for side, at in batch.sides():
         reads = [batch.fill[j] for j in at]
-        books = batched.pack([r.side(side) for r in reads if r is not None])
+        books = _pack([r for r in reads if r is not None], side)
         filled[at], cost[at] = batched.walk(books, batch.splits[at], fees, side)
     batch.filled, batch.cost = filled, cost
 

@@ -30,6 +30,7 @@ that a grid point rounded up still lands in the same segment.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,23 +84,27 @@ class SideBooks:
         return out
 
 
-def pack(levels: list[list[FloatArray]]) -> SideBooks:
-    """`levels[b][v]`, (n, 2) arrays of (price, size) best first, as padded `SideBooks`."""
+def pack(
+    levels: Sequence[Sequence[tuple[FloatArray, FloatArray]]], negate: bool = False
+) -> SideBooks:
+    """`levels[b][v]` = (prices, sizes) of venue v's levels for order b, best first, as
+    padded `SideBooks`; with `negate` the prices given are their negatives (the book
+    keys of bids, −price)."""
     n_orders = len(levels)
     n_venues = len(levels[0]) if n_orders else 0
-    flat = [lv for row in levels for lv in row]
-    counts = np.fromiter((len(lv) for lv in flat), dtype=np.intp, count=len(flat))
+    prices = [p for row in levels for p, _ in row]
+    counts = np.fromiter((len(p) for p in prices), dtype=np.intp, count=len(prices))
     depth = int(counts.max()) if len(counts) else 0
-    price = np.zeros((len(flat), depth))
-    size = np.zeros((len(flat), depth))
+    price = np.zeros((len(prices), depth))
+    size = np.zeros((len(prices), depth))
     total = int(counts.sum())
     if total:
-        rows = np.concatenate(flat)
-        book = np.repeat(np.arange(len(flat)), counts)
+        book = np.repeat(np.arange(len(prices)), counts)
         first = np.cumsum(counts) - counts
         level = np.arange(total) - np.repeat(first, counts)
-        price[book, level] = rows[:, 0]
-        size[book, level] = rows[:, 1]
+        flat = np.concatenate(prices)
+        price[book, level] = np.negative(flat, out=flat) if negate else flat
+        size[book, level] = np.concatenate([s for row in levels for _, s in row])
     sizes = size.reshape(n_orders, n_venues, depth)
     return SideBooks(
         price.reshape(n_orders, n_venues, depth),
