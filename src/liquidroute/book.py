@@ -295,8 +295,12 @@ class BookCursor:
                 f"{self.path}: no book yet: the file's first snapshot arrives later"
             )
         book = self._book(clock)
-        book.uncross()
-        return book.key, book.size, book._n_bids()
+        key = book.key
+        nb = book._n_bids()
+        if 0 < nb < len(key) and -key.item(0) >= key.item(nb):  # crossed: repair it
+            book.uncross()
+            key, nb = book.key, book._n_bids()
+        return key, book.size, nb
 
     def snapshot(self, depth: int | None = None, clock: str = "route") -> DepthSnapshot:
         """The current book, best `depth` levels per side (all when None)."""

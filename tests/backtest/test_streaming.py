@@ -106,3 +106,20 @@ def test_converted_parquet_carries_the_snapshot_index_and_replays_the_same(tmp_p
         data = rp.load([path])
         runs.append(pd.DataFrame(rp.run(data, rp.schedule(data, 0.5, "sell", 4.0), latency_ms=300)))
     pd.testing.assert_frame_equal(runs[0], runs[1])
+
+
+def test_the_summary_from_the_file_equals_the_summary_of_the_rows(tmp_path):
+    """`summary_from_file` reads one strategy at a time (with the best-venue baseline
+    beside it); it must give `report.summary` of all the rows at once."""
+    from liquidroute.backtest import report
+    from liquidroute.backtest.store import ResultsStore, summary_from_file
+
+    data = rp.load([BOOK_FILES["binance"], BOOK_FILES["okex"]], align="start")
+    rows = rp.run(data, rp.schedule(data, 3.0, "sell", 4.0), strategies=STRATEGIES)
+    want = report.summary(report.frame(rows))
+    store = ResultsStore(tmp_path, {"case": "summary"})
+    store.write(0, rows[: len(rows) // 2])
+    store.write(1, rows[len(rows) // 2 :])
+    got = summary_from_file(store.finish("", keep_files=False))
+    assert len(want) == len(STRATEGIES)
+    pd.testing.assert_frame_equal(got, want)

@@ -361,9 +361,9 @@ class _Books(Sequence[DepthSnapshot]):
         keys = prices; bids for a sell, keys = −prices), best first, unscaled."""
         d = self.depth
         if side == "buy":
-            return [(k[nb : nb + d if d else None], s[nb : nb + d if d else None])
+            return [(k[nb : None if d is None else nb + d], s[nb : None if d is None else nb + d])
                     for k, s, nb, _ in self.reads]  # fmt: skip
-        return [(k[: min(nb, d) if d else nb], s[: min(nb, d) if d else nb])
+        return [(k[: nb if d is None else min(nb, d)], s[: nb if d is None else min(nb, d)])
                 for k, s, nb, _ in self.reads]  # fmt: skip
 
     def scales(self) -> FloatArray:
@@ -726,7 +726,8 @@ def iter_batches(
         if stop is not None and i >= stop:
             break
         t = order.t_us
-        yield from fills_until(t)
+        if due or priced:
+            yield from fills_until(t)
         if i < start:
             if t + lat_us < seed_us:
                 continue  # before every file's seed snapshot: nothing to replay

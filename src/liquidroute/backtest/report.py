@@ -27,15 +27,17 @@ def frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per strategy (see the module doc)."""
+def summary(df: pd.DataFrame, best: pd.Series | None = None) -> pd.DataFrame:
+    """One row per strategy (see the module doc). `best` is the best-venue baseline's cost
+    per order time, when `df` does not hold that strategy's rows itself."""
     import numpy as np
     import pandas as pd
 
     if df.empty:
         return pd.DataFrame()
     sign = pd.Series(np.where(df["side"].to_numpy(dtype=object) == "sell", -1.0, 1.0), df.index)
-    best = df[df["strategy"] == "best_venue"].set_index("t_us")["cost"]
+    if best is None:
+        best = df[df["strategy"] == "best_venue"].set_index("t_us")["cost"]
     out = []
     for name, g in df.groupby("strategy", sort=False):
         row: dict[str, Any] = {

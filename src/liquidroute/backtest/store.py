@@ -214,14 +214,14 @@ def summary_from_file(path: Path) -> Any:
     names = pc.unique(pq.read_table(path, columns=["strategy"]).column("strategy")).to_pylist()
     best = pq.read_table(path, columns=cols, filters=[("strategy", "==", "best_venue")])
     best_df = best.to_pandas()
+    best_cost = best_df.set_index("t_us")["cost"]
     out = []
     for name in names:
         if name == "best_venue":
             part = best_df
         else:
-            g = pq.read_table(path, columns=cols, filters=[("strategy", "==", name)]).to_pandas()
-            part = pd.concat([best_df, g], ignore_index=True) if len(best_df) else g
-        summ = summary(part)
+            part = pq.read_table(path, columns=cols, filters=[("strategy", "==", name)]).to_pandas()
+        summ = summary(part, best_cost)
         out.append(summ[summ["strategy"] == name])
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
