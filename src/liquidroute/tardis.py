@@ -450,7 +450,15 @@ class TardisFile(_Named):
             # the text columns as dictionaries: a few distinct words, decoded once per batch;
             # one thread, as the CSV reader: decoding is not worth a pool's CPU (about 25 %
             # more CPU time per row with threads, for a little wall time on a spare core)
-            pf = pq.ParquetFile(path, read_dictionary=["exchange", "symbol", "side"])
+            # streamed through a 1 MB buffer, a column chunk at a time (not pre-buffered):
+            # a 1 M-row group held whole costs ~220 MB more for no speed (20 M rows: 0.68 s,
+            # 129 MB peak, against 0.8-1.3 s and 353-373 MB)
+            pf = pq.ParquetFile(
+                path,
+                read_dictionary=["exchange", "symbol", "side"],
+                buffer_size=1 << 20,
+                pre_buffer=False,
+            )
             # exchange and symbol proven by the statistics are not decoded (a third of
             # the decoding: two of eight columns, text)
             columns = [c for c in COLUMNS if not (self._names_known and c in _NAME_COLUMNS)]
