@@ -27,6 +27,8 @@ bookkeeping, with the same answer bit for bit; `LadderCache` keeps one per book 
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -231,11 +233,135 @@ def solve_touched(
     total, the stop level and every per-venue sum are the same floats.
     """
     _check_unit(amount_in)
+    fast = _solve_touched_py(levels, fees, side, amount, amount_in == "quote")
+    if fast is not None:
+        return fast
     cut = [
         touched_prefix(lv, 1.0 + f if side == "buy" else 1.0 - f, amount, amount_in)
         for lv, f in zip(levels, fees, strict=True)
     ]
     return solve_exact(build_ladder(cut, fees, side), amount, amount_in)
+
+
+_PY_LEVELS = 256  # merged levels up to which `solve_touched` walks in Python
+_PY_CHUNK = 8  # a venue's levels read per step by the Python walk (doubling)
+
+
+def _np_sum(values: list[float]) -> float:
+    """`float(np.add.reduce(np.array(values)))`, bit for bit, in Python for up to 128
+    values: numpy sums fewer than 8 in order, and up to 128 with 8 interleaved partial
+    sums combined pairwise, then the remainder in order (its pairwise summation)."""
+    n = len(values)
+    if n < 8:
+        total = 0.0
+        for x in values:
+            total += x
+        return total
+    if n > 128:
+        return float(np.add.reduce(np.array(values, dtype=np.float64)))
+    r0, r1, r2, r3, r4, r5, r6, r7 = values[:8]
+    m = n - n % 8
+    for i in range(8, m, 8):
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(m, n):
+        total += values[i]
+    return total
+
+
+def _solve_touched_py(
+    levels: Sequence[FloatArray], fees: Sequence[float], side: Side, amount: float, quote: bool
+) -> Allocation | None:
+    """`solve_exact(build_ladder(levels, fees, side), amount)` in plain Python floats, by
+    a lazy k-way merge that reads each venue's levels only as far as the merge gets
+    (chunks of 8, 16, ... rows); None when the merge would pass `_PY_LEVELS` levels
+    (the numpy path is then cheaper). A quote's first solve on a new book version
+    merges a few dozen levels; numpy's per-call overhead, several times larger on a
+    core that has just woken from idle, would dominate it.
+
+    The same floats as the numpy merge, operation for operation: e = p·(1 ± f); levels
+    leave a heap keyed (e, venue) (−e for a sell), which is `merge_order`'s stable
+    argsort of the flattened ladder: each venue's levels are sorted, one per venue is
+    in the heap, ties go to the lower venue, then to the venue's better level; the
+    running total adds the terms in merge order (cumsum: s, or s·e for a quote
+    amount); the stop level is the first whose running total reaches the amount
+    (searchsorted, left) and takes rest = amount − the total before it (÷ e for a quote
+    amount); per-venue sums add in merge order (bincount); cost = notional·(1 ± f),
+    fee = notional·f; filled and value add the venues as np.add.reduce does
+    (`_np_sum`)."""
+    buy = side == "buy"
+    n_venues = len(levels)
+    factors = [1.0 + f if buy else 1.0 - f for f in fees]
+    if len(factors) != n_venues:
+        raise ValueError(f"{n_venues} level arrays but {len(factors)} fees")
+    rows: list[list[list[float]]] = []  # each venue's rows read so far
+    heap: list[tuple[float, int, int, float, float]] = []  # (key, venue, row, p, s)
+    for v, lv in enumerate(levels):
+        head = cast("list[list[float]]", lv[:_PY_CHUNK].tolist())
+        rows.append(head)
+        if head:
+            p, s = head[0]
+            e = p * factors[v]
+            heap.append((e if buy else -e, v, 0, p, s))
+    heapq.heapify(heap)
+    amounts = [0.0] * n_venues
+    notional = [0.0] * n_venues
+    counts = [0] * n_venues
+    worst = [math.nan] * n_venues
+    marginal: float | None = None
+    total = 0.0
+    pop, push = heapq.heappop, heapq.heappush
+    for _ in range(_PY_LEVELS):
+        if not heap:
+            break
+        key, v, i, p, s = pop(heap)
+        e = key if buy else -key
+        reached = total + (s * e if quote else s)
+        stop = reached >= amount
+        if stop:  # the stop level, partly
+            rest = amount - total
+            s = rest / e if quote else rest
+        amounts[v] += s
+        notional[v] += s * p
+        counts[v] += 1
+        worst[v] = p
+        marginal = e
+        if stop:
+            break
+        total = reached
+        i += 1
+        got = rows[v]
+        if i == len(got):  # read further into venue v
+            lv = levels[v]
+            if i < len(lv):
+                got += cast("list[list[float]]", lv[i : 2 * i].tolist())
+        if i < len(got):
+            p, s = got[i]
+            e = p * factors[v]
+            push(heap, (e if buy else -e, v, i, p, s))
+    else:
+        if heap:
+            return None  # deeper than _PY_LEVELS: the numpy merge
+    cost = [x * factor for x, factor in zip(notional, factors, strict=True)]
+    fee = [x * f for x, f in zip(notional, fees, strict=True)]
+    return Allocation(
+        amount=np.array(amounts),
+        notional=np.array(notional),
+        fee=np.array(fee, dtype=np.float64),
+        cost=np.array(cost),
+        levels=np.array(counts, dtype=np.intp),
+        worst_price=np.array(worst),
+        marginal=marginal,
+        filled=_np_sum(amounts),
+        value=_np_sum(cost),
+    )
 
 
 _BLOCK = 64  # merged positions per stored row of per-venue level counts
