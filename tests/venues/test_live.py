@@ -156,6 +156,46 @@ def test_every_diff_is_published_as_it_arrives_even_in_a_burst(exchange, monkeyp
     asyncio.run(go())
 
 
+def test_diffs_do_not_wake_the_feeds_watch_which_still_hears_a_gap(exchange, monkeypatch):
+    """A diff is published from ccxt's handler; ccxt's waiter is not resolved for it, so
+    the feed's `watch_order_book` is armed once per subscription, not returned and
+    re-armed per update (ccxt's subscription code on every diff). The armed watch still
+    wakes for what ccxt rejects it with: a sequence gap resyncs, every diff before and
+    after it published, equal to the server's book."""
+
+    async def go():
+        venue = live(monkeypatch, exchange)
+        journal = Journal(venue)
+        exchange_client = venue.venue.exchange
+        watch = exchange_client.watch_order_book
+        returns = 0
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal returns
+            out = await watch(*args, **kwargs)
+            returns += 1
+            return out
+
+        exchange_client.watch_order_book = counted
+        async with venue:
+            await equal_to_server(venue, exchange)
+            first = returns
+            for i in range(20):
+                await on_server(exchange.update, bids=[(60001.0, 0.25 + i)])
+            await equal_to_server(venue, exchange)
+            assert returns == first  # 20 diffs published, the watch never returned
+            assert len(journal.events) >= 21
+            exchange.gap()
+            await on_server(exchange.update, asks=[(60011.0, 1.5)])
+            await until(lambda: venue.status(SYMBOL).resyncs == 1)
+            await on_server(exchange.update, asks=[(60012.0, 2.5)])
+            await equal_to_server(venue, exchange)
+            assert returns == first + 1  # the new subscription's first book
+        journal.check(exchange)
+
+    asyncio.run(go())
+
+
 def test_a_listener_failing_on_a_diff_stops_the_feed(exchange, monkeypatch):
     """A diff is published from ccxt's message handler: a listener that fails there (a
     recorder's disk) must still stop the feed, failed with the error kept, as when it

@@ -9,9 +9,11 @@
 A feed keeps one book with ccxt.pro's `watch_order_book`, which follows the exchange's
 own recipe. For Binance: subscribe to the diff stream and buffer its events, fetch a REST
 snapshot carrying `lastUpdateId`, drop the events with u <= lastUpdateId, apply the rest,
-and from then on require every event's U to be the previous u + 1. Each time the watch
-returns, the book is copied into a validated `DepthSnapshot` (version + 1) and the
-listeners are told (`subscribe`, `add_listener`). What goes wrong, and what is done:
+and from then on require every event's U to be the previous u + 1. Each diff ccxt
+applies is published from its message handler (`_track_changes`): the touched levels go
+into the cache's sides, a `DepthSnapshot` is the new version and the listeners are told
+(`subscribe`, `add_listener`); the feed's watch stays armed and returns only for a new
+subscription's first book or an error. What goes wrong, and what is done:
 
 - a sequence gap or checksum failure (ccxt `InvalidNonce`/`ChecksumError`): the book is
   withdrawn at once (`snapshot` raises, so the router leaves the venue out, saying why)
@@ -262,17 +264,20 @@ def _track_changes(exchange: Any) -> None:
         """The exchange's websocket client, its `resolve` made to call a book's
         `lr_on_update` (set by its feed) synchronously, in the message handler: the feed
         publishes a version as soon as ccxt has applied the diff, even between two
-        `watch_order_book` calls, instead of one loop iteration later."""
+        `watch_order_book` calls, instead of one loop iteration later. A book its
+        running feed took is not resolved to ccxt's waiter: the feed's watch stays armed,
+        and wakes only for what ccxt rejects it with (a sequence gap, a lost connection),
+        so no update pays for the watch's return and re-arming (tens of microseconds of
+        ccxt's subscription code per update, ahead of other venues' messages)."""
         c = make_client(url)
         if not getattr(c, "lr_hooked", False):
             resolve = c.resolve
 
             def hooked(result: Any, message_hash: Any, resolve: Any = resolve) -> Any:
-                out = resolve(result, message_hash)
                 on_update = getattr(result, "lr_on_update", None)
-                if on_update is not None:
-                    on_update(result)
-                return out
+                if on_update is not None and on_update(result):
+                    return result
+                return resolve(result, message_hash)
 
             c.resolve = hooked
             c.lr_hooked = True
@@ -389,17 +394,19 @@ class _Feed:
             or (raw.get("nonce"), raw.get("timestamp")) != self.seen
         )
 
-    def on_update(self, raw: Any) -> None:
+    def on_update(self, raw: Any) -> bool:
         """ccxt has applied a message to `raw` (called from its handler, see
-        `_track_changes`): publish it now. A listener's error stops the feed, as in `run`."""
+        `_track_changes`): publish it now. A listener's error stops the feed, as in `run`.
+        False when the feed is not running (ccxt's waiter is then resolved as usual)."""
         if self.crash is not None or self.task is None or self.task.done():
-            return
+            return False
         try:
             if self.pending(raw):
                 self.accept(raw)
         except Exception as exc:
             self._stop(exc)
             self.task.cancel()
+        return True
 
     def _stop(self, exc: Exception) -> None:
         """The feed stops on an error that is not the venue's: kept in `crash`, failed."""
@@ -452,11 +459,11 @@ class _Feed:
                     self.accept(raw)
                 delay = owner.backoff_s[0]
                 if self.callbacks and owner.mode == "websocket":
-                    # one hop back to the loop before re-arming ccxt's watch: the
-                    # subscribers woken by the publish (here or in `on_update`:
-                    # Router.watch's re-quote) run first,
-                    # instead of after ccxt's re-subscription work. No update is missed:
-                    # new messages are handled in a later loop iteration than this one
+                    # the watch returns for a subscription's first book only (later
+                    # diffs are published by `on_update` and leave it armed): one hop
+                    # back to the loop before re-arming it, so the subscribers woken by
+                    # the publish (Router.watch's re-quote) run first. No update is
+                    # missed: new messages are handled in a later loop iteration
                     await asyncio.sleep(0)
                 if owner.mode == "polling":
                     await asyncio.sleep(owner.poll_interval_s)
