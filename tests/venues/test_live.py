@@ -161,7 +161,18 @@ def test_diffs_do_not_wake_the_feeds_watch_which_still_hears_a_gap(exchange, mon
     the feed's `watch_order_book` is armed once per subscription, not returned and
     re-armed per update (ccxt's subscription code on every diff). The armed watch still
     wakes for what ccxt rejects it with: a sequence gap resyncs, every diff before and
-    after it published, equal to the server's book."""
+    after it published, equal to the server's book. The messages are received by one
+    task per connection (ccxt's receive loop makes a task per message)."""
+    from ccxt.async_support.base.ws.client import Client
+
+    receivers: list[Any] = []  # the task asking for each message
+    receive = Client.receive
+
+    def noted(self: Any) -> Any:
+        receivers.append(asyncio.current_task())
+        return receive(self)
+
+    monkeypatch.setattr(Client, "receive", noted)
 
     async def go():
         venue = live(monkeypatch, exchange)
@@ -180,10 +191,13 @@ def test_diffs_do_not_wake_the_feeds_watch_which_still_hears_a_gap(exchange, mon
         async with venue:
             await equal_to_server(venue, exchange)
             first = returns
+            receivers.clear()
             for i in range(20):
                 await on_server(exchange.update, bids=[(60001.0, 0.25 + i)])
             await equal_to_server(venue, exchange)
             assert returns == first  # 20 diffs published, the watch never returned
+            assert len(receivers) >= 20 and None not in receivers
+            assert len(set(receivers)) == 1
             assert len(journal.events) >= 21
             exchange.gap()
             await on_server(exchange.update, asks=[(60011.0, 1.5)])

@@ -137,12 +137,14 @@ _EMPTY: FloatArray = np.empty((0, 2))
 _EMPTY.setflags(write=False)
 
 
-def _check_crossed(snap: DepthSnapshot) -> None:
-    """`DepthSnapshot`'s crossed-book check, for a book assembled from validated sides."""
-    if len(snap.bids) and len(snap.asks) and snap.bids[0, 0] >= snap.asks[0, 0]:
+def _check_crossed(snap: DepthSnapshot, bids: _Side, asks: _Side) -> None:
+    """`DepthSnapshot`'s crossed-book check, for a book assembled from validated sides:
+    the best prices read from the sides' sort keys (Python floats, −price for the bids),
+    not from the arrays."""
+    if bids.keys and asks.keys and -bids.keys[0] >= asks.keys[0]:
         raise MalformedBookError(
-            f"{snap.venue} {snap.symbol}: crossed book (best bid {snap.bids[0, 0]} >= best "
-            f"ask {snap.asks[0, 0]}); refresh the book or leave the venue out"
+            f"{snap.venue} {snap.symbol}: crossed book (best bid {-bids.keys[0]} >= best "
+            f"ask {asks.keys[0]}); refresh the book or leave the venue out"
         )
 
 
@@ -280,10 +282,38 @@ def _track_changes(exchange: Any) -> None:
                 return resolve(result, message_hash)
 
             c.resolve = hooked
+            c.receive_loop = lambda: _receive_forever(c)
             c.lr_hooked = True
         return c
 
     exchange.client = client
+
+
+def _receive_forever(client: Any) -> None:
+    """ccxt's `Client.receive_loop` (started by its `open`) as one task per connection.
+
+    ccxt's creates a task per message and handles the message in that task's done
+    callback: two loop iterations from the bytes' arrival to the exchange's handler, and
+    two more (re-scheduling, the next task's first step) per message. Here one task
+    awaits `receive()` in a loop and handles each message as soon as it returns; the
+    rest is ccxt's: the message goes to `handle_message`, a receive error rejects every
+    waiter with a `NetworkError`, a closed connection ends in `on_close(1006)`, and an
+    error raised by a handler ends the loop (ccxt's does not reschedule either)."""
+    import ccxt
+
+    async def run() -> None:
+        while not client.closed():
+            try:
+                message = await client.receive()
+            except asyncio.CancelledError:
+                return
+            except Exception as exc:
+                client.reject(ccxt.NetworkError(str(exc)))
+                return
+            client.handle_message(message)
+        client.on_close(1006)
+
+    client.lr_receiver = client.asyncio_loop.create_task(run())
 
 
 class _Feed:
@@ -345,7 +375,7 @@ class _Feed:
                     stamp,
                     now,
                 )
-                _check_crossed(snap)
+                _check_crossed(snap, bids, asks)
             else:
                 full = DepthSnapshot(
                     owner.name,
