@@ -23,8 +23,9 @@
    route() without a cache on the same snapshots.
 
 With --before REV (default 1e5a336: the cache before its CPU work), phases 1 (hot
-path), 2 and 2b also run REV's live.py and router.py, loaded from git beside today's, on
-the same servers in the same run: the after/before ratios are the figures to compare.
+path), 2 and 2b also run REV's exact.py, route.py, live.py and router.py, loaded from git
+beside today's, on the same servers in the same run: the after/before ratios are the
+figures to compare.
 
 Import time is reported apart. The machine may be shared: figures are noisy, the
 ratios inside one run are what to compare.
@@ -184,23 +185,33 @@ def socket_time(client: Any) -> float:
 
 
 def before_modules(rev: str) -> tuple[Any, Any]:
-    """live.py and router.py as of git `rev`, loaded beside today's (on today's model,
-    optimizer and ccxt): the "before" measured in the same run as the "after"."""
+    """The hot path as of git `rev` — optimizer/exact.py, router/route.py, venues/live.py
+    and router/router.py, each importing the others' `rev` copies — loaded beside
+    today's (on today's model, the rest of the optimizer and ccxt): the "before"
+    measured in the same run as the "after"."""
     import types
 
     mods = []
     for path, name in (
+        ("src/liquidroute/optimizer/exact.py", "_before_exact"),
+        ("src/liquidroute/router/route.py", "_before_route"),
         ("src/liquidroute/venues/live.py", "_before_live"),
         ("src/liquidroute/router/router.py", "_before_router"),
     ):
         show = ["git", "-C", str(ROOT), "show", f"{rev}:{path}"]
         text = subprocess.run(show, capture_output=True, text=True, check=True).stdout
+        for module, before in (
+            ("liquidroute.optimizer.exact", "_before_exact"),
+            ("liquidroute.router.route", "_before_route"),
+            ("liquidroute.venues.live", "_before_live"),
+        ):
+            text = text.replace(f"from {module} import", f"from {before} import")
         mod = types.ModuleType(name)
         mod.__file__ = f"{rev}:{path}"
-        sys.modules[name] = mod  # dataclasses look their module up
+        sys.modules[name] = mod  # dataclasses look their module up; the next ones import it
         exec(compile(text, mod.__file__, "exec"), mod.__dict__)
         mods.append(mod)
-    return mods[0], mods[1]
+    return mods[2], mods[3]
 
 
 def live_venues(
@@ -505,7 +516,7 @@ def main() -> None:
     parser.add_argument(
         "--before",
         default="1e5a336",
-        help="git revision whose live.py + router.py are measured as the before ('' = none)",
+        help="git revision whose exact/route/live/router.py are measured as the before ('' = none)",
     )
     args = parser.parse_args()
     if args.serve:
@@ -577,8 +588,8 @@ def main() -> None:
             b = rb["hot" + key]
             bg = rb["hot" + key + "_stagger"]
             print(
-                f"   {rules}, before ({args.before}'s live.py + router.py, same feeds, same "
-                f"run): aligned {clocks(b)}, ccxt's book -> quote p50 "
+                f"   {rules}, before ({args.before}'s exact, route, live and router.py, same "
+                f"feeds, same run): aligned {clocks(b)}, ccxt's book -> quote p50 "
                 f"{b['here_p50_ms']:.2f} ms (new version {b['book_p50_ms']:.2f} ms); "
                 f"staggered {clocks(bg)}"
             )

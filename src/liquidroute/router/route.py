@@ -192,20 +192,35 @@ def route(
     started = time.perf_counter()
     side_: Side = "buy" if side == "buy" else "sell" if side == "sell" else check_side(side)
     amount = check_amount(amount)
-    opts = resolve_options(
-        options,
-        amount_in=amount_in,
-        caps=caps,
-        baselines=baselines,
-        rules=rules,
-        balances=balances,
-        fixed_costs=fixed_costs,
-        fees=fees,
-        max_venues=max_venues,
-        max_share=max_share,
-        time_limit=time_limit,
-        mip_gap=mip_gap,
-    )
+    if type(options) is RouteOptions and (
+        amount_in is None
+        and caps is None
+        and baselines is None
+        and rules is None
+        and balances is None
+        and fixed_costs is None
+        and fees is None
+        and max_venues is None
+        and max_share is None
+        and time_limit is None
+        and mip_gap is None
+    ):
+        opts = options  # resolve_options' answer: nothing to apply (Router's every quote)
+    else:
+        opts = resolve_options(
+            options,
+            amount_in=amount_in,
+            caps=caps,
+            baselines=baselines,
+            rules=rules,
+            balances=balances,
+            fixed_costs=fixed_costs,
+            fees=fees,
+            max_venues=max_venues,
+            max_share=max_share,
+            time_limit=time_limit,
+            mip_gap=mip_gap,
+        )
     # the resolved options under the names the rest of route() uses
     amount_in, balances, fixed_costs = opts.amount_in, opts.balances, opts.fixed_costs
     rules, max_venues, max_share = opts.rules, opts.max_venues, opts.max_share
