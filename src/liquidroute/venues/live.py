@@ -403,11 +403,13 @@ class _Feed:
         self.version += 1
         self.updates += 1
         self.state, self.error = "live", None
-        event = BookEvent(owner.name, self.symbol, self.version, snap, self.fresh, self.nonce)
-        self.fresh = False
-        self.first.set()
-        for listener in list(owner.listeners):
-            listener(event)
+        fresh, self.fresh = self.fresh, False
+        if not self.first.is_set():
+            self.first.set()
+        if owner.listeners:
+            event = BookEvent(owner.name, self.symbol, self.version, snap, fresh, self.nonce)
+            for listener in list(owner.listeners):
+                listener(event)
         self._notify()
 
     def pending(self, raw: Any) -> bool:
