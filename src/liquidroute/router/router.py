@@ -10,9 +10,10 @@ and raises. When no venue is left, its error is raised (several: NoVenueAnswered
 The hot path: when every venue keeps its books in memory (`venues.live.MemoryVenue`, e.g.
 `LiveVenue`) and `start()` has run, `quote` (and the synchronous `quote_now`) takes the
 books from memory — no tasks, no timeouts, no awaits — checks ages on every quote but the
-deviation guard only when a book's best bid or ask changed, and routes with a `LadderCache`: a book
-version's merged ladder is built once, and an update on one side leaves the other side's
-ladder cached. The answer is `route()`'s on the same snapshots, bit for bit.
+deviation guard only when a book's best bid or ask changed, and routes with a
+`LadderCache`: a book version's merged ladder is built once, and an update on one side
+leaves the other side's ladder cached. The answer is `route()`'s on the same snapshots,
+bit for bit.
 """
 
 from __future__ import annotations
