@@ -210,6 +210,35 @@ def test_diffs_do_not_wake_the_feeds_watch_which_still_hears_a_gap(exchange, mon
     asyncio.run(go())
 
 
+def test_a_book_kept_to_a_limit_stays_at_its_top_levels_as_diffs_add_deeper_ones(
+    exchange, monkeypatch
+):
+    """`limit` levels are kept: ccxt trims its book to them when its watch returns
+    (`orderbook.limit()`), and the feed's watch stays armed, so the feed trims it on
+    every diff it publishes. Each version is the server's top `limit` levels, though
+    the diffs keep adding levels below them."""
+
+    async def go():
+        venue = live(monkeypatch, exchange, limit=5)
+        journal = Journal(venue)
+        async with venue:
+            await until(lambda: venue.status(SYMBOL).state == "live")
+            for i in range(12):  # new levels below the 5th, then one at the top
+                await on_server(
+                    exchange.update, bids=[(59900.0 - i, 1.0)], asks=[(60200.0 + i, 1.0)]
+                )
+            await on_server(exchange.update, bids=[(60001.0, 2.0)])
+            await until(lambda: venue.status(SYMBOL).nonce == exchange.update_id)
+        assert len(journal.events) >= 13
+        history = {uid: (b, a) for uid, b, a in exchange.history}
+        for event in journal.events:
+            bids, asks = history[event.nonce]
+            assert_levels(event.snapshot.bids, bids[:5])
+            assert_levels(event.snapshot.asks, asks[:5])
+
+    asyncio.run(go())
+
+
 def test_a_listener_failing_on_a_diff_stops_the_feed(exchange, monkeypatch):
     """A diff is published from ccxt's message handler: a listener that fails there (a
     recorder's disk) must still stop the feed, failed with the error kept, as when it

@@ -428,11 +428,15 @@ class _Feed:
 
     def on_update(self, raw: Any) -> bool:
         """ccxt has applied a message to `raw` (called from its handler, see
-        `_track_changes`): publish it now. A listener's error stops the feed, as in `run`.
-        False when the feed is not running (ccxt's waiter is then resolved as usual)."""
+        `_track_changes`): trim it to its depth as ccxt's watch does (`limit()`) and
+        publish it now. A listener's error stops the feed, as in `run`. False when the
+        feed is not running (ccxt's waiter is then resolved as usual)."""
         if self.crash is not None or self.task is None or self.task.done():
             return False
         try:
+            limit = getattr(raw, "limit", None)
+            if limit is not None:  # what watch_order_book does before it returns the book:
+                limit()  # trim it to its depth (the feed's watch stays armed, see above)
             if self.pending(raw):
                 self.accept(raw)
         except Exception as exc:
