@@ -30,7 +30,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -341,7 +341,7 @@ def _solve_touched_py(
     side: Side,
     amount: float,
     quote: bool,
-    heads: Sequence[list[list[float]]] | None = None,
+    heads: Callable[[FloatArray], list[list[float]]] | None = None,
 ) -> AllocationRows | None:
     """`solve_exact(build_ladder(levels, fees, side), amount)` in plain Python floats, by
     a lazy k-way merge that reads each venue's levels only as far as the merge gets
@@ -359,8 +359,8 @@ def _solve_touched_py(
     (searchsorted, left) and takes rest = amount − the total before it (÷ e for a quote
     amount); per-venue sums add in merge order (bincount); cost = notional·(1 ± f),
     fee = notional·f; filled and value add the venues as np.add.reduce does
-    (`_np_sum`). `heads`: each venue's first rows as Python lists, when the caller
-    has them already (`LadderCache.heads`); they are read, never changed."""
+    (`_np_sum`). `heads(levels)`: a level array's first rows as Python lists, when the
+    caller keeps them (`LadderCache.heads`); they are read, never changed."""
     buy = side == "buy"
     n_venues = len(levels)
     factors = [1.0 + f if buy else 1.0 - f for f in fees]
@@ -369,7 +369,7 @@ def _solve_touched_py(
     rows: list[list[list[float]]] = []  # each venue's rows read so far
     heap: list[tuple[float, int, int, float, float]] = []  # (key, venue, row, p, s)
     for v, lv in enumerate(levels):
-        head = heads[v] if heads else cast("list[list[float]]", lv[:_PY_CHUNK].tolist())
+        head = heads(lv) if heads else cast("list[list[float]]", lv[:_PY_CHUNK].tolist())
         rows.append(head)
         if head:
             p, s = head[0]
@@ -486,10 +486,11 @@ class MergedLadder:
         ladder: Ladder | None,
         order: IntArray | None = None,
         books: _Books | None = None,
-        heads: Sequence[list[list[float]]] | None = None,
+        heads: Callable[[FloatArray], list[list[float]]] | None = None,
     ) -> None:
         """From a built `ladder`, or (ladder None) from the `books` to build it from;
-        `heads`: the books' first rows as Python lists (`LadderCache.heads`)."""
+        `heads`: where the books' first rows are kept as Python lists
+        (`LadderCache.heads`), read only if an order is merged in Python."""
         assert ladder is not None or books is not None
         self._heads = heads
         self._ladder = ladder
@@ -506,7 +507,7 @@ class MergedLadder:
         fees: Sequence[float],
         side: Side,
         caps: Sequence[float | None] | None = None,
-        heads: Sequence[list[list[float]]] | None = None,
+        heads: Callable[[FloatArray], list[list[float]]] | None = None,
     ) -> MergedLadder:
         """The merged ladder of `build_ladder(levels, fees, side, caps)`, built on demand."""
         return cls(None, books=(list(levels), list(fees), side, caps), heads=heads)
@@ -727,8 +728,7 @@ class LadderCache:
             self.hits += 1
             return entry[1]
         self.misses += 1
-        heads = [self.heads(lv) for lv in levels] if _no_caps(caps) else None
-        merged = MergedLadder.of_books(levels, fees, side, caps, heads)  # built on reuse
+        merged = MergedLadder.of_books(levels, fees, side, caps, self.heads)  # built on reuse
         self._entries[key] = (tuple(levels), merged)
         self._entries.move_to_end(key)
         while len(self._entries) > self.maxsize:
