@@ -23,8 +23,9 @@
    route() without a cache on the same snapshots.
 
 With --before REV (default 1e5a336: the cache before its CPU work), phases 1 (hot
-path), 2 and 2b also run REV's live.py and router.py, loaded from git beside today's, on
-the same servers in the same run: the after/before ratios are the figures to compare.
+path), 2 and 2b also run REV's exact.py, route.py, live.py and router.py, loaded from git
+beside today's, on the same servers in the same run: the after/before ratios are the
+figures to compare.
 
 Import time is reported apart. The machine may be shared: figures are noisy, the
 ratios inside one run are what to compare.
@@ -77,34 +78,55 @@ def serve(venues: int, levels: int, rate: float) -> None:
         BinanceWsLoopback(bids=bids, asks=asks, history=0, stamp=True).start()
         for _ in range(venues)
     ]
+    # per server, update id -> time.time() when its event's bytes were handed to the
+    # socket: after the server's JSON, deflate and frame write (the event's "T" is
+    # stamped before them)
+    handed: list[dict[int, float]] = [{} for _ in servers]
+    for server, out in zip(servers, handed, strict=True):
+        broadcast = server._broadcast
+
+        async def timed(
+            events: list[dict[str, Any]], broadcast: Any = broadcast, out: dict = out
+        ) -> None:
+            for event in events:
+                await broadcast([event])  # returns once ws.send_str has written it
+                out[event["u"]] = time.time()
+
+        server._broadcast = timed
     print(json.dumps([[s.base_url, s.ws_base_url] for s in servers]), flush=True)
     stop = threading.Event()
     go = threading.Event()
+    stagger = [0.0]  # venue i's updates are sent i / venues of a period later (x this)
 
-    def drive(server: Any, seed: int) -> None:
+    def drive(server: Any, seed: int, i: int) -> None:
         rng = random.Random(seed)
         go.wait()
         period = 1.0 / rate
-        next_t = time.monotonic()
+        start = time.monotonic()
         while not stop.is_set():
             side = rng.choice(("bids", "asks"))
             k = rng.randint(0, 4)
             price = 59999.5 - k * 0.5 if side == "bids" else 60000.5 + k * 0.5
             server.update(**{side: [(price, rng.randint(1, 40) / 10)]})
-            next_t += period
+            start += period
+            next_t = start + stagger[0] * period * i / venues
             time.sleep(max(0.0, next_t - time.monotonic()))
 
     threads = [
-        threading.Thread(target=drive, args=(s, i), daemon=True) for i, s in enumerate(servers)
+        threading.Thread(target=drive, args=(s, i, i), daemon=True) for i, s in enumerate(servers)
     ]
     for t in threads:
         t.start()
-    for line in sys.stdin:  # "go" starts the updates; EOF stops
-        if line.strip() == "go":
+    for line in sys.stdin:  # "go" starts the updates, "stagger"/"align" phase them; EOF stops
+        command = line.strip()
+        if command == "go":
             go.set()
+        elif command in ("stagger", "align"):
+            stagger[0] = 1.0 if command == "stagger" else 0.0
     stop.set()
     for s in servers:
         s.stop()
+    print(json.dumps(handed), flush=True)
 
 
 class Exchanges:
@@ -118,18 +140,24 @@ class Exchanges:
         assert self.proc.stdout is not None
         self.urls: list[list[str]] = json.loads(self.proc.stdout.readline())
 
-    def go(self) -> None:
+    def go(self, command: str = "go") -> None:
+        """ "go" starts the updates; "stagger" spreads the venues' sends over the period,
+        "align" sends them at the same moments again (the default)."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write("go\n")
+        self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
 
-    def close(self) -> None:
-        assert self.proc.stdin is not None
+    def close(self) -> list[dict[int, float]]:
+        """Stop the servers; per server, update id -> when its bytes were handed over."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.close()
+        line = self.proc.stdout.readline()
         self.proc.wait(20)
+        handed = json.loads(line) if line.strip() else []
+        return [{int(u): t for u, t in server.items()} for server in handed]
 
 
-Stamps = dict[str, tuple[float, float, float]]
+Stamps = dict[str, tuple[float, float, float, int]]  # venue -> (T, arrival, read, u)
 
 
 def stamp_socket_reads() -> None:
@@ -157,23 +185,33 @@ def socket_time(client: Any) -> float:
 
 
 def before_modules(rev: str) -> tuple[Any, Any]:
-    """live.py and router.py as of git `rev`, loaded beside today's (on today's model,
-    optimizer and ccxt): the "before" measured in the same run as the "after"."""
+    """The hot path as of git `rev` — optimizer/exact.py, router/route.py, venues/live.py
+    and router/router.py, each importing the others' `rev` copies — loaded beside
+    today's (on today's model, the rest of the optimizer and ccxt): the "before"
+    measured in the same run as the "after"."""
     import types
 
     mods = []
     for path, name in (
+        ("src/liquidroute/optimizer/exact.py", "_before_exact"),
+        ("src/liquidroute/router/route.py", "_before_route"),
         ("src/liquidroute/venues/live.py", "_before_live"),
         ("src/liquidroute/router/router.py", "_before_router"),
     ):
         show = ["git", "-C", str(ROOT), "show", f"{rev}:{path}"]
         text = subprocess.run(show, capture_output=True, text=True, check=True).stdout
+        for module, before in (
+            ("liquidroute.optimizer.exact", "_before_exact"),
+            ("liquidroute.router.route", "_before_route"),
+            ("liquidroute.venues.live", "_before_live"),
+        ):
+            text = text.replace(f"from {module} import", f"from {before} import")
         mod = types.ModuleType(name)
         mod.__file__ = f"{rev}:{path}"
-        sys.modules[name] = mod  # dataclasses look their module up
+        sys.modules[name] = mod  # dataclasses look their module up; the next ones import it
         exec(compile(text, mod.__file__, "exec"), mod.__dict__)
         mods.append(mod)
-    return mods[0], mods[1]
+    return mods[2], mods[3]
 
 
 def live_venues(
@@ -201,7 +239,8 @@ def live_venues(
 
         def stamped(c: Any, message: Any, handle: Any = handle, name: str = name) -> Any:
             now = time.time()
-            sent[name] = (float(message.get("T", 0.0)), now, socket_time(c) or now)
+            stamps = (float(message.get("T", 0.0)), now, socket_time(c) or now)
+            sent[name] = (*stamps, int(message.get("u", -1)))
             return handle(c, message)
 
         client.handle_order_book = stamped
@@ -211,7 +250,20 @@ def live_venues(
 
 
 def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q))
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def add_handoff(result: dict, handed: list[dict[int, float]]) -> None:
+    """Each phase's latency from its newest event's bytes being handed to the server's
+    socket (`handed`: the servers' report), beside the figure from the event's "T"."""
+    for phase in result.values():
+        if isinstance(phase, dict) and "handoff" in phase:
+            lat = [
+                (now - handed[i][u]) * 1e3
+                for i, u, now in phase.pop("handoff")
+                if i < len(handed) and u in handed[i]
+            ]
+            phase["handoff_p50_ms"], phase["handoff_p99_ms"] = pct(lat, 50), pct(lat, 99)
 
 
 # ---------------------------------------------------------------------------- 1. latency
@@ -238,6 +290,7 @@ async def latency(
     # timed from the newest event it includes, not from one that arrived while it was
     # computed (that event is in the next quote)
     included: Stamps = {}
+    staggered = False
 
     def on_version(event: Any) -> None:
         published[event.venue] = time.time()
@@ -257,8 +310,16 @@ async def latency(
             ("old", old, {}),
             ("hot_norules", hot, {"rules": False}),
             ("old_norules", old, {"rules": False}),
+            ("hot_stagger", hot, {}),  # the venues' sends spread over the period
+            ("hot_norules_stagger", hot, {"rules": False}),
         ]
-        for label, router, options in phases[::2] if hot_only else phases:
+        for label, router, options in [p for p in phases if p[1] is hot or not hot_only]:
+            if label.endswith("_stagger") and not staggered:
+                ex.go("stagger")
+                staggered = True
+            # (server, update id, quote time) of the newest event in each quote: timed
+            # from its bytes' handover to the socket once the servers report it
+            handoff: list[tuple[int, int, float]] = []
             lat: list[float] = []
             wire: list[float] = []
             here: list[float] = []  # from the event reaching ccxt's handler to the quote
@@ -270,12 +331,13 @@ async def latency(
             async for quote in stream:
                 now = time.time()
                 if included:
-                    t_sent, t_arrived, t_read = max(included.values())
+                    t_sent, t_arrived, t_read, u = max(included.values())
+                    newest = max(included, key=lambda k: included[k])
+                    handoff.append((int(newest[1:]), u, now))
                     socket.append((now - t_read) * 1e3)
                     lat.append((now - t_sent) * 1e3)
                     wire.append((t_arrived - t_sent) * 1e3)
                     here.append((now - t_arrived) * 1e3)
-                    newest = max(included, key=lambda k: included[k])
                     book.append((published.get(newest, now) - t_arrived) * 1e3)
                     compute.append(quote.compute_ms)
                 if time.monotonic() > deadline:
@@ -284,7 +346,9 @@ async def latency(
             lat, wire, here, compute = lat[5:], wire[5:], here[5:], compute[5:]  # 1st: start-up
             socket = socket[5:]
             book = book[5:]
+            handoff = handoff[5:]
             out[label] = {
+                "handoff": handoff,
                 "quotes": len(lat),
                 "p50_ms": pct(lat, 50),
                 "p99_ms": pct(lat, 99),
@@ -296,6 +360,8 @@ async def latency(
                 "here_p99_ms": pct(here, 99),
                 "book_p50_ms": pct(book, 50),
             }
+        if staggered:
+            ex.go("align")
         out["rebuilds"] = sum(v._feed(SYMBOL).rebuilds for v in venues)
         out["updates"] = sum(v._feed(SYMBOL).updates for v in venues)
     for label, options in (
@@ -450,7 +516,7 @@ def main() -> None:
     parser.add_argument(
         "--before",
         default="1e5a336",
-        help="git revision whose live.py + router.py are measured as the before ('' = none)",
+        help="git revision whose exact/route/live/router.py are measured as the before ('' = none)",
     )
     args = parser.parse_args()
     if args.serve:
@@ -461,6 +527,7 @@ def main() -> None:
     print(f"cores: {os.cpu_count()} (shared machine: figures are noisy)")
 
     ex = Exchanges(args.venues, args.levels, 20.0)
+    handed: list[dict[int, float]] = []
     try:
         r = asyncio.run(latency(ex.urls, args.levels, args.seconds, ex))
         if before:
@@ -476,38 +543,64 @@ def main() -> None:
                 )
             )
     finally:
-        ex.close()
+        handed = ex.close()
+    add_handoff(r, handed)
+    if before:
+        add_handoff(rb, handed)
     print(
         f"1. update -> new quote, {args.venues} venues x {args.levels} levels, ~20 upd/s each "
         f"(targets p50 1 ms, p99 5 ms); {r['updates']} book versions, {r['rebuilds']} full "
-        "rebuilds (snapshots)"
+        "rebuilds (snapshots). Three clocks for the same quotes: from the event's stamp "
+        "(taken before the server's JSON + deflate + write), from its bytes' handover to "
+        "the server's socket (after them: the honest 'update sent'), from its bytes "
+        "reaching our socket (aiohttp data_received)"
     )
+
+    def clocks(h: dict) -> str:
+        return (
+            f"p50 {h['p50_ms']:.2f} / {h['handoff_p50_ms']:.2f} / {h['socket_p50_ms']:.2f} ms, "
+            f"p99 {h['p99_ms']:.2f} / {h['handoff_p99_ms']:.2f} / {h['socket_p99_ms']:.2f} ms "
+            "(stamp / handover / our socket)"
+        )
+
     for rules, key, alone in (
         ("venue lot rules", "", "route_ms"),
         ("rules=False", "_norules", "route_norules_ms"),
     ):
         h, o = r["hot" + key], r["old" + key]
+        g = r["hot" + key + "_stagger"]
         print(
-            f"   {rules}: hot path p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms from "
-            f"the server's send; from the bytes reaching our socket p50 "
-            f"{h['socket_p50_ms']:.2f} ms, p99 {h['socket_p99_ms']:.2f} ms "
-            f"({h['quotes']} quotes; of it p50 server+wire+JSON {h['wire_p50_ms']:.2f} ms, "
-            f"then ccxt's book -> quote p50 {h['here_p50_ms']:.2f} ms, p99 "
-            f"{h['here_p99_ms']:.2f} ms, of which ccxt's book + ours -> new version p50 "
-            f"{h['book_p50_ms']:.2f} ms, route() p50 {h['route_p50_ms']:.2f} ms) vs the "
-            f"former gather path p50 {o['p50_ms']:.2f} ms, p99 {o['p99_ms']:.2f} ms "
-            f"({o['quotes']} quotes): p50 {h['p50_ms'] / o['p50_ms']:.2f}x; route() alone, "
-            f"uncached {r[alone]:.2f} ms"
+            f"   {rules}, the venues' sends aligned (5 updates at once): hot path "
+            f"{clocks(h)}; {h['quotes']} quotes; of it p50 server+wire+JSON "
+            f"{h['wire_p50_ms']:.2f} ms, then ccxt's book -> quote p50 "
+            f"{h['here_p50_ms']:.2f} ms, p99 {h['here_p99_ms']:.2f} ms, of which ccxt's book "
+            f"+ ours -> new version p50 {h['book_p50_ms']:.2f} ms, route() p50 "
+            f"{h['route_p50_ms']:.2f} ms. Former gather path p50 {o['p50_ms']:.2f} ms, p99 "
+            f"{o['p99_ms']:.2f} ms from the stamp ({o['quotes']} quotes): p50 "
+            f"{h['p50_ms'] / o['p50_ms']:.2f}x; route() alone, uncached {r[alone]:.2f} ms"
+        )
+        print(
+            f"   {rules}, the venues' sends staggered (i/{args.venues} of a period apart): "
+            f"hot path {clocks(g)}; {g['quotes']} quotes, ccxt's book -> quote p50 "
+            f"{g['here_p50_ms']:.2f} ms"
         )
         if before:
             b = rb["hot" + key]
+            bg = rb["hot" + key + "_stagger"]
             print(
-                f"   {rules}, before ({args.before}'s live.py + router.py, same feeds, same "
-                f"run): hot path p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms, ccxt's "
-                f"book -> quote p50 {b['here_p50_ms']:.2f} ms (new version "
-                f"{b['book_p50_ms']:.2f} ms); after/before: p50 "
-                f"{h['p50_ms'] / b['p50_ms']:.2f}x, ccxt's book -> quote "
-                f"{h['here_p50_ms'] / b['here_p50_ms']:.2f}x"
+                f"   {rules}, before ({args.before}'s exact, route, live and router.py, same "
+                f"feeds, same run): aligned {clocks(b)}, ccxt's book -> quote p50 "
+                f"{b['here_p50_ms']:.2f} ms (new version {b['book_p50_ms']:.2f} ms); "
+                f"staggered {clocks(bg)}"
+            )
+            print(
+                f"   {rules}, after/before p50: aligned {h['p50_ms'] / b['p50_ms']:.2f}x "
+                f"(stamp), {h['handoff_p50_ms'] / b['handoff_p50_ms']:.2f}x (handover), "
+                f"{h['socket_p50_ms'] / b['socket_p50_ms']:.2f}x (our socket), ccxt's book "
+                f"-> quote {h['here_p50_ms'] / b['here_p50_ms']:.2f}x; staggered "
+                f"{g['p50_ms'] / bg['p50_ms']:.2f}x (stamp), "
+                f"{g['handoff_p50_ms'] / bg['handoff_p50_ms']:.2f}x (handover), "
+                f"{g['socket_p50_ms'] / bg['socket_p50_ms']:.2f}x (our socket)"
             )
 
     ex = Exchanges(args.venues, args.levels, 100.0)

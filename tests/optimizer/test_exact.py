@@ -239,6 +239,20 @@ def assert_same_allocation(a, b):
     assert (a.marginal, a.filled, a.value) == (b.marginal, b.filled, b.value)
 
 
+def books_with_ties(seed, n_venues, n_levels, side, ties):
+    """Deep books for `side` and their fees; with `ties`, every venue on one coarse price
+    grid at one fee: equal effective prices across venues."""
+    rng = np.random.default_rng(seed)
+    levels = deep_levels(rng, n_venues, n_levels)
+    if ties:
+        levels = [np.column_stack([np.round(lv[:, 0], 1), lv[:, 1]]) for lv in levels]
+        levels = [lv[np.unique(lv[:, 0], return_index=True)[1]] for lv in levels]
+    if side == "sell":  # bids: best (highest) first
+        levels = [np.column_stack([200 - lv[:, 0], lv[:, 1]]) for lv in levels]
+    fees = [0.001] * n_venues if ties else list(rng.choice([0.0, 0.0005, 0.001], n_venues))
+    return levels, fees
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -282,14 +296,7 @@ def test_solving_on_the_touched_levels_is_solve_exact_bit_for_bit(
     """`solve_touched` cuts each venue to the levels its own running total needs: the
     answer must be the full merge's, float for float — ties across venues included
     (equal prices on a grid), orders a hair deep and beyond every book."""
-    rng = np.random.default_rng(seed)
-    levels = deep_levels(rng, n_venues, n_levels)
-    if ties:  # every venue on one coarse grid: equal effective prices across venues
-        levels = [np.column_stack([np.round(lv[:, 0], 1), lv[:, 1]]) for lv in levels]
-        levels = [lv[np.unique(lv[:, 0], return_index=True)[1]] for lv in levels]
-    if side == "sell":  # bids: best (highest) first
-        levels = [np.column_stack([200 - lv[:, 0], lv[:, 1]]) for lv in levels]
-    fees = [0.001] * n_venues if ties else list(rng.choice([0.0, 0.0005, 0.001], n_venues))
+    levels, fees = books_with_ties(seed, n_venues, n_levels, side, ties)
     ladder = build_ladder(levels, fees, side)
     whole = float(ladder.size @ ladder.eff) if amount_in == "quote" else float(ladder.size.sum())
     for frac in fracs:
@@ -384,3 +391,43 @@ def test_absurd_amounts_on_deep_books_take_everything(amount_in):
         alloc = solve_exact(ladder, amount, amount_in)
         assert_same_allocation(alloc, MergedLadder(ladder).solve(amount, amount_in))
     assert solve_exact(ladder, 1e308, amount_in).filled == pytest.approx(ladder.size.sum())
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_venues=st.integers(1, 12),
+    n_levels=st.integers(0, 300),
+    side=st.sampled_from(["buy", "sell"]),
+    frac=st.floats(0.0, 1.1),
+    amount_in=st.sampled_from(["base", "quote"]),
+    ties=st.booleans(),
+)
+def test_the_python_walk_of_the_touched_levels_is_solve_exact_bit_for_bit(
+    seed, n_venues, n_levels, side, frac, amount_in, ties
+):
+    """The plain-float merge `solve_touched` takes for shallow orders (a heap over the
+    venues, levels read in chunks) against the numpy merge of the whole ladder: the same
+    floats, ties across venues and within a venue's rounded prices included; it declines
+    (None) only past `_PY_LEVELS` merged levels."""
+    from liquidroute.optimizer import exact
+
+    levels, fees = books_with_ties(seed, n_venues, n_levels, side, ties)
+    ladder = build_ladder(levels, fees, side)
+    # an amount that stops within the first _PY_LEVELS merged levels, scaled by frac
+    order = exact.merge_order(ladder)
+    head = order[: exact._PY_LEVELS]
+    terms = ladder.size[head] * (ladder.eff[head] if amount_in == "quote" else 1.0)
+    amount = float(terms.sum()) * frac
+    fast = exact._solve_touched_py(levels, fees, side, amount, amount_in == "quote")
+    if frac < 1.0 or len(order) <= exact._PY_LEVELS:
+        assert fast is not None
+    if fast is not None:
+        assert_same_allocation(fast.allocation(), solve_exact(ladder, amount, amount_in))
+
+
+@given(st.lists(st.floats(0.0, 1e9), max_size=140))
+def test_the_python_sum_is_numpys_pairwise_sum(values):
+    from liquidroute.optimizer.exact import _np_sum
+
+    assert _np_sum(values) == float(np.add.reduce(np.array(values, dtype=np.float64)))

@@ -288,22 +288,39 @@ def test_an_update_on_one_side_keeps_the_other_sides_array_and_its_cached_ladder
         close(feds)
 
 
-def test_the_deviation_check_runs_again_only_when_a_version_changes(monkeypatch):
+def test_the_deviation_check_runs_again_only_when_a_books_top_changes(monkeypatch):
+    """It reads each venue's mid only: an update deeper in a book (a new version, the
+    same best bid and ask) reuses its answer; a new best ask runs it again, and a top
+    that moves a venue's mid past the limit leaves that venue out at once."""
     import liquidroute.router.router as router_module
 
     feds = two_feds()
+    feds.append(
+        Fed(
+            "c", dict(feds[0].model["bids"]), dict(feds[0].model["asks"]), market("c", 0.001, False)
+        )
+    )
     calls = []
     real = router_module.outliers
     monkeypatch.setattr(router_module, "outliers", lambda *a, **k: calls.append(1) or real(*a, **k))
-    router = Router([f.venue for f in feds], max_age_ms=None)
+    router = Router([f.venue for f in feds], max_age_ms=None, max_deviation_bps=5.0)
     asyncio.run(router.start())
     try:
         for _ in range(3):
             router.quote_now(SYMBOL, "buy", 1.0)
         assert len(calls) == 1
-        feds[1].update("asks", MID + 2 * GRID, 3.0)
+        feds[1].update("asks", MID + 2 * GRID, 3.0)  # below the top: same mids
+        router.quote_now(SYMBOL, "buy", 1.0)
+        assert len(calls) == 1
+        feds[1].update("asks", MID + GRID, 0.0)  # the best ask goes: a new mid
         router.quote_now(SYMBOL, "buy", 1.0)
         assert len(calls) == 2
+        feds[2].update("asks", MID + 200 * GRID, 1.0)
+        for k in range(1, 21):  # venue c's asks now start 100 above: its mid ~8 bps up
+            feds[2].update("asks", MID + k * GRID, 0.0)
+        quote = router.quote_now(SYMBOL, "buy", 1.0)
+        assert "bps from" in quote.excluded["c"]
+        assert len(calls) == 3 and set(quote.excluded) == {"c"}
     finally:
         close(feds)
 

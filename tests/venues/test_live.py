@@ -156,6 +156,89 @@ def test_every_diff_is_published_as_it_arrives_even_in_a_burst(exchange, monkeyp
     asyncio.run(go())
 
 
+def test_diffs_do_not_wake_the_feeds_watch_which_still_hears_a_gap(exchange, monkeypatch):
+    """A diff is published from ccxt's handler; ccxt's waiter is not resolved for it, so
+    the feed's `watch_order_book` is armed once per subscription, not returned and
+    re-armed per update (ccxt's subscription code on every diff). The armed watch still
+    wakes for what ccxt rejects it with: a sequence gap resyncs, every diff before and
+    after it published, equal to the server's book. The messages are received by one
+    task per connection (ccxt's receive loop makes a task per message)."""
+    from ccxt.async_support.base.ws.client import Client
+
+    receivers: list[Any] = []  # the task asking for each message
+    receive = Client.receive
+
+    def noted(self: Any) -> Any:
+        receivers.append(asyncio.current_task())
+        return receive(self)
+
+    monkeypatch.setattr(Client, "receive", noted)
+
+    async def go():
+        venue = live(monkeypatch, exchange)
+        journal = Journal(venue)
+        exchange_client = venue.venue.exchange
+        watch = exchange_client.watch_order_book
+        returns = 0
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal returns
+            out = await watch(*args, **kwargs)
+            returns += 1
+            return out
+
+        exchange_client.watch_order_book = counted
+        async with venue:
+            await equal_to_server(venue, exchange)
+            first = returns
+            receivers.clear()
+            for i in range(20):
+                await on_server(exchange.update, bids=[(60001.0, 0.25 + i)])
+            await equal_to_server(venue, exchange)
+            assert returns == first  # 20 diffs published, the watch never returned
+            assert len(receivers) >= 20 and None not in receivers
+            assert len(set(receivers)) == 1
+            assert len(journal.events) >= 21
+            exchange.gap()
+            await on_server(exchange.update, asks=[(60011.0, 1.5)])
+            await until(lambda: venue.status(SYMBOL).resyncs == 1)
+            await on_server(exchange.update, asks=[(60012.0, 2.5)])
+            await equal_to_server(venue, exchange)
+            assert returns == first + 1  # the new subscription's first book
+        journal.check(exchange)
+
+    asyncio.run(go())
+
+
+def test_a_book_kept_to_a_limit_stays_at_its_top_levels_as_diffs_add_deeper_ones(
+    exchange, monkeypatch
+):
+    """`limit` levels are kept: ccxt trims its book to them when its watch returns
+    (`orderbook.limit()`), and the feed's watch stays armed, so the feed trims it on
+    every diff it publishes. Each version is the server's top `limit` levels, though
+    the diffs keep adding levels below them."""
+
+    async def go():
+        venue = live(monkeypatch, exchange, limit=5)
+        journal = Journal(venue)
+        async with venue:
+            await until(lambda: venue.status(SYMBOL).state == "live")
+            for i in range(12):  # new levels below the 5th, then one at the top
+                await on_server(
+                    exchange.update, bids=[(59900.0 - i, 1.0)], asks=[(60200.0 + i, 1.0)]
+                )
+            await on_server(exchange.update, bids=[(60001.0, 2.0)])
+            await until(lambda: venue.status(SYMBOL).nonce == exchange.update_id)
+        assert len(journal.events) >= 13
+        history = {uid: (b, a) for uid, b, a in exchange.history}
+        for event in journal.events:
+            bids, asks = history[event.nonce]
+            assert_levels(event.snapshot.bids, bids[:5])
+            assert_levels(event.snapshot.asks, asks[:5])
+
+    asyncio.run(go())
+
+
 def test_a_listener_failing_on_a_diff_stops_the_feed(exchange, monkeypatch):
     """A diff is published from ccxt's message handler: a listener that fails there (a
     recorder's disk) must still stop the feed, failed with the error kept, as when it

@@ -27,8 +27,10 @@ bookkeeping, with the same answer bit for bit; `LadderCache` keeps one per book 
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -59,6 +61,53 @@ class Allocation:
     marginal: float | None
     filled: float
     value: float
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationRows:
+    """An `Allocation` as Python lists, indexed like the ladder's venues: what a Quote's
+    legs are made of. `total_fee` is Σ fee as np.add.reduce sums it. The Python merge
+    (`solve_touched` on shallow orders) makes these without any numpy array; `of` and
+    `allocation` convert either way, bit for bit."""
+
+    amount: list[float]
+    notional: list[float]
+    fee: list[float]
+    cost: list[float]
+    levels: list[int]
+    worst_price: list[float]
+    marginal: float | None
+    filled: float
+    value: float
+    total_fee: float
+
+    @classmethod
+    def of(cls, alloc: Allocation) -> AllocationRows:
+        return cls(
+            alloc.amount.tolist(),
+            alloc.notional.tolist(),
+            alloc.fee.tolist(),
+            alloc.cost.tolist(),
+            alloc.levels.tolist(),
+            alloc.worst_price.tolist(),
+            alloc.marginal,
+            alloc.filled,
+            alloc.value,
+            float(np.add.reduce(alloc.fee)),
+        )
+
+    def allocation(self) -> Allocation:
+        return Allocation(
+            amount=np.array(self.amount, dtype=np.float64),
+            notional=np.array(self.notional, dtype=np.float64),
+            fee=np.array(self.fee, dtype=np.float64),
+            cost=np.array(self.cost, dtype=np.float64),
+            levels=np.array(self.levels, dtype=np.intp),
+            worst_price=np.array(self.worst_price, dtype=np.float64),
+            marginal=self.marginal,
+            filled=self.filled,
+            value=self.value,
+        )
 
 
 def merge_order(ladder: Ladder) -> IntArray:
@@ -231,11 +280,154 @@ def solve_touched(
     total, the stop level and every per-venue sum are the same floats.
     """
     _check_unit(amount_in)
+    fast = _solve_touched_py(levels, fees, side, amount, amount_in == "quote")
+    if fast is not None:
+        return fast.allocation()
+    return _solve_touched_np(levels, fees, side, amount, amount_in)
+
+
+def _solve_touched_np(
+    levels: Sequence[FloatArray],
+    fees: Sequence[float],
+    side: Side,
+    amount: float,
+    amount_in: AmountUnit,
+) -> Allocation:
+    """`solve_touched` by numpy: each venue cut to its `touched_prefix`, then merged."""
     cut = [
         touched_prefix(lv, 1.0 + f if side == "buy" else 1.0 - f, amount, amount_in)
         for lv, f in zip(levels, fees, strict=True)
     ]
     return solve_exact(build_ladder(cut, fees, side), amount, amount_in)
+
+
+_PY_LEVELS = 256  # merged levels up to which `solve_touched` walks in Python
+_PY_CHUNK = 8  # a venue's levels read per step by the Python walk (doubling)
+_PY_HEAD = 16  # a level array's first rows kept as Python lists by `LadderCache.heads`
+
+
+def _np_sum(values: list[float]) -> float:
+    """`float(np.add.reduce(np.array(values)))`, bit for bit, in Python for up to 128
+    values: numpy sums fewer than 8 in order, and up to 128 with 8 interleaved partial
+    sums combined pairwise, then the remainder in order (its pairwise summation)."""
+    n = len(values)
+    if n < 8:
+        total = 0.0
+        for x in values:
+            total += x
+        return total
+    if n > 128:
+        return float(np.add.reduce(np.array(values, dtype=np.float64)))
+    r0, r1, r2, r3, r4, r5, r6, r7 = values[:8]
+    m = n - n % 8
+    for i in range(8, m, 8):
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(m, n):
+        total += values[i]
+    return total
+
+
+def _solve_touched_py(
+    levels: Sequence[FloatArray],
+    fees: Sequence[float],
+    side: Side,
+    amount: float,
+    quote: bool,
+    heads: Callable[[FloatArray], list[list[float]]] | None = None,
+) -> AllocationRows | None:
+    """`solve_exact(build_ladder(levels, fees, side), amount)` in plain Python floats, by
+    a lazy k-way merge that reads each venue's levels only as far as the merge gets
+    (chunks of 8, 16, ... rows); None when the merge would pass `_PY_LEVELS` levels
+    (the numpy path is then cheaper). A quote's first solve on a new book version
+    merges a few dozen levels; numpy's per-call overhead, several times larger on a
+    core that has just woken from idle, would dominate it.
+
+    The same floats as the numpy merge, operation for operation: e = p·(1 ± f); levels
+    leave a heap keyed (e, venue) (−e for a sell), which is `merge_order`'s stable
+    argsort of the flattened ladder: each venue's levels are sorted, one per venue is
+    in the heap, ties go to the lower venue, then to the venue's better level; the
+    running total adds the terms in merge order (cumsum: s, or s·e for a quote
+    amount); the stop level is the first whose running total reaches the amount
+    (searchsorted, left) and takes rest = amount − the total before it (÷ e for a quote
+    amount); per-venue sums add in merge order (bincount); cost = notional·(1 ± f),
+    fee = notional·f; filled and value add the venues as np.add.reduce does
+    (`_np_sum`). `heads(levels)`: a level array's first rows as Python lists, when the
+    caller keeps them (`LadderCache.heads`); they are read, never changed."""
+    buy = side == "buy"
+    n_venues = len(levels)
+    factors = [1.0 + f if buy else 1.0 - f for f in fees]
+    if len(factors) != n_venues:
+        raise ValueError(f"{n_venues} level arrays but {len(factors)} fees")
+    rows: list[list[list[float]]] = []  # each venue's rows read so far
+    heap: list[tuple[float, int, int, float, float]] = []  # (key, venue, row, p, s)
+    for v, lv in enumerate(levels):
+        head = heads(lv) if heads else cast("list[list[float]]", lv[:_PY_CHUNK].tolist())
+        rows.append(head)
+        if head:
+            p, s = head[0]
+            e = p * factors[v]
+            heap.append((e if buy else -e, v, 0, p, s))
+    heapq.heapify(heap)
+    amounts = [0.0] * n_venues
+    notional = [0.0] * n_venues
+    counts = [0] * n_venues
+    worst = [math.nan] * n_venues
+    marginal: float | None = None
+    total = 0.0
+    pop, push = heapq.heappop, heapq.heappush
+    for _ in range(_PY_LEVELS):
+        if not heap:
+            break
+        key, v, i, p, s = pop(heap)
+        e = key if buy else -key
+        reached = total + (s * e if quote else s)
+        stop = reached >= amount
+        if stop:  # the stop level, partly
+            rest = amount - total
+            s = rest / e if quote else rest
+        amounts[v] += s
+        notional[v] += s * p
+        counts[v] += 1
+        worst[v] = p
+        marginal = e
+        if stop:
+            break
+        total = reached
+        i += 1
+        got = rows[v]
+        if i == len(got):  # read further into venue v (a new list: heads stay as given)
+            lv = levels[v]
+            if i < len(lv):
+                got = rows[v] = got + cast("list[list[float]]", lv[i : 2 * i].tolist())
+        if i < len(got):
+            p, s = got[i]
+            e = p * factors[v]
+            push(heap, (e if buy else -e, v, i, p, s))
+    else:
+        if heap:
+            return None  # deeper than _PY_LEVELS: the numpy merge
+    cost = [x * factor for x, factor in zip(notional, factors, strict=True)]
+    fee = [x * f for x, f in zip(notional, fees, strict=True)]
+    return AllocationRows(
+        amounts,
+        notional,
+        fee,
+        cost,
+        counts,
+        worst,
+        marginal,
+        _np_sum(amounts),
+        _np_sum(cost),
+        _np_sum(fee),
+    )
 
 
 _BLOCK = 64  # merged positions per stored row of per-venue level counts
@@ -275,6 +467,7 @@ class MergedLadder:
         "_cum",
         "_cum_quote",
         "_factor",
+        "_heads",
         "_ladder",
         "_notional_sums",
         "_order",
@@ -289,10 +482,17 @@ class MergedLadder:
     )
 
     def __init__(
-        self, ladder: Ladder | None, order: IntArray | None = None, books: _Books | None = None
+        self,
+        ladder: Ladder | None,
+        order: IntArray | None = None,
+        books: _Books | None = None,
+        heads: Callable[[FloatArray], list[list[float]]] | None = None,
     ) -> None:
-        """From a built `ladder`, or (ladder None) from the `books` to build it from."""
+        """From a built `ladder`, or (ladder None) from the `books` to build it from;
+        `heads`: where the books' first rows are kept as Python lists
+        (`LadderCache.heads`), read only if an order is merged in Python."""
         assert ladder is not None or books is not None
+        self._heads = heads
         self._ladder = ladder
         self._order = order
         self._books = books
@@ -307,9 +507,10 @@ class MergedLadder:
         fees: Sequence[float],
         side: Side,
         caps: Sequence[float | None] | None = None,
+        heads: Callable[[FloatArray], list[list[float]]] | None = None,
     ) -> MergedLadder:
         """The merged ladder of `build_ladder(levels, fees, side, caps)`, built on demand."""
-        return cls(None, books=(list(levels), list(fees), side, caps))
+        return cls(None, books=(list(levels), list(fees), side, caps), heads=heads)
 
     @property
     def ladder(self) -> Ladder:
@@ -352,18 +553,45 @@ class MergedLadder:
         self._counts: IntArray = np.zeros((n_blocks + 1, n_venues), dtype=np.intp)
         np.cumsum(per_block.reshape(n_blocks, n_venues), axis=0, out=self._counts[1:])
 
+    def _touched(self) -> _Books | None:
+        """The books, while the next solve is to be `solve_touched` on them."""
+        books = self._books
+        if (
+            not self._prepared
+            and self._solves < _TOUCHED_SOLVES
+            and self._ladder is None
+            and books is not None
+            and _no_caps(books[3])
+        ):
+            return books
+        return None
+
+    def solve_rows(self, amount: float, amount_in: AmountUnit = "base") -> AllocationRows:
+        """`solve` as Python lists (`AllocationRows.of(self.solve(...))`, bit for bit):
+        a shallow order on a new book version is merged in Python floats and never
+        becomes numpy arrays (what a quote without rules or baselines needs)."""
+        books = self._touched()
+        if books is not None:
+            _check_unit(amount_in)
+            fast = _solve_touched_py(*books[:3], amount, amount_in == "quote", self._heads)
+            if fast is not None:
+                self._solves += 1
+                return fast
+            self._solves += 1
+            return AllocationRows.of(_solve_touched_np(*books[:3], amount, amount_in))
+        return AllocationRows.of(self.solve(amount, amount_in))
+
     def solve(self, amount: float, amount_in: AmountUnit = "base") -> Allocation:
         """The optimal split of `amount`, as `solve_exact` (see there), bit for bit."""
+        books = self._touched()
         self._solves += 1
         if not self._prepared:
-            books = self._books
-            if (
-                self._solves <= _TOUCHED_SOLVES
-                and self._ladder is None
-                and books is not None
-                and _no_caps(books[3])
-            ):
-                return solve_touched(books[0], books[1], books[2], amount, amount_in)
+            if books is not None:
+                _check_unit(amount_in)
+                fast = _solve_touched_py(*books[:3], amount, amount_in == "quote", self._heads)
+                if fast is not None:
+                    return fast.allocation()
+                return _solve_touched_np(*books[:3], amount, amount_in)
             if self._solves == 1:  # one order on these books so far: no preparation yet
                 return solve_exact(self.ladder, amount, amount_in, self.order)
             self._prepare()
@@ -439,6 +667,7 @@ class LadderCache:
             OrderedDict()
         )
         self._prefixes: dict[tuple[int, int], tuple[FloatArray, FloatArray]] = {}
+        self._heads: dict[int, tuple[FloatArray, list[list[float]]]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -459,9 +688,25 @@ class LadderCache:
             del self._prefixes[next(iter(self._prefixes))]  # the oldest
         return cut
 
+    def heads(self, levels: FloatArray) -> list[list[float]]:
+        """The first `_PY_HEAD` rows of `levels` as Python [price, size] lists, read once
+        per array while kept (at most 4 · maxsize arrays): a live book's update changes
+        one venue's side, and the Python merge reads the other venues' rows from here,
+        without a numpy call. Shared: callers must not change the lists."""
+        key = id(levels)
+        hit = self._heads.get(key)
+        if hit is not None and hit[0] is levels:
+            return hit[1]
+        rows = cast("list[list[float]]", levels[:_PY_HEAD].tolist())
+        self._heads[key] = (levels, rows)
+        if len(self._heads) > 4 * self.maxsize:
+            del self._heads[next(iter(self._heads))]  # the oldest
+        return rows
+
     def clear(self) -> None:
         self._entries.clear()
         self._prefixes.clear()
+        self._heads.clear()
 
     def merged(
         self,
@@ -483,7 +728,7 @@ class LadderCache:
             self.hits += 1
             return entry[1]
         self.misses += 1
-        merged = MergedLadder.of_books(levels, fees, side, caps)  # built and prepared on reuse
+        merged = MergedLadder.of_books(levels, fees, side, caps, self.heads)  # built on reuse
         self._entries[key] = (tuple(levels), merged)
         self._entries.move_to_end(key)
         while len(self._entries) > self.maxsize:

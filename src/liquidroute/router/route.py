@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from liquidroute.errors import InvalidInputError
 from liquidroute.model import (
     AmountUnit,
@@ -27,6 +25,7 @@ from liquidroute.optimizer.constrained import apply_rules, balance_caps, venue_r
 from liquidroute.optimizer.curves import Ladder, build_ladder
 from liquidroute.optimizer.exact import (
     Allocation,
+    AllocationRows,
     LadderCache,
     solve_exact,
     touched_count,
@@ -57,7 +56,7 @@ def savings_bps(side: str, optimum: float, baseline: float | None) -> float | No
 
 
 def _legs(
-    alloc: Allocation,
+    alloc: AllocationRows | Allocation,
     venues: Sequence[str],
     side: Side,
     notes: Mapping[str, tuple[str, ...]] | None = None,
@@ -65,15 +64,17 @@ def _legs(
     """One Leg per venue with a positive amount q, in the venues' order: avg_price =
     notional / q, share = q / filled. Built by `_leg_unchecked` (these values are computed
     here, not given): the same Legs as the public constructor, at about half the cost."""
+    if isinstance(alloc, Allocation):
+        alloc = AllocationRows.of(alloc)
     filled = alloc.filled
     rows = zip(
         venues,
-        alloc.amount.tolist(),
-        alloc.notional.tolist(),
-        alloc.worst_price.tolist(),
-        alloc.fee.tolist(),
-        alloc.cost.tolist(),
-        alloc.levels.tolist(),
+        alloc.amount,
+        alloc.notional,
+        alloc.worst_price,
+        alloc.fee,
+        alloc.cost,
+        alloc.levels,
         strict=True,
     )
     leg = _leg_unchecked
@@ -191,20 +192,35 @@ def route(
     started = time.perf_counter()
     side_: Side = "buy" if side == "buy" else "sell" if side == "sell" else check_side(side)
     amount = check_amount(amount)
-    opts = resolve_options(
-        options,
-        amount_in=amount_in,
-        caps=caps,
-        baselines=baselines,
-        rules=rules,
-        balances=balances,
-        fixed_costs=fixed_costs,
-        fees=fees,
-        max_venues=max_venues,
-        max_share=max_share,
-        time_limit=time_limit,
-        mip_gap=mip_gap,
-    )
+    if type(options) is RouteOptions and (
+        amount_in is None
+        and caps is None
+        and baselines is None
+        and rules is None
+        and balances is None
+        and fixed_costs is None
+        and fees is None
+        and max_venues is None
+        and max_share is None
+        and time_limit is None
+        and mip_gap is None
+    ):
+        opts = options  # resolve_options' answer: nothing to apply (Router's every quote)
+    else:
+        opts = resolve_options(
+            options,
+            amount_in=amount_in,
+            caps=caps,
+            baselines=baselines,
+            rules=rules,
+            balances=balances,
+            fixed_costs=fixed_costs,
+            fees=fees,
+            max_venues=max_venues,
+            max_share=max_share,
+            time_limit=time_limit,
+            mip_gap=mip_gap,
+        )
     # the resolved options under the names the rest of route() uses
     amount_in, balances, fixed_costs = opts.amount_in, opts.balances, opts.fixed_costs
     rules, max_venues, max_share = opts.rules, opts.max_venues, opts.max_share
@@ -266,11 +282,14 @@ def route(
     # exact split alone first reads only the levels it can reach (`solve_touched`, the
     # same answer bit for bit: a live book's new version is not merged whole)
     ladder: Ladder | None = None
+    rows: AllocationRows | None = None  # the split as Python lists, for the legs
     if cache is not None:  # a repeated order on the same books skips the build and the sort
         merged = cache.merged(levels, fee_list, side_, cap_list)
         if wants_rules or opts.baselines:
             ladder = merged.ladder
-        alloc = merged.solve(amount, amount_in)
+            alloc = merged.solve(amount, amount_in)
+        else:  # the live hot path: a shallow order on a new version makes no numpy array
+            rows = merged.solve_rows(amount, amount_in)
     else:
         ladder = build_ladder(levels, fee_list, side_, cap_list)
         alloc = solve_exact(ladder, amount, amount_in)
@@ -294,22 +313,23 @@ def route(
             fixed, leg_notes, reachable = ruled.fixed, ruled.notes, ruled.reachable
             notes.extend(ruled.warnings)
             lower_bound = solve_exact(ladder, alloc.filled).value  # no rule can beat it
-    fixed_total = sum(fixed.values())
-    total = alloc.value + fixed_total if side_ == "buy" else alloc.value - fixed_total
-
     base_costs: dict[str, float | None] = {}
     saved: dict[str, float | None] = {}
     if opts.baselines and alloc.filled > 0:
         assert ladder is not None
         base_costs = all_baselines(ladder, alloc.filled)
         saved = {k: savings_bps(side_, alloc.value, c) for k, c in base_costs.items()}
+    if rows is None:
+        rows = AllocationRows.of(alloc)
+    fixed_total = sum(fixed.values())
+    total = rows.value + fixed_total if side_ == "buy" else rows.value - fixed_total
 
-    achieved = total if amount_in == "quote" else alloc.filled
+    achieved = total if amount_in == "quote" else rows.filled
     unfilled = max(amount - achieved, 0.0)
     if unfilled <= amount * 1e-12:
         unfilled = 0.0
     mid = _mid_of(best_bids, best_asks)
-    avg = total / alloc.filled if alloc.filled > 0 else None
+    avg = total / rows.filled if rows.filled > 0 else None
     slip = None
     if avg is not None and mid:
         slip = (avg - mid) / mid * 1e4 * (1 if side_ == "buy" else -1)
@@ -319,13 +339,13 @@ def route(
         side=side_,
         amount_in=amount_in,
         requested=amount,
-        legs=_legs(alloc, venues, side_, leg_notes),
-        filled=alloc.filled,
+        legs=_legs(rows, venues, side_, leg_notes),
+        filled=rows.filled,
         unfilled=unfilled,
         total_cost=total,
-        total_fees=float(np.add.reduce(alloc.fee)),
+        total_fees=rows.total_fee,
         avg_price=avg,
-        marginal_price=alloc.marginal,
+        marginal_price=rows.marginal,
         mid=mid,
         slippage_bps=slip,
         baselines=base_costs,

@@ -10,9 +10,10 @@ and raises. When no venue is left, its error is raised (several: NoVenueAnswered
 The hot path: when every venue keeps its books in memory (`venues.live.MemoryVenue`, e.g.
 `LiveVenue`) and `start()` has run, `quote` (and the synchronous `quote_now`) takes the
 books from memory — no tasks, no timeouts, no awaits — checks ages on every quote but the
-deviation guard only when a book version changed, and routes with a `LadderCache`: a book
-version's merged ladder is built once, and an update on one side leaves the other side's
-ladder cached. The answer is `route()`'s on the same snapshots, bit for bit.
+deviation guard only when a book's best bid or ask changed, and routes with a
+`LadderCache`: a book version's merged ladder is built once, and an update on one side
+leaves the other side's ladder cached. The answer is `route()`'s on the same snapshots,
+bit for bit.
 """
 
 from __future__ import annotations
@@ -95,8 +96,10 @@ class Router:
         self._facts: tuple[object, int, bool, frozenset[str]] = (None, 0, False, frozenset())
         self.cache = cache if cache is not None or not self.memory else LadderCache(64)
         self._started = False
-        # per symbol: the (venue, version) of the books the deviation check last saw
+        # per symbol: the books' tops (venue, best bid, best ask) the deviation check last
+        # saw, and its answer; per venue: its last snapshot and top
         self._outliers: dict[str, tuple[object, Any]] = {}
+        self._tops: dict[str, tuple[DepthSnapshot, tuple[str, float | None, float | None]]] = {}
         self._fee_markets: dict[tuple[str, float], tuple[Market, Market]] = {}
 
     def _venue_facts(self) -> tuple[object, int, bool, frozenset[str]]:
@@ -210,6 +213,21 @@ class Router:
             hit = self._fee_markets[key] = (market, dataclasses.replace(market, taker_fee=rate))
         return hit[1]
 
+    def _top(self, snap: DepthSnapshot) -> tuple[str, float | None, float | None]:
+        """(venue, best bid, best ask) of `snap`, read once per snapshot object: all the
+        deviation check (`guard.outliers`: each venue's mid) looks at."""
+        hit = self._tops.get(snap.venue)
+        if hit is not None and hit[0] is snap:
+            return hit[1]
+        bids, asks = snap.bids, snap.asks
+        top = (
+            snap.venue,
+            bids.item(0) if len(bids) else None,
+            asks.item(0) if len(asks) else None,
+        )
+        self._tops[snap.venue] = (snap, top)
+        return top
+
     def books_now(
         self,
         symbol: str,
@@ -219,7 +237,8 @@ class Router:
         """`books()` from memory, synchronously: every venue must be a `MemoryVenue`.
 
         Ages are checked on every call; the deviation check runs again only when the
-        version of a book it looks at changed (the same books give the same answer).
+        best bid or ask of a book it looks at changed (it reads nothing else: each
+        venue's mid), not on every update deeper in a book.
         """
         if not self.memory:
             raise InvalidInputError(
@@ -229,7 +248,6 @@ class Router:
         fees = self._check_fees(fees)
         snapshots: list[DepthSnapshot] = []
         markets: dict[str, Market] = {}
-        versions: list[tuple[str, int]] = []
         errors: list[LiquidrouteError] = []
         venues = self.venues
         for venue in venues:
@@ -237,7 +255,7 @@ class Router:
             if name in excluded:
                 continue
             try:
-                version, snap = venue.book_now(symbol, self.depth)  # type: ignore[attr-defined]
+                snap = venue.book_now(symbol, self.depth)[1]  # type: ignore[attr-defined]
                 market = venue.market_now(symbol)  # type: ignore[attr-defined]
             except LiquidrouteError as exc:
                 if not venue.live:
@@ -248,7 +266,6 @@ class Router:
             rate = fees.get(name)
             snapshots.append(snap)
             markets[name] = market if rate is None else self._with_fee(market, rate)
-            versions.append((name, version))
         if not snapshots:
             asked = [v for v in venues if v.name not in (exclude or {})]
             self._no_books(errors, asked, exclude or {})
@@ -265,7 +282,7 @@ class Router:
                 else {}
             )
             fresh = [s for s in snapshots if s.venue not in stale] if stale else snapshots
-            key = (tuple(kv for kv in versions if kv[0] not in stale), self.max_deviation_bps)
+            key = (tuple(map(self._top, fresh)), self.max_deviation_bps)
             cached = self._outliers.get(symbol)
             if cached is None or cached[0] != key:
                 cached = self._outliers[symbol] = (key, outliers(fresh, self.max_deviation_bps))

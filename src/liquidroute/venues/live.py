@@ -9,9 +9,11 @@
 A feed keeps one book with ccxt.pro's `watch_order_book`, which follows the exchange's
 own recipe. For Binance: subscribe to the diff stream and buffer its events, fetch a REST
 snapshot carrying `lastUpdateId`, drop the events with u <= lastUpdateId, apply the rest,
-and from then on require every event's U to be the previous u + 1. Each time the watch
-returns, the book is copied into a validated `DepthSnapshot` (version + 1) and the
-listeners are told (`subscribe`, `add_listener`). What goes wrong, and what is done:
+and from then on require every event's U to be the previous u + 1. Each diff ccxt
+applies is published from its message handler (`_track_changes`): the touched levels go
+into the cache's sides, a `DepthSnapshot` is the new version and the listeners are told
+(`subscribe`, `add_listener`); the feed's watch stays armed and returns only for a new
+subscription's first book or an error. What goes wrong, and what is done:
 
 - a sequence gap or checksum failure (ccxt `InvalidNonce`/`ChecksumError`): the book is
   withdrawn at once (`snapshot` raises, so the router leaves the venue out, saying why)
@@ -135,12 +137,14 @@ _EMPTY: FloatArray = np.empty((0, 2))
 _EMPTY.setflags(write=False)
 
 
-def _check_crossed(snap: DepthSnapshot) -> None:
-    """`DepthSnapshot`'s crossed-book check, for a book assembled from validated sides."""
-    if len(snap.bids) and len(snap.asks) and snap.bids[0, 0] >= snap.asks[0, 0]:
+def _check_crossed(snap: DepthSnapshot, bids: _Side, asks: _Side) -> None:
+    """`DepthSnapshot`'s crossed-book check, for a book assembled from validated sides:
+    the best prices read from the sides' sort keys (Python floats, −price for the bids),
+    not from the arrays."""
+    if bids.keys and asks.keys and -bids.keys[0] >= asks.keys[0]:
         raise MalformedBookError(
-            f"{snap.venue} {snap.symbol}: crossed book (best bid {snap.bids[0, 0]} >= best "
-            f"ask {snap.asks[0, 0]}); refresh the book or leave the venue out"
+            f"{snap.venue} {snap.symbol}: crossed book (best bid {-bids.keys[0]} >= best "
+            f"ask {asks.keys[0]}); refresh the book or leave the venue out"
         )
 
 
@@ -262,23 +266,54 @@ def _track_changes(exchange: Any) -> None:
         """The exchange's websocket client, its `resolve` made to call a book's
         `lr_on_update` (set by its feed) synchronously, in the message handler: the feed
         publishes a version as soon as ccxt has applied the diff, even between two
-        `watch_order_book` calls, instead of one loop iteration later."""
+        `watch_order_book` calls, instead of one loop iteration later. A book its
+        running feed took is not resolved to ccxt's waiter: the feed's watch stays armed,
+        and wakes only for what ccxt rejects it with (a sequence gap, a lost connection),
+        so no update pays for the watch's return and re-arming (tens of microseconds of
+        ccxt's subscription code per update, ahead of other venues' messages)."""
         c = make_client(url)
         if not getattr(c, "lr_hooked", False):
             resolve = c.resolve
 
             def hooked(result: Any, message_hash: Any, resolve: Any = resolve) -> Any:
-                out = resolve(result, message_hash)
                 on_update = getattr(result, "lr_on_update", None)
-                if on_update is not None:
-                    on_update(result)
-                return out
+                if on_update is not None and on_update(result):
+                    return result
+                return resolve(result, message_hash)
 
             c.resolve = hooked
+            c.receive_loop = lambda: _receive_forever(c)
             c.lr_hooked = True
         return c
 
     exchange.client = client
+
+
+def _receive_forever(client: Any) -> None:
+    """ccxt's `Client.receive_loop` (started by its `open`) as one task per connection.
+
+    ccxt's creates a task per message and handles the message in that task's done
+    callback: two loop iterations from the bytes' arrival to the exchange's handler, and
+    two more (re-scheduling, the next task's first step) per message. Here one task
+    awaits `receive()` in a loop and handles each message as soon as it returns; the
+    rest is ccxt's: the message goes to `handle_message`, a receive error rejects every
+    waiter with a `NetworkError`, a closed connection ends in `on_close(1006)`, and an
+    error raised by a handler ends the loop (ccxt's does not reschedule either)."""
+    import ccxt
+
+    async def run() -> None:
+        while not client.closed():
+            try:
+                message = await client.receive()
+            except asyncio.CancelledError:
+                return
+            except Exception as exc:
+                client.reject(ccxt.NetworkError(str(exc)))
+                return
+            client.handle_message(message)
+        client.on_close(1006)
+
+    client.lr_receiver = client.asyncio_loop.create_task(run())
 
 
 class _Feed:
@@ -340,7 +375,7 @@ class _Feed:
                     stamp,
                     now,
                 )
-                _check_crossed(snap)
+                _check_crossed(snap, bids, asks)
             else:
                 full = DepthSnapshot(
                     owner.name,
@@ -368,11 +403,13 @@ class _Feed:
         self.version += 1
         self.updates += 1
         self.state, self.error = "live", None
-        event = BookEvent(owner.name, self.symbol, self.version, snap, self.fresh, self.nonce)
-        self.fresh = False
-        self.first.set()
-        for listener in list(owner.listeners):
-            listener(event)
+        fresh, self.fresh = self.fresh, False
+        if not self.first.is_set():
+            self.first.set()
+        if owner.listeners:
+            event = BookEvent(owner.name, self.symbol, self.version, snap, fresh, self.nonce)
+            for listener in list(owner.listeners):
+                listener(event)
         self._notify()
 
     def pending(self, raw: Any) -> bool:
@@ -389,17 +426,23 @@ class _Feed:
             or (raw.get("nonce"), raw.get("timestamp")) != self.seen
         )
 
-    def on_update(self, raw: Any) -> None:
+    def on_update(self, raw: Any) -> bool:
         """ccxt has applied a message to `raw` (called from its handler, see
-        `_track_changes`): publish it now. A listener's error stops the feed, as in `run`."""
+        `_track_changes`): trim it to its depth as ccxt's watch does (`limit()`) and
+        publish it now. A listener's error stops the feed, as in `run`. False when the
+        feed is not running (ccxt's waiter is then resolved as usual)."""
         if self.crash is not None or self.task is None or self.task.done():
-            return
+            return False
         try:
+            limit = getattr(raw, "limit", None)
+            if limit is not None:  # what watch_order_book does before it returns the book:
+                limit()  # trim it to its depth (the feed's watch stays armed, see above)
             if self.pending(raw):
                 self.accept(raw)
         except Exception as exc:
             self._stop(exc)
             self.task.cancel()
+        return True
 
     def _stop(self, exc: Exception) -> None:
         """The feed stops on an error that is not the venue's: kept in `crash`, failed."""
@@ -452,11 +495,11 @@ class _Feed:
                     self.accept(raw)
                 delay = owner.backoff_s[0]
                 if self.callbacks and owner.mode == "websocket":
-                    # one hop back to the loop before re-arming ccxt's watch: the
-                    # subscribers woken by the publish (here or in `on_update`:
-                    # Router.watch's re-quote) run first,
-                    # instead of after ccxt's re-subscription work. No update is missed:
-                    # new messages are handled in a later loop iteration than this one
+                    # the watch returns for a subscription's first book only (later
+                    # diffs are published by `on_update` and leave it armed): one hop
+                    # back to the loop before re-arming it, so the subscribers woken by
+                    # the publish (Router.watch's re-quote) run first. No update is
+                    # missed: new messages are handled in a later loop iteration
                     await asyncio.sleep(0)
                 if owner.mode == "polling":
                     await asyncio.sleep(owner.poll_interval_s)
