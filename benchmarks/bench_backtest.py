@@ -6,14 +6,16 @@ and 2 Dask workers against 1, all measured in one run.
                                         [--before REV] [--before-multi] [--latency-ms MS]
 
 Files come from benchmarks/gen_books.py (seeded; generated once into --dir and reused).
-Each measured run is a separate `liquidroute backtest` process (its own peak RSS, VmHWM,
-import time reported apart). Printed, for the one-venue file (a parent order
-every second, 5 strategies): wall time, orders/s, rows/s, peak RSS; the same for
-`--venues` files of `--rows` rows each (peak RSS); and one vs two Dask workers (a
-LocalCluster) on the one-venue run, as a ratio. Baselines in the same run: reading the
-file alone (batches, validated) and reading + book replay without routing; and, with
-`--before REV` (default `main`), the same backtest run by that git revision's code
-(`git archive REV src`, unpacked to a temporary folder): before/after in one run.
+Each measured run is a separate `liquidroute backtest` process (its own peak RSS, VmHWM),
+import time reported apart: the modules the run imports lazily too, and dask.distributed
+for the Dask runs; a standing cluster's workers have imported what a window needs.
+Printed, for the one-venue file (a parent order every second, 5 strategies): wall time,
+orders/s, rows/s, peak RSS; the same for `--venues` files of `--rows` rows each (peak
+RSS); and one vs two Dask workers (a LocalCluster, and a standing cluster) on the
+one-venue run, as a ratio. Baselines in the same run: reading the file alone (batches,
+validated) and reading + book replay without routing; and, with `--before REV` (default
+`main`), the same backtest run by that git revision's code (`git archive REV src`,
+unpacked to a temporary folder): before/after in one run.
 Targets (DESIGN.md, issue 13): 20 M rows one venue <= 1 GB; 4 x 20 M <= 1.5 GB;
 >= 1,000 parent orders/s and >= 3 M rows/s per core; 2 workers >= 1.7x one.
 """
@@ -46,8 +48,11 @@ t0 = time.perf_counter()
 from typer.testing import CliRunner
 from liquidroute.cli.app import app
 import liquidroute.backtest.replay, liquidroute.router.route, pandas, pyarrow.parquet
+import liquidroute.optimizer.batched, pyarrow.csv, pyarrow.dataset, rich.progress  # lazy ones
 from liquidroute.venues.ccxt_venue import static_taker_fee
 static_taker_fee("binance")
+if "--workers" in sys.argv or "--scheduler" in sys.argv:
+    import dask.distributed  # the client's, imported when the run starts
 import_s = time.perf_counter() - t0
 t0, c0 = time.perf_counter(), time.process_time()
 mode, args = sys.argv[1], sys.argv[2:]
@@ -110,6 +115,15 @@ def ensure(path: Path, rows: int, exchange: str, symbol: str, seed: int, shift_u
     return path
 
 
+WINDOW_MODULES = (
+    "liquidroute.backtest.distributed",
+    "liquidroute.backtest.replay",
+    "liquidroute.optimizer.batched",
+    "pyarrow.parquet",
+    "pyarrow.compute",
+)
+
+
 @contextlib.contextmanager
 def standing_cluster(n: int, tmp: Path) -> Iterator[str]:
     """A `dask scheduler` and `n` `dask worker` processes on loopback, up and warm (the
@@ -161,7 +175,8 @@ def standing_cluster(n: int, tmp: Path) -> Iterator[str]:
 
         with Client(address, timeout=60) as client:
             client.wait_for_workers(n, timeout=120)
-            client.run(importlib.import_module, "liquidroute.backtest.distributed")
+            for module in WINDOW_MODULES:  # what a window imports on its first run
+                client.run(importlib.import_module, module)
         yield address
     finally:
         for p in procs:
