@@ -1,7 +1,7 @@
 """The backtest's per-order fast paths equal the general code they stand in for.
 
-- `curves.walk_many` is `walk_book` for many amounts at once, bit for bit, and both match
-  a level-by-level walk written here (the oracle);
+- `batched.walk` is `walk_book` for many amounts at once (to 1e-14: sequential sums where
+  `walk_book` takes a dot), and both match a level-by-level walk written here (the oracle);
 - the routed strategies skip `route()` only when no venue rule can bind, and then give
   route()'s split exactly; with a rule that binds they go through route() (lots honoured);
 - at zero latency the cursor keeps no fill-clock book, and the rows equal a run whose
@@ -15,7 +15,8 @@ import pytest
 
 from liquidroute.backtest import replay as rp
 from liquidroute.model import DepthSnapshot, Market
-from liquidroute.optimizer.curves import walk_book, walk_many
+from liquidroute.optimizer import batched
+from liquidroute.optimizer.curves import walk_book
 
 
 def book(rng: np.random.Generator, n: int, side: str) -> np.ndarray:
@@ -33,30 +34,31 @@ def oracle_walk(levels: np.ndarray, amount: float) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("seed", range(30))
-def test_walk_many_is_walk_book_bit_for_bit(seed):
+def test_the_batched_walk_is_walk_book(seed):
+    """`batched.walk` on one venue, for many amounts at once, is `walk_book` (the one book
+    walk) to 1e-14, and both match the level-by-level oracle; a prefix cut of the book
+    (amounts within the first levels, or around one depth) changes nothing."""
     rng = np.random.default_rng(seed)
     side = "buy" if seed % 2 else "sell"
     levels = book(rng, int(rng.integers(1, 300)), side)
     depth = levels[:, 1].sum()
-    # inside the book, on level boundaries, beyond it, zero and negative
-    amounts = np.concatenate(
-        [rng.uniform(0, depth, 6), np.cumsum(levels[:3, 1]), [depth, 2 * depth, 0.0, -1.0]]
-    )
-    filled, notional = walk_many(levels, amounts)
-    # amounts all within the first levels, or all around one depth: walked on a prefix
     cums = np.cumsum(levels[:, 1])
-    for part in (rng.uniform(0, cums[min(1, len(cums) - 1)], 3),
-                 cums[rng.integers(0, len(cums), 2)] * rng.uniform(0.9, 1.0, 2)):  # fmt: skip
-        part_f, part_n = walk_many(levels, part)
-        for a, f, n in zip(part, part_f, part_n, strict=True):
+    # inside the book, on level boundaries, beyond it, zero and negative; then amounts all
+    # within the first levels, and all around one depth
+    for amounts in (
+        np.concatenate([rng.uniform(0, depth, 6), cums[:3], [depth, 2 * depth, 0.0, -1.0]]),
+        rng.uniform(0, cums[min(1, len(cums) - 1)], 3),
+        cums[rng.integers(0, len(cums), 2)] * rng.uniform(0.9, 1.0, 2),
+    ):
+        books = batched.pack([[(levels[:, 0], levels[:, 1])]])
+        filled, notional = batched.walk(books, amounts[None, :, None], np.zeros(1), side)
+        for a, f, n in zip(amounts, filled[0], notional[0], strict=True):
             walk = walk_book(levels, side, float(a))
-            assert f == walk.filled and n == walk.notional
-    for a, f, n in zip(amounts, filled, notional, strict=True):
-        walk = walk_book(levels, side, float(a))
-        assert f == walk.filled and n == walk.notional  # the same sums, bit for bit
-        of, on = oracle_walk(levels, float(a))
-        assert f == pytest.approx(of, rel=1e-12, abs=1e-12)
-        assert n == pytest.approx(on, rel=1e-12, abs=1e-9)
+            assert f == pytest.approx(walk.filled, rel=1e-14, abs=1e-300)
+            assert n == pytest.approx(walk.notional, rel=1e-14, abs=1e-300)
+            of, on = oracle_walk(levels, float(a))
+            assert f == pytest.approx(of, rel=1e-12, abs=1e-12)
+            assert n == pytest.approx(on, rel=1e-12, abs=1e-9)
 
 
 def snaps(rng: np.random.Generator, venues: list[str]) -> list[DepthSnapshot]:
@@ -184,9 +186,10 @@ def test_l2book_runs_equal_rows_applied_one_by_one(seed):
     assert book.repaired > 0
 
 
-def test_walk_many_on_an_empty_side_takes_nothing():
-    filled, notional = walk_many(np.empty((0, 2)), np.array([1.0, 0.0]))
-    assert filled.tolist() == [0.0, 0.0] and notional.tolist() == [0.0, 0.0]
+def test_the_batched_walk_on_an_empty_side_takes_nothing():
+    books = batched.pack([[(np.empty(0), np.empty(0))]])
+    filled, notional = batched.walk(books, np.array([[[1.0], [0.0]]]), np.zeros(1), "buy")
+    assert filled.tolist() == [[0.0, 0.0]] and notional.tolist() == [[0.0, 0.0]]
 
 
 def test_with_venue_rules_the_backtest_routes_through_route_on_the_books_of_t():

@@ -3,7 +3,7 @@
 - `exact_split` is `solve_exact(...).amount` and the four baselines are `baselines`'s
   functions, bit for bit, on random books (ties across venues, one-sided and empty books,
   amounts on level boundaries and beyond the depth) and on the real recorded books;
-- `planned_cost` is `allocate(...).value` and `walk` is `walk_many` summed over venues as
+- `planned_cost` is `allocate(...).value` and `walk` is `walk_book` summed over venues as
   the backtest fills, to 1e-14 (sequential sums where those take a BLAS dot);
 - an order's figures do not depend on the other orders of its batch (bit for bit alone
   and in any batch), so runs cut into windows or batches give the same numbers.
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from liquidroute.book import book_at
 from liquidroute.optimizer import batched
 from liquidroute.optimizer.baselines import BASELINE_SPLITS
-from liquidroute.optimizer.curves import build_ladder, walk_many
+from liquidroute.optimizer.curves import build_ladder, walk_book
 from liquidroute.optimizer.exact import allocate, solve_exact
 from tests.conftest import BOOK_FILES
 
@@ -103,8 +103,8 @@ def check_against_per_order(case: dict, got: dict) -> None:
             assert math.isclose(got["plan"][b, k], plan, rel_tol=1e-14), (b, k)
             filled = cost = 0.0
             for v, lv in enumerate(row):
-                f, notional = walk_many(lv, split[v : v + 1])
-                filled, cost = filled + f[0], cost + notional[0] * factor[v]
+                walk = walk_book(lv, side, float(split[v]))
+                filled, cost = filled + walk.filled, cost + walk.notional * factor[v]
             assert math.isclose(got["filled"][b, k], filled, rel_tol=1e-14, abs_tol=1e-300)
             assert math.isclose(got["cost"][b, k], cost, rel_tol=1e-14, abs_tol=1e-300)
 

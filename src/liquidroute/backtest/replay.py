@@ -26,7 +26,7 @@ the exact split (bit for bit `exact.solve_exact`, what route() computes when no 
 can bind; with a rule that can bind, route() is called order by order on `DepthSnapshot`s
 built from the read), the four baselines on one evaluation of every venue's cost curve
 (bit for bit the `baselines` functions), what each split costs on the route books (the
-planned cost, `exact.allocate`'s) and its walk at fill time (`curves.walk_many`'s); the
+planned cost, `exact.allocate`'s) and its walk at fill time (`curves.walk_book`'s); the
 last two add the same terms sequentially where those take a BLAS dot, so they agree to
 ~1e-15. An order's figures do not depend on the other orders of its batch, so windows and
 batches give the same numbers. At zero latency the fill is the walk on the route books,

@@ -18,7 +18,7 @@ What each function equals (tests/optimizer/test_batched.py):
   `pro_rata`, `percent_grid` are the `baselines` functions of the same name, bit for bit:
   the same float operations in the same order (the curve C_v as `Ladder.cost` evaluates
   it, `np.interp`'s formula included).
-- `planned_cost` is `exact.allocate(...).value` and `walk` is `curves.walk_many` summed over
+- `planned_cost` is `exact.allocate(...).value` and `walk` is `curves.walk_book` summed over
   the venues as the backtest fills a split; they add the same terms, but sequentially where
   those take a BLAS dot or a pairwise sum, so they agree to a few ulps (1e-15 relative).
 
@@ -327,7 +327,7 @@ def walk(
     books: SideBooks, splits: FloatArray, fees: FloatArray, side: Side
 ) -> tuple[FloatArray, FloatArray]:
     """(filled, all-in cost) of every split (B, K) filled on `books`: each venue's part
-    walked with no limit (take_l = min(s_l, (q − S_{l−1})⁺), `curves.walk_many`), the fee
+    walked with no limit (take_l = min(s_l, (q − S_{l−1})⁺), `curves.walk_book`), the fee
     added (buy) or deducted (sell), summed over the venues in their order."""
     want = np.maximum(splits, 0.0)
     if want.size:  # no walk goes past the level where its venue's running size reaches it

@@ -203,33 +203,3 @@ def walk_book(
     touched = np.flatnonzero(take > 0)
     worst = float(price[touched[-1]]) if len(touched) else None
     return Walk(take, filled, float(take @ price), worst)
-
-
-def walk_many(levels: FloatArray, amounts: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """`walk_book(levels, side, a)` for every a in `amounts` at once (no limit price):
-    (filled, notional) per amount, as `Walk.filled` and `Walk.notional`.
-
-    take[a, l] = min(s_l, (a − S_{l−1})⁺) for all amounts in one (len(amounts), n) array
-    (`take_prefix` broadcast over the amounts); filled_a = Σ_l take[a, l] and
-    notional_a = Σ_l take[a, l]·p_l. Either side: `levels` are best first, so the walk is
-    the same prefix take. Negative amounts take nothing. Bit for bit `walk_book`'s sums:
-    each row is reduced on its own, as `walk_book` reduces its one take.
-    """
-    price, size = levels[:, 0], levels[:, 1]
-    want = np.maximum(np.asarray(amounts, dtype=np.float64), 0.0)
-    # S_l over the prefix the largest amount reaches: past it min(S_l, a) = a for every
-    # amount, so every take there is a − a = 0 (zeros, as the whole cumulative sum gives)
-    n = len(size)
-    top = float(want.max()) if len(want) else 0.0
-    m = min(n, _PREFIX)
-    cum = np.cumsum(size[:m])
-    while m < n and not cum[-1] >= top:  # nan reaches nowhere: the whole book
-        m = min(n, 4 * m)
-        cum = np.cumsum(size[:m])
-    reach = np.minimum(cum, want[:, None])  # min(S_l, a)
-    take = np.zeros((len(want), n))  # its differences along l, as np.diff(..., prepend=0)
-    take[:, :1] = reach[:, :1]
-    np.subtract(reach[:, 1:], reach[:, :-1], out=take[:, 1:m])
-    filled = np.array([row.sum() for row in take], dtype=np.float64)
-    notional = np.array([row @ price for row in take], dtype=np.float64)
-    return filled, notional
