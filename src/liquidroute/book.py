@@ -273,34 +273,29 @@ class BookCursor:
         if self.started:
             self._book(clock).uncross()
 
-    def levels(
-        self, depth: int | None = None, clock: str = "route"
-    ) -> tuple[FloatArray, FloatArray]:
-        """A read of the current book: (bids, asks) as (n, 2) arrays, best first, `depth`
-        levels a side (all when None), stale crossed levels repaired first. Sorted, unique,
-        positive and not crossed by construction (what `snapshot` validates again)."""
+    def _read_book(self, clock: str) -> L2Book:
+        """The book a read on `clock` sees, stale crossed levels repaired first."""
         if not self.started:
             raise DataFileError(
                 f"{self.path}: no book yet: the file's first snapshot arrives later"
             )
         book = self._book(clock)
         book.uncross()
-        return book.levels(depth)
+        return book
+
+    def levels(
+        self, depth: int | None = None, clock: str = "route"
+    ) -> tuple[FloatArray, FloatArray]:
+        """A read of the current book: (bids, asks) as (n, 2) arrays, best first, `depth`
+        levels a side (all when None), stale crossed levels repaired first. Sorted, unique,
+        positive and not crossed by construction (what `snapshot` validates again)."""
+        return self._read_book(clock).levels(depth)
 
     def read(self, clock: str = "route") -> tuple[FloatArray, FloatArray, int]:
         """`levels` without building them: the book's (keys, sizes, number of bids) after
         the read's repair. The arrays are the book's own, never written in place."""
-        if not self.started:
-            raise DataFileError(
-                f"{self.path}: no book yet: the file's first snapshot arrives later"
-            )
-        book = self._book(clock)
-        key = book.key
-        nb = book._n_bids()
-        if 0 < nb < len(key) and -key.item(0) >= key.item(nb):  # crossed: repair it
-            book.uncross()
-            key, nb = book.key, book._n_bids()
-        return key, book.size, nb
+        book = self._read_book(clock)
+        return book.key, book.size, book._n_bids()
 
     def snapshot(self, depth: int | None = None, clock: str = "route") -> DepthSnapshot:
         """The current book, best `depth` levels per side (all when None)."""
