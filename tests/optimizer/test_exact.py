@@ -266,11 +266,7 @@ def test_merged_ladder_answers_exactly_like_solve_exact(
     seed, n_venues, n_levels, side, fracs, amount_in
 ):
     """Repeated orders on one MergedLadder: bit-for-bit the uncached answer."""
-    rng = np.random.default_rng(seed)
-    levels = deep_levels(rng, n_venues, n_levels)
-    if side == "sell":  # bids: best (highest) first
-        levels = [np.column_stack([200 - lv[:, 0], lv[:, 1]]) for lv in levels]
-    fees = list(rng.choice([0.0, 0.0005, 0.001], n_venues))
+    levels, fees = books_with_ties(seed, n_venues, n_levels, side, ties=False)
     ladder = build_ladder(levels, fees, side)
     merged = MergedLadder(ladder)
     whole = float(ladder.size @ ladder.eff) if amount_in == "quote" else float(ladder.size.sum())

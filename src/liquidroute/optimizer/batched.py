@@ -213,6 +213,8 @@ def baselines(
     `baselines` functions of those names, bit for bit, on one evaluation of the curves
     (which may be cut to the levels the orders reach); `displayed` (B, V) is every venue's
     whole displayed size (`books.depth()` before the cut), which pro_rata divides."""
+    if not names:
+        return {}  # no curve is evaluated for nothing
     books = curves.books
     b, v, _ = books.shape
     steps = GRID_STEPS
