@@ -1,10 +1,10 @@
 """Running a backtest in windows: one process, or Dask workers on a cluster.
 
-A run's parent orders are cut into windows of consecutive orders. `window_rows` computes
+A run's parent orders are cut into windows of consecutive orders. `window_columns` computes
 one window anywhere: it opens the files, enters each at its last snapshot before the
 window (`FileIndex.seed_row`, found by the client's scan and sent along), replays the
 reads of the orders between that snapshot and the window without routing them, and routes
-the window's orders (`replay.iter_rows(start=...)`). Its rows equal the single pass's
+the window's orders (`replay.iter_batches(start=...)`). Its rows equal the single pass's
 rows for those orders exactly, so the windows can run in any order, on any worker, and be
 resumed. `run_local` is the single pass, writing each window as it completes;
 `run_distributed` submits the windows to Dask (a LocalCluster with `workers` processes
