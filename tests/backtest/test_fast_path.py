@@ -219,3 +219,28 @@ def test_with_venue_rules_the_backtest_routes_through_route_on_the_books_of_t():
             assert abs(leg.amount / 0.01 - round(leg.amount / 0.01)) < 1e-9
         assert row["venues"] == ",".join(leg.venue for leg in quote.legs)
         assert row["planned_cost"] == pytest.approx(quote.total_cost, rel=1e-12)
+
+
+def test_real_books_and_lots_priced_in_one_batch_equal_route():
+    """The real recorded books (Binance 1,000 levels a side, Bybit, OKX) with the venues'
+    real lots (1e-5, 1e-6, 1e-8) and minimums, buys and sells mixed in one batch: each
+    order's `optimal` split is route()'s, leg for leg, on its venues' lots, and its planned
+    cost is route()'s total cost."""
+    from liquidroute import route
+    from liquidroute.venues.sample import sample_markets, sample_snapshots
+
+    snaps, markets = sample_snapshots(), sample_markets()
+    venues = [s.venue for s in snaps]
+    orders = [rp.ParentOrder(0, side, amount)
+              for amount in (0.003, 0.05, 0.7, 4.0, 25.0) for side in ("buy", "sell")]  # fmt: skip
+    splits, found, planned = rp.price_orders([snaps] * len(orders), orders, markets, ["optimal"])
+    assert found.all()
+    for b, order in enumerate(orders):
+        quote = route(snaps, order.side, order.amount, markets=markets, baselines=False)
+        want = np.zeros(len(venues))
+        for leg in quote.legs:
+            want[venues.index(leg.venue)] = leg.amount
+            lot = markets[leg.venue].amount_step
+            assert lot and abs(leg.amount / lot - round(leg.amount / lot)) < 1e-6
+        np.testing.assert_array_equal(splits[b, 0], want)
+        assert planned[b, 0] == pytest.approx(quote.total_cost, rel=1e-12)
