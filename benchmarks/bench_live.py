@@ -38,6 +38,7 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import threading
@@ -434,12 +435,12 @@ def apply_cost(levels: int, repeat: int, live_mod: Any = None) -> dict:
 
 
 # ---------------------------------------------------------------------------- 3. quote
-def memory_venues(venues_n: int, levels: int) -> list[LiveVenue]:
+def memory_venues(venues_n: int, levels: int, live_cls: Any = LiveVenue) -> list[LiveVenue]:
     """LiveVenues holding a book in memory (fed once, no feed task, no network)."""
     bids, asks = ladder(levels)
     venues = []
     for i in range(venues_n):
-        venue = LiveVenue(CcxtVenue("binance", name=f"m{i}"), [SYMBOL])
+        venue = live_cls(CcxtVenue("binance", name=f"m{i}"), [SYMBOL])
         venue._markets[SYMBOL] = Market(f"m{i}", SYMBOL, taker_fee=0.001 + i * 1e-5)
         venue._started = True  # the book below is the whole feed
         shift = 1 + i * 1e-5
@@ -455,55 +456,123 @@ def memory_venues(venues_n: int, levels: int) -> list[LiveVenue]:
     return venues
 
 
-def per_call_us(fn: Any, repeat: int) -> float:
-    for _ in range(20):
-        fn()
-    t = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - t) / repeat * 1e6
+def interleaved(
+    fns: dict[str, Any], repeat: int, batches: int = 5
+) -> dict[str, tuple[float, float]]:
+    """(median, best) µs per call of each of `fns` over `batches` batches of `repeat`
+    calls, after 20 warm-up calls each; the functions take turns batch by batch, so a
+    slow spell of the shared machine falls on all of them. The median says what a call
+    costs here, the best what it costs when the machine leaves this process alone."""
+    per: dict[str, list[float]] = {name: [] for name in fns}
+    for fn in fns.values():
+        for _ in range(20):
+            fn()
+    for _ in range(batches):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(repeat):
+                fn()
+            per[name].append((time.perf_counter() - t) / repeat * 1e6)
+    return {name: (statistics.median(got), min(got)) for name, got in per.items()}
 
 
-async def quote_from_memory(venues_n: int, levels: int, repeat: int) -> dict:
-    """The hot path (quote_now, await quote) beside the gather path on the same venues
-    (a Router not started: asyncio.gather + wait_for per venue, no ladder cache) and
-    route() alone on the same snapshots (no cache: build, merge, solve)."""
+def per_call_us(fn: Any, repeat: int) -> tuple[float, float]:
+    """`interleaved` of one function."""
+    return interleaved({"fn": fn}, repeat)["fn"]
+
+
+async def quote_from_memory(
+    venues_n: int, levels: int, repeat: int, before: tuple[Any, Any] | None = None
+) -> dict:
+    """The hot path (quote_now, await quote: a repeated order, and an order whose amount
+    changes every call) beside the gather path on the same venues (a Router not
+    started: asyncio.gather + wait_for per venue, no ladder cache) and route() alone on
+    the same snapshots (no cache: build, merge, solve); with `before`, the same orders
+    through its LiveVenue and Router, batches interleaved with today's."""
     venues = memory_venues(venues_n, levels)
     router = Router(venues, max_age_ms=None)
     gathered = Router(venues, max_age_ms=None, cache=None)
     gathered.cache = None  # the former path: no ladder cache on live books
     await router.start()
+    routers = {"after": router}
+    if before:
+        old_venues = memory_venues(venues_n, levels, before[0].LiveVenue)
+        routers["before"] = before[1].Router(old_venues, max_age_ms=None)
+        await routers["before"].start()
     snaps = [v.book_now(SYMBOL)[1] for v in venues]
     markets = {v.name: v.market_now(SYMBOL) for v in venues}
-    loop = asyncio.get_running_loop()
+    amounts = [5.0 * (1 + i / 100) for i in range(100)]  # 5 .. 9.95 BTC, one per call
 
-    async def many(r: Router, n: int) -> None:
-        for _ in range(n):
-            await r.quote(SYMBOL, "buy", 5.0, baselines=False)
+    def repeated(r: Any) -> Any:
+        return lambda: r.quote_now(SYMBOL, "buy", 5.0, baselines=False)
 
-    out = {
-        "quote_now_us": per_call_us(
-            lambda: router.quote_now(SYMBOL, "buy", 5.0, baselines=False), repeat
-        ),
-        "route_us": per_call_us(
-            lambda: route(snaps, "buy", 5.0, markets=markets, baselines=False), repeat
-        ),
-    }
-    await many(router, 20)
+    def varying(r: Any) -> Any:
+        calls = iter(range(1 << 62))
+        return lambda: r.quote_now(SYMBOL, "buy", amounts[next(calls) % 100], baselines=False)
+
+    out: dict[str, Any] = {name: {} for name in routers}
+    for what, fns in (
+        ("quote_now_us", {n: repeated(r) for n, r in routers.items()}),
+        ("varying_us", {n: varying(r) for n, r in routers.items()}),
+    ):
+        for name, got in interleaved(fns, repeat).items():
+            out[name][what] = got
+    # the awaited path, batches in the running loop, routers interleaved
+    per: dict[str, list[float]] = {name: [] for name in routers}
+    for _ in range(6):
+        for name, r in routers.items():
+            t = time.perf_counter()
+            for _ in range(repeat):
+                await r.quote(SYMBOL, "buy", 5.0, baselines=False)
+            per[name].append((time.perf_counter() - t) / repeat * 1e6)
+    for name, got in per.items():  # the first batch warms up
+        out[name]["await_quote_us"] = (statistics.median(got[1:]), min(got[1:]))
+    out["route_us"] = per_call_us(
+        lambda: route(snaps, "buy", 5.0, markets=markets, baselines=False), repeat
+    )
     t = time.perf_counter()
-    await many(router, repeat)
-    out["await_quote_us"] = (time.perf_counter() - t) / repeat * 1e6
-    await many(gathered, 20)
-    t = time.perf_counter()
-    await many(gathered, repeat)
+    for _ in range(repeat):
+        await gathered.quote(SYMBOL, "buy", 5.0, baselines=False)
     out["gather_us"] = (time.perf_counter() - t) / repeat * 1e6
-    assert loop.is_running()
     same = router.quote_now(SYMBOL, "buy", 5.0, baselines=False)
     oracle = route(snaps, "buy", 5.0, markets=markets, baselines=False)
     out["identical"] = same.legs == oracle.legs and same.total_cost == oracle.total_cost
     for v in venues:
         await v.venue.close()
     return out
+
+
+def report_quote(rev: str, before: tuple[Any, Any] | None) -> None:
+    """Phase 3: quotes from memory, today's beside `rev`'s when given."""
+    q = asyncio.run(quote_from_memory(10, 500, 1000, before))
+    print(
+        "3. router.quote from memory, 10 x 500 (target 50 us), median / best of 5 batches "
+        "of 1,000 calls:"
+    )
+
+    def us(x: tuple[float, float]) -> str:
+        return f"{x[0]:.0f} / {x[1]:.0f} us"
+
+    for name in ("after", "before"):
+        if name in q:
+            f = q[name]
+            label = "now" if name == "after" else f"before ({rev})"
+            print(
+                f"   {label}: repeated order: quote_now {us(f['quote_now_us'])}, await quote "
+                f"{us(f['await_quote_us'])}; a new amount every call: quote_now "
+                f"{us(f['varying_us'])}"
+            )
+    if "before" in q:
+        a, b = q["after"], q["before"]
+        repeated = a["quote_now_us"][0] / b["quote_now_us"][0]
+        print(
+            f"   after/before (medians): repeated {repeated:.2f}x, "
+            f"new amounts {a['varying_us'][0] / b['varying_us'][0]:.2f}x"
+        )
+    print(
+        f"   baselines in this run: the gather path {q['gather_us']:.0f} us, route() without a "
+        f"cache {q['route_us'][0]:.0f} us; identical to route(): {q['identical']}"
+    )
 
 
 def main() -> None:
@@ -518,6 +587,9 @@ def main() -> None:
         default="1e5a336",
         help="git revision whose exact/route/live/router.py are measured as the before ('' = none)",
     )
+    parser.add_argument(
+        "--quote-only", action="store_true", help="run phase 3 (quotes from memory) alone"
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.levels, args.rate)
@@ -525,6 +597,9 @@ def main() -> None:
     before = before_modules(args.before) if args.before else None
     print(f"import liquidroute + numpy: {IMPORT_S * 1e3:.0f} ms (not counted below)")
     print(f"cores: {os.cpu_count()} (shared machine: figures are noisy)")
+    if args.quote_only:
+        report_quote(args.before, before)
+        return
 
     ex = Exchanges(args.venues, args.levels, 20.0)
     handed: list[dict[int, float]] = []
@@ -634,16 +709,7 @@ def main() -> None:
             f"rebuild {ab['rebuild_us']:.0f} us; incremental after/before "
             f"{a['incremental_us'] / ab['incremental_us']:.2f}x"
         )
-
-    q = asyncio.run(quote_from_memory(10, 500, 1000))
-    print(
-        f"3. router.quote from memory, 10 x 500, repeated order on unchanged books "
-        f"(target 50 us): quote_now {q['quote_now_us']:.0f} us, await quote "
-        f"{q['await_quote_us']:.0f} us; baselines in this run: the gather path "
-        f"{q['gather_us']:.0f} us ({q['gather_us'] / q['await_quote_us']:.1f}x slower), "
-        f"route() without a cache {q['route_us']:.0f} us "
-        f"({q['route_us'] / q['quote_now_us']:.1f}x); identical to route(): {q['identical']}"
-    )
+    report_quote(args.before, before)
 
 
 if __name__ == "__main__":

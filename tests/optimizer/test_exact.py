@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
+from liquidroute.optimizer import exact
 from liquidroute.optimizer.curves import build_ladder
 from liquidroute.optimizer.exact import LadderCache, MergedLadder, solve_exact, solve_touched
 from tests.strategies import books_and_order
@@ -387,6 +388,43 @@ def test_absurd_amounts_on_deep_books_take_everything(amount_in):
         alloc = solve_exact(ladder, amount, amount_in)
         assert_same_allocation(alloc, MergedLadder(ladder).solve(amount, amount_in))
     assert solve_exact(ladder, 1e308, amount_in).filled == pytest.approx(ladder.size.sum())
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_venues=st.integers(1, 12),
+    n_levels=st.integers(0, 600),
+    side=st.sampled_from(["buy", "sell"]),
+    fracs=st.lists(st.floats(0.0, 1.2), min_size=1, max_size=5),
+    amount_in=st.sampled_from(["base", "quote"]),
+    ties=st.booleans(),
+    capped=st.booleans(),
+)
+def test_a_prepared_ladder_answers_rows_bit_for_bit_like_solve_exact(
+    seed, n_venues, n_levels, side, fracs, amount_in, ties, capped
+):
+    """Once a cached book version is prepared, `solve_rows` answers from Python lists of
+    the prepared arrays: the same floats as `solve_exact`, on amounts that stop inside a
+    level, exactly on a running total (a level boundary), at zero and beyond the books;
+    with ties across venues and with caps."""
+    levels, fees = books_with_ties(seed, n_venues, n_levels, side, ties)
+    caps = [None if v % 2 else 0.3 * (v + 1) for v in range(n_venues)] if capped else None
+    ladder = build_ladder(levels, fees, side, caps)
+    merged = LadderCache().merged(levels, fees, side, caps)
+    order = exact.merge_order(ladder)
+    terms = ladder.size[order] * (ladder.eff[order] if amount_in == "quote" else 1.0)
+    cum = np.cumsum(terms)
+    whole = float(cum[-1]) if len(cum) else 1.0
+    amounts = [whole * f for f in fracs]
+    if len(cum):  # exactly on a boundary: the stop level is taken whole, not split
+        amounts.append(float(cum[len(cum) // 2]))
+    for _ in range(exact._TOUCHED_SOLVES + 2):  # past the touched solves: prepared
+        merged.solve(whole / 2, amount_in)
+    for amount in amounts:
+        rows = merged.solve_rows(amount, amount_in)
+        assert_same_allocation(rows.allocation(), solve_exact(ladder, amount, amount_in))
+        assert rows.total_fee == float(np.add.reduce(solve_exact(ladder, amount, amount_in).fee))
 
 
 @settings(max_examples=80, deadline=None)

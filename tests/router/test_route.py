@@ -260,8 +260,9 @@ def shifted(snap, seed):
 @settings(max_examples=60, deadline=None)
 @given(books_and_order(max_levels=60), st.data())
 def test_cached_route_equals_uncached_route_as_books_change(case, data):
-    """A run of orders, some after a venue's book changed: route(cache=...) always equals a
-    fresh route() on the current books, and an unchanged book is served from the cache."""
+    """A run of orders, some after a venue's book or its market (its fee) changed:
+    route(cache=...) always equals a fresh route() on the current books and markets, mid
+    and notes included, and an unchanged book is served from the cache."""
     snaps = list(case["snaps"])
     markets = {
         s.venue: Market(s.venue, "BTC/USDT", f) for s, f in zip(snaps, case["fees"], strict=True)
@@ -272,6 +273,11 @@ def test_cached_route_equals_uncached_route_as_books_change(case, data):
         if step and data.draw(st.booleans()):
             i = data.draw(st.integers(0, len(snaps) - 1))
             snaps[i] = shifted(snaps[i], step)
+        if step and data.draw(st.booleans()):  # a new market object, same books
+            v = data.draw(st.sampled_from(venues))
+            markets[v] = Market(v, "BTC/USDT", data.draw(st.sampled_from([0.0, 0.0007, 0.003])))
+        if step and data.draw(st.booleans()):  # a venue without market metadata
+            markets.pop(data.draw(st.sampled_from(venues)), None)
         side = data.draw(st.sampled_from(["buy", "sell"]))
         unit = data.draw(st.sampled_from(["base", "quote"]))
         depth = sum(float(s.levels(side)[:, 1].sum()) for s in snaps)
@@ -285,6 +291,11 @@ def test_cached_route_equals_uncached_route_as_books_change(case, data):
             fresh.unfilled,
         )
         assert cached.baselines == fresh.baselines
+        assert (cached.mid, cached.warnings, cached.timestamps) == (
+            fresh.mid,
+            fresh.warnings,
+            fresh.timestamps,
+        )
         hits = cache.hits
         again = route(snaps, side, amount, markets=markets, amount_in=unit, cache=cache)
         assert cache.hits == hits + 1  # the same books again: served from the cache

@@ -27,12 +27,14 @@ bookkeeping, with the same answer bit for bit; `LadderCache` keeps one per book 
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
+import operator
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import TypeVar, cast
 
 import numpy as np
 
@@ -443,6 +445,46 @@ def _no_caps(caps: Sequence[float | None] | None) -> bool:
     return caps is None or all(c is None for c in caps)
 
 
+@dataclass(slots=True)
+class _PreparedLists:
+    """A prepared `MergedLadder`'s arrays as Python lists, for `_solve_prepared_py`:
+    the running totals and each level's venue, price and effective price in merge
+    order; each venue's running size, notional and worst price; the per-block venue
+    counts; the venues' fee factors and fees. The quote-unit running total is made on
+    its first order."""
+
+    cum: list[float]
+    cum_quote: list[float] | None
+    venue: list[int]
+    price: list[float]
+    eff: list[float]
+    counts: list[list[int]]
+    starts: list[int]
+    size_sums: list[float]
+    notional_sums: list[float]
+    worst: list[float]
+    factor: list[float]
+    fees: list[float]
+
+    @classmethod
+    def of(cls, merged: MergedLadder) -> _PreparedLists:
+        ladder = merged.ladder
+        return cls(
+            merged._cum.tolist(),
+            None,
+            merged._venue.tolist(),
+            merged._price.tolist(),
+            ladder.eff[merged.order].tolist(),
+            merged._counts.tolist(),
+            merged._starts.tolist(),
+            merged._size_sums.tolist(),
+            merged._notional_sums.tolist(),
+            merged._worst.tolist(),
+            np.broadcast_to(ladder.factor, (ladder.n_venues,)).tolist(),
+            np.broadcast_to(ladder.fees, (ladder.n_venues,)).tolist(),
+        )
+
+
 class MergedLadder:
     """A ladder with its merge done once: repeated orders skip the build and the sort.
 
@@ -469,6 +511,7 @@ class MergedLadder:
         "_factor",
         "_heads",
         "_ladder",
+        "_lists",
         "_notional_sums",
         "_order",
         "_prepared",
@@ -499,6 +542,7 @@ class MergedLadder:
         self._solves = 0
         self._prepared = False
         self._cum_quote: FloatArray | None = None
+        self._lists: _PreparedLists | None = None
 
     @classmethod
     def of_books(
@@ -579,7 +623,66 @@ class MergedLadder:
                 return fast
             self._solves += 1
             return AllocationRows.of(_solve_touched_np(*books[:3], amount, amount_in))
-        return AllocationRows.of(self.solve(amount, amount_in))
+        if not self._prepared:
+            return AllocationRows.of(self.solve(amount, amount_in))
+        self._solves += 1
+        return self._solve_prepared_py(amount, amount_in)
+
+    def _solve_prepared_py(self, amount: float, amount_in: AmountUnit) -> AllocationRows:
+        """The prepared `solve` in Python floats on lists of the prepared arrays (made
+        once per ladder, on its first such order): the same indexing and the same float
+        operations, bit for bit, without the dozen numpy calls (and their arrays) that
+        cost more than the arithmetic at V venues. filled, value and Σ fee add the venues
+        as np.add.reduce does (`_np_sum`)."""
+        lists = self._lists
+        if lists is None:
+            lists = self._lists = _PreparedLists.of(self)
+        if amount_in == "base":
+            cum = lists.cum
+        else:
+            _check_unit(amount_in)
+            if lists.cum_quote is None:
+                if self._cum_quote is None:
+                    self._cum_quote = np.cumsum(self._size * self.ladder.eff[self.order])
+                lists.cum_quote = self._cum_quote.tolist()
+            cum = lists.cum_quote
+        n = len(cum)
+        k = bisect.bisect_left(cum, amount)  # searchsorted (left): the stop level
+        full = min(k, n)
+        b = full // _BLOCK
+        levels = list(lists.counts[b])
+        for u in lists.venue[b * _BLOCK : full]:
+            levels[u] += 1
+        at = list(map(operator.add, lists.starts, levels))
+        amounts = list(map(lists.size_sums.__getitem__, at))
+        notional = list(map(lists.notional_sums.__getitem__, at))
+        marginal: float | None = None
+        if k < n:  # the stop level, partly
+            u = lists.venue[k]
+            e = lists.eff[k]
+            rest = amount - (cum[k - 1] if k > 0 else 0.0)
+            take = rest / e if amount_in == "quote" else rest
+            amounts[u] += take
+            notional[u] += take * lists.price[k]
+            levels[u] += 1
+            at[u] += 1
+            marginal = e
+        elif n:
+            marginal = lists.eff[n - 1]
+        cost = list(map(operator.mul, notional, lists.factor))
+        fee = list(map(operator.mul, notional, lists.fees))
+        return AllocationRows(
+            amounts,
+            notional,
+            fee,
+            cost,
+            levels,
+            list(map(lists.worst.__getitem__, at)),
+            marginal,
+            _np_sum(amounts),
+            _np_sum(cost),
+            _np_sum(fee),
+        )
 
     def solve(self, amount: float, amount_in: AmountUnit = "base") -> Allocation:
         """The optimal split of `amount`, as `solve_exact` (see there), bit for bit."""
@@ -640,6 +743,7 @@ class MergedLadder:
 
 
 CacheKey = tuple[object, ...]
+T = TypeVar("T")
 
 
 class LadderCache:
@@ -647,8 +751,8 @@ class LadderCache:
 
     The key is the side, each venue's fee and cap, and the identity of each venue's level
     array (`DepthSnapshot.asks`/`bids`, read-only arrays: a changed book is a new array).
-    The cache holds the arrays it was built from and serves an entry only when every one
-    *is* the array given now, so a recycled id can never return a stale ladder. At most
+    An entry holds the arrays it was built from, so while it is kept no other object can
+    have their ids: a key that matches is those very arrays (never a stale ladder). At most
     `maxsize` entries are kept, least recently used dropped first (a prepared entry of L
     levels holds about 7·L floats). One cache per thread: it is not locked.
 
@@ -668,6 +772,24 @@ class LadderCache:
         )
         self._prefixes: dict[tuple[int, int], tuple[FloatArray, FloatArray]] = {}
         self._heads: dict[int, tuple[FloatArray, list[list[float]]]] = {}
+        self._facts: OrderedDict[tuple[int, ...], tuple[tuple[object, ...], object]] = OrderedDict()
+
+    def facts(self, objects: tuple[object, ...], make: Callable[[], T]) -> T:
+        """`make()` for these `objects` (book snapshots, markets: compared by identity,
+        like the level arrays), made once while kept (at most `maxsize`, least recently
+        used dropped first): what a caller reads from the same book versions on every
+        order. An entry holds its objects, so while it is kept no other object can have
+        their ids: a key of ids that matches is those very objects."""
+        key = tuple(map(id, objects))
+        hit = self._facts.get(key)
+        if hit is not None:  # it holds its objects: these ids are theirs, no one else's
+            self._facts.move_to_end(key)
+            return cast("T", hit[1])
+        value = make()
+        self._facts[key] = (objects, value)
+        if len(self._facts) > self.maxsize:
+            self._facts.popitem(last=False)
+        return value
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -707,6 +829,7 @@ class LadderCache:
         self._entries.clear()
         self._prefixes.clear()
         self._heads.clear()
+        self._facts.clear()
 
     def merged(
         self,
@@ -723,7 +846,7 @@ class LadderCache:
             *map(id, levels),
         )
         entry = self._entries.get(key)
-        if entry is not None and all(a is b for a, b in zip(entry[0], levels, strict=True)):
+        if entry is not None:  # it holds its arrays: these ids are theirs, no one else's
             self._entries.move_to_end(key)
             self.hits += 1
             return entry[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from liquidroute.errors import InvalidInputError
 from liquidroute.model import (
@@ -140,6 +141,62 @@ def _rules_reach(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _BookFacts:
+    """What route() reads from the snapshots and their markets, whatever the order: the
+    venues in order, each one's asks and bids, taker fee (an override, else its market's,
+    else 0 with a note) and whether its market has rules, the consolidated mid and the
+    timestamps. Read once per set of book versions through `LadderCache.facts`."""
+
+    venues: list[str]
+    asks: list[FloatArray]
+    bids: list[FloatArray]
+    fees: list[float]
+    any_rules: bool
+    notes: tuple[str, ...]
+    mid: float | None
+    stamps: dict[str, float | None]
+
+    @classmethod
+    def of(
+        cls,
+        snapshots: Sequence[DepthSnapshot],
+        markets: Mapping[str, Market],
+        fee_over: Mapping[str, float] | None = None,
+    ) -> _BookFacts:
+        books = snapshot_map(snapshots)
+        asks, bids, fees, notes = [], [], [], []
+        best_bids: list[float] = []
+        best_asks: list[float] = []
+        any_rules = False
+        for v, snap in books.items():
+            asks.append(snap.asks)
+            bids.append(snap.bids)
+            if len(snap.bids):
+                best_bids.append(snap.bids.item(0))  # item(0): level 0's price
+            if len(snap.asks):
+                best_asks.append(snap.asks.item(0))
+            market = markets.get(v)
+            rate = fee_over.get(v) if fee_over else None
+            if market is not None:
+                any_rules = any_rules or _has_rules(market)
+                fees.append(market.taker_fee if rate is None else rate)
+            else:
+                if rate is None:
+                    notes.append(f"{v}: no market metadata, taker fee assumed 0")
+                fees.append(rate or 0.0)
+        return cls(
+            list(books),
+            asks,
+            bids,
+            fees,
+            any_rules,
+            tuple(notes),
+            _mid_of(best_bids, best_asks),
+            {v: snap.timestamp for v, snap in books.items()},
+        )
+
+
 def route(
     snapshots: Sequence[DepthSnapshot],
     side: str,
@@ -182,9 +239,10 @@ def route(
     a MILP within `time_limit` seconds, else the exact split rounded to the rules; a split
     no rule allows raises `InfeasibleConstraintsError` saying why.
 
-    `cache` (a `LadderCache`) keeps each book version's merged ladder: a repeated order on
-    the same snapshot objects (same fees, caps) skips building and sorting the ladder and
-    gets the same answer.
+    `cache` (a `LadderCache`) keeps each book version's merged ladder and what route()
+    reads from the snapshots (levels, fees, mid): a repeated order on the same snapshot
+    and market objects (same fees, caps) skips reading, building and sorting them and gets
+    the same answer.
 
     When the books cannot fill `amount`, the quote fills what exists and reports the rest
     in `unfilled`; it does not raise.
@@ -227,41 +285,25 @@ def route(
     time_limit = opts.time_limit
     if not snapshots:
         raise InvalidInputError("no snapshots to route on: give at least one venue's book")
-    books = snapshot_map(snapshots)
-    venues = list(books)
-    if opts.caps or balances or fixed_costs or opts.fees:
-        opts.check_venues(books)
     if markets is not None and not isinstance(markets, Mapping):  # a list: match venue+symbol
         symbols = {snap.symbol for snap in snapshots}
         markets = {m.venue: m for m in markets if m.symbol in symbols}
     markets = markets or {}
-    notes = list(warnings)
-    fee_list: list[float] = []  # each venue's taker fee: the override, else its market's
-    levels: list[FloatArray] = []
-    any_rules = False
-    # one pass over the venues: the side's levels, fee, and for the Quote the best bid/ask
-    # (the consolidated mid) and the timestamp
-    best_bids: list[float] = []
-    best_asks: list[float] = []
-    stamps: dict[str, float | None] = {}
-    buy, fee_over = side_ == "buy", opts.fees
-    for v, snap in books.items():
-        bids, asks = snap.bids, snap.asks
-        levels.append(asks if buy else bids)
-        if len(bids):
-            best_bids.append(bids.item(0))  # item(0): level 0's price
-        if len(asks):
-            best_asks.append(asks.item(0))
-        stamps[v] = snap.timestamp
-        market = markets.get(v)
-        rate = fee_over.get(v) if fee_over else None
-        if market is not None:
-            any_rules = any_rules or _has_rules(market)
-            fee_list.append(market.taker_fee if rate is None else rate)
-        else:
-            if rate is None:
-                notes.append(f"{v}: no market metadata, taker fee assumed 0")
-            fee_list.append(rate or 0.0)
+    fee_over = opts.fees
+    if cache is not None and not fee_over:  # the same book versions: read them once
+        facts = cache.facts(
+            (*snapshots, *[markets.get(s.venue) for s in snapshots]),
+            lambda: _BookFacts.of(snapshots, markets),
+        )
+    else:
+        facts = _BookFacts.of(snapshots, markets, fee_over)
+    venues = facts.venues
+    if opts.caps or balances or fixed_costs or fee_over:
+        opts.check_venues(venues)
+    levels = facts.asks if side_ == "buy" else facts.bids
+    fee_list = facts.fees
+    any_rules = facts.any_rules
+    notes = [*warnings, *facts.notes]
     wants_rules = rules is not False and bool(
         rules
         or balances
@@ -328,7 +370,7 @@ def route(
     unfilled = max(amount - achieved, 0.0)
     if unfilled <= amount * 1e-12:
         unfilled = 0.0
-    mid = _mid_of(best_bids, best_asks)
+    mid = facts.mid
     avg = total / rows.filled if rows.filled > 0 else None
     slip = None
     if avg is not None and mid:
@@ -354,7 +396,7 @@ def route(
         warnings=tuple(notes),
         solver=solver,
         compute_ms=(time.perf_counter() - started) * 1e3,
-        timestamps=stamps,
+        timestamps=dict(facts.stamps),
         source=source,
         fixed_costs=fixed,
         gap=gap,

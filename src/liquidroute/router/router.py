@@ -61,6 +61,11 @@ class Books:
     notes: list[str]
 
 
+def _same_objects(a: Sequence[object], b: Sequence[object]) -> bool:
+    """The same objects in the same order (identity, not equality)."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
 class Router:
     """Quotes across a fixed set of venues. Holds no global state; close() when done."""
 
@@ -98,7 +103,8 @@ class Router:
         self._started = False
         # per symbol: the books' tops (venue, best bid, best ask) the deviation check last
         # saw, and its answer; per venue: its last snapshot and top
-        self._outliers: dict[str, tuple[object, Any]] = {}
+        # symbol -> (the books checked, their tops and the limit, the check's answer)
+        self._outliers: dict[str, tuple[Sequence[DepthSnapshot], tuple[Any, ...], Any]] = {}
         self._tops: dict[str, tuple[DepthSnapshot, tuple[str, float | None, float | None]]] = {}
         self._fee_markets: dict[tuple[str, float], tuple[Market, Market]] = {}
 
@@ -282,11 +288,14 @@ class Router:
                 else {}
             )
             fresh = [s for s in snapshots if s.venue not in stale] if stale else snapshots
-            key = (tuple(map(self._top, fresh)), self.max_deviation_bps)
+            limit = self.max_deviation_bps
             cached = self._outliers.get(symbol)
-            if cached is None or cached[0] != key:
-                cached = self._outliers[symbol] = (key, outliers(fresh, self.max_deviation_bps))
-            screened = combine(snapshots, stale, cached[1])
+            if cached is None or cached[1][1] != limit or not _same_objects(cached[0], fresh):
+                key = (tuple(map(self._top, fresh)), limit)  # a book changed: did a top?
+                kept = cached is not None and cached[1] == key
+                answer = cached[2] if cached is not None and kept else outliers(fresh, limit)
+                cached = self._outliers[symbol] = (fresh, key, answer)
+            screened = combine(snapshots, stale, cached[2])
             excluded.update(screened.excluded)
             notes.extend(screened.notes)
             snapshots = screened.kept
