@@ -49,6 +49,7 @@ from typer.testing import CliRunner
 from liquidroute.cli.app import app
 import liquidroute.backtest.replay, liquidroute.router.route, pandas, pyarrow.parquet
 import liquidroute.optimizer.batched, pyarrow.csv, pyarrow.dataset, rich.progress  # lazy ones
+import typer._adapters, typer.rich_utils  # typer's own, imported on the first invoke
 from liquidroute.venues.ccxt_venue import static_taker_fee
 static_taker_fee("binance")
 if "--workers" in sys.argv or "--scheduler" in sys.argv:
@@ -121,6 +122,7 @@ WINDOW_MODULES = (
     "liquidroute.optimizer.batched",
     "pyarrow.parquet",
     "pyarrow.compute",
+    "pandas",  # pyarrow imports it on a window's first numpy -> Arrow conversion
 )
 
 
@@ -193,6 +195,7 @@ def main() -> None:
     ap.add_argument("--format", default="csv.gz", choices=["csv.gz", "parquet"])
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--skip-multi", action="store_true")
+    ap.add_argument("--dask-only", action="store_true", help="the Dask comparisons alone")
     ap.add_argument("--before", default="main", help="git revision to compare with ('' skips)")
     ap.add_argument("--before-multi", action="store_true", help="--before for the venues too")
     ap.add_argument("--latency-ms", default="0")
@@ -222,6 +225,9 @@ def main() -> None:
             f"{per_cpu}{n_rows / cpu:,.0f} rows/s per cpu-s; peak RSS {r['peak_mb']:.0f} MB"
         )
 
+    if a.dask_only:
+        compare_dask(one, run)
+        return
     read = probe("read", one)
     print(f"read+validate only : {rates(read, rows)}")
     book = probe("replay", one)
@@ -274,24 +280,29 @@ def main() -> None:
                 f"{old['cpu_s'] / multi['cpu_s']:.2f}x cpu"
             )
     if not a.skip_dask:
-        w1 = probe("backtest", one, *run, "--workers", "1")
-        w2 = probe("backtest", one, *run, "--workers", "2")
-        print(
-            f"dask LocalCluster: 1 worker {w1['work_s']:.1f} s, 2 workers {w2['work_s']:.1f} s: "
-            f"{w1['work_s'] / w2['work_s']:.2f}x (target >= 1.7x; the client's scan of the file "
-            "and cluster start-up are included)"
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            warm = []
-            for n in (1, 2):
-                with standing_cluster(n, Path(tmp)) as address:
-                    warm.append(probe("backtest", one, *run, "--scheduler", address))
-        print(
-            f"dask standing cluster (scheduler + workers started and warm before the run): "
-            f"1 worker {warm[0]['work_s']:.1f} s, 2 workers {warm[1]['work_s']:.1f} s: "
-            f"{warm[0]['work_s'] / warm[1]['work_s']:.2f}x (target >= 1.7x; the client's scan "
-            "of the file is included; on 2 cores the client and scheduler share them)"
-        )
+        compare_dask(one, run)
+
+
+def compare_dask(one: str, run: list[str]) -> None:
+    """1 vs 2 Dask workers on the one-venue run: a LocalCluster, and a standing cluster."""
+    w1 = probe("backtest", one, *run, "--workers", "1")
+    w2 = probe("backtest", one, *run, "--workers", "2")
+    print(
+        f"dask LocalCluster: 1 worker {w1['work_s']:.1f} s, 2 workers {w2['work_s']:.1f} s: "
+        f"{w1['work_s'] / w2['work_s']:.2f}x (target >= 1.7x; the client's scan of the file "
+        "and cluster start-up are included)"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = []
+        for n in (1, 2):
+            with standing_cluster(n, Path(tmp)) as address:
+                warm.append(probe("backtest", one, *run, "--scheduler", address))
+    print(
+        f"dask standing cluster (scheduler + workers started and warm before the run): "
+        f"1 worker {warm[0]['work_s']:.1f} s, 2 workers {warm[1]['work_s']:.1f} s: "
+        f"{warm[0]['work_s'] / warm[1]['work_s']:.2f}x (target >= 1.7x; the client's scan "
+        "of the file is included; on 2 cores the client and scheduler share them)"
+    )
 
 
 if __name__ == "__main__":

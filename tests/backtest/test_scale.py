@@ -46,6 +46,46 @@ def spec_for(files: list[Path], latency_ms: float) -> dist.RunSpec:
     )
 
 
+def test_a_window_that_starts_at_its_seed_snapshot_enters_the_files_there(books, monkeypatch):
+    """A window whose first order needs no order replayed before it (the order right after
+    a snapshot): its rows equal the single pass's, and every file is read from the
+    window's seed snapshot on, not from its first row (a window at a snapshot once
+    replayed the whole file before it). One venue: two venues' snapshots rarely fall
+    between the same two orders."""
+    spec = spec_for(books[:1], 0.0)
+    replay = dist.open_replay(spec).scan()
+    orders = rp.schedule(replay, 0.7, "buy", 3.0)
+    indexes = [v.index for v in replay.venues]
+    ts = [o.t_us for o in orders]
+    starts = [
+        i for i in range(1, len(orders)) if rp.window_entry(replay, orders, i, 0.0) == i
+    ]  # each such order is the first after every file's seed snapshot for it
+    assert len(starts) >= 3
+    start = starts[len(starts) // 2]
+    seeds = [v.index.seed_row(ts[start] - v.shift_us) for v in replay.venues]
+    assert min(seeds) > 0
+    entered: list[int] = []  # the row each read of the file starts at
+    batches = TardisFile.batches
+
+    def spy(self, start_row=0):
+        entered.append(start_row)
+        return batches(self, start_row)
+
+    monkeypatch.setattr(TardisFile, "batches", spy)
+    got = dist.window_rows(spec, indexes, orders, start, start + 40)  # type: ignore[arg-type]
+    monkeypatch.undo()
+    # the load looks at the first book from row 0; the window's cursor enters at the seed
+    assert sorted(entered) == [0, seeds[0]]
+    single = [
+        r
+        for _, rows in rp.iter_rows(
+            replay, orders, strategies=spec.strategies, depth=50, stop=start + 40
+        )
+        for r in rows
+    ][3 * start :]
+    pd.testing.assert_frame_equal(pd.DataFrame(single), pd.DataFrame(got))
+
+
 @pytest.mark.parametrize("latency_ms", [0.0, 1300.0])
 def test_windows_seeded_from_snapshots_equal_one_pass(books, latency_ms):
     spec = spec_for(books, latency_ms)

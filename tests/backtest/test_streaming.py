@@ -108,18 +108,28 @@ def test_converted_parquet_carries_the_snapshot_index_and_replays_the_same(tmp_p
     pd.testing.assert_frame_equal(runs[0], runs[1])
 
 
-def test_the_summary_from_the_file_equals_the_summary_of_the_rows(tmp_path):
-    """`summary_from_file` reads one strategy at a time (with the best-venue baseline
-    beside it); it must give `report.summary` of all the rows at once."""
+@pytest.mark.parametrize("one_read", [True, False])
+@pytest.mark.parametrize("merged", [True, False])
+def test_the_summary_from_the_file_equals_the_summary_of_the_rows(
+    tmp_path, monkeypatch, one_read, merged
+):
+    """`summary_from_file` reads a short run once and a long one a strategy at a time
+    (with the best-venue baseline beside it), from the merged file or from the window
+    parts; every way must give `report.summary` of all the rows at once."""
     from liquidroute.backtest import report
+    from liquidroute.backtest import store as results
     from liquidroute.backtest.store import ResultsStore, summary_from_file
 
+    if not one_read:  # every run is "long": one strategy at a time
+        monkeypatch.setattr(results, "SUMMARY_ONE_READ_ROWS", 0)
     data = rp.load([BOOK_FILES["binance"], BOOK_FILES["okex"]], align="start")
     rows = rp.run(data, rp.schedule(data, 3.0, "sell", 4.0), strategies=STRATEGIES)
     want = report.summary(report.frame(rows))
     store = ResultsStore(tmp_path, {"case": "summary"})
-    store.write(0, rows[: len(rows) // 2])
-    store.write(1, rows[len(rows) // 2 :])
-    got = summary_from_file(store.finish("", keep_files=False))
+    third = len(rows) // 3
+    store.write(2, rows[2 * third :])  # parts written out of order, read in window order
+    store.write(0, rows[:third])
+    store.write(1, rows[third : 2 * third])
+    got = summary_from_file(store.finish("", keep_files=False) if merged else store.part_files())
     assert len(want) == len(STRATEGIES)
     pd.testing.assert_frame_equal(got, want)

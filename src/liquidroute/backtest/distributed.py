@@ -11,12 +11,22 @@ resumed. `run_local` is the single pass, writing each window as it completes;
 unless `scheduler` names a running scheduler); a worker that shares the client's
 filesystem writes its window's Parquet part itself (`window_part`), otherwise the client
 writes it as it arrives. Dask is imported only here, only when asked for.
+
+Dask's nanny starts its workers with MALLOC_TRIM_THRESHOLD_=65536, so that glibc hands
+freed memory back to the system at once. It also fixes the mmap threshold at 128 KiB:
+every array above it is mapped on allocation and unmapped on free, and a window's
+batches (64 Ki rows) then fault their pages in again on every batch: ten times the page
+faults and about 12 % more CPU than the same window in a plain process. A window lifts
+both thresholds while it runs and puts Dask's back afterwards, trimming the heap
+(`_untrimmed_heap`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +87,56 @@ def window_table(
     return columns_table(window_columns(spec, indexes, orders, start, stop))
 
 
+# glibc's mallopt parameters (malloc.h) and its defaults
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_DEFAULT_THRESHOLD = 128 * 1024
+_WINDOW_TRIM, _WINDOW_MMAP = 1 << 30, 32 << 20  # 32 MiB: glibc's largest mmap threshold
+
+
+@contextlib.contextmanager
+def _untrimmed_heap() -> Iterator[None]:
+    """In a process started with MALLOC_TRIM_THRESHOLD_ (a Dask nanny's worker): glibc
+    keeps freed memory and maps only arrays above 32 MiB while the block runs, then
+    gets the process's thresholds back and trims the heap. Elsewhere (no such variable,
+    no glibc), nothing changes."""
+    trim = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    libc = _glibc() if trim is not None else None
+    if libc is None:
+        yield
+        return
+    libc.mallopt(_M_TRIM_THRESHOLD, _WINDOW_TRIM)
+    libc.mallopt(_M_MMAP_THRESHOLD, _WINDOW_MMAP)
+    try:
+        yield
+    finally:
+        mmap = os.environ.get("MALLOC_MMAP_THRESHOLD_")
+        libc.mallopt(_M_TRIM_THRESHOLD, _int_or(trim, _DEFAULT_THRESHOLD))
+        libc.mallopt(_M_MMAP_THRESHOLD, _int_or(mmap, _DEFAULT_THRESHOLD))
+        libc.malloc_trim(0)
+
+
+def _int_or(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
+
+
+def _glibc() -> Any:
+    """The C library when it is glibc (it has mallopt and malloc_trim), else None."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    if libc is None or not hasattr(libc, "mallopt") or not hasattr(libc, "malloc_trim"):
+        return None
+    return libc
+
+
 def window_part(
     spec: RunSpec,
     indexes: Sequence[FileIndex] | None,
@@ -92,7 +152,8 @@ def window_part(
     and the client writes it. Either way the client does no Parquet work it can avoid."""
     from liquidroute.backtest.store import write_part
 
-    table = window_table(spec, indexes, orders, start, stop)
+    with _untrimmed_heap():
+        table = window_table(spec, indexes, orders, start, stop)
     if Path(token).is_file():
         write_part(Path(part), table)
         return int(table.num_rows)
@@ -119,6 +180,7 @@ def window_columns(
         latency_ms=spec.latency_ms,
         depth=spec.depth,
         start=start - entry,
+        seeded=start > 0,  # entered at its seed snapshot, even with no order before it
     )
     return concat_columns([columns for _, columns in batches])
 

@@ -675,19 +675,21 @@ def iter_batches(
     depth: int = 200,
     start: int = 0,
     stop: int | None = None,
+    seeded: bool = False,
 ) -> Iterator[tuple[list[int], Columns]]:
     """(order numbers, their rows as `COLUMNS`: one row per order and strategy, orders in
     order), a batch of consecutive orders at a time, in one pass over the files.
 
     Orders numbered below `start` are replayed without routing (their reads only; see the
     module doc), and the files are entered at the last snapshot before order `start`
-    (needs `replay.scan()`); the pass ends before order `stop`, or at the first order
-    after the end of a recording.
+    (needs `replay.scan()`) when `start` > 0 or `seeded` (a window whose first order
+    needs no order replayed before it); at their first row otherwise. The pass ends
+    before order `stop`, or at the first order after the end of a recording.
     """
     lat_us = check_options(strategies, latency_ms)
     names = [v.name for v in replay.venues]
     fees = np.array([replay.markets[n].taker_fee for n in names], dtype=np.float64)
-    cursors = _cursors(replay, orders, start, lat_us)
+    cursors = _cursors(replay, orders, start, seeded)
     for c in cursors:
         c.two_clocks = lat_us > 0  # at zero latency the fill clock never reads
     # the reads due at fill time, in time order: (time, the order's batch, its place in
@@ -752,9 +754,9 @@ def iter_batches(
 
 
 def _cursors(
-    replay: Replay, orders: Iterable[ParentOrder], start: int, lat_us: int
+    replay: Replay, orders: Iterable[ParentOrder], start: int, seeded: bool
 ) -> list[BookCursor]:
-    if start == 0:
+    if start == 0 and not seeded:
         return [open_cursor(v.source) for v in replay.venues]
     if any(v.index is None for v in replay.venues):
         replay.scan()

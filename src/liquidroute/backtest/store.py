@@ -148,6 +148,10 @@ class ResultsStore:
     def path(self, window: int) -> Path:
         return self.parts / f"window-{window:06d}.parquet"
 
+    def part_files(self) -> list[Path]:
+        """The window parts written so far, in window order."""
+        return [self.path(w) for w in sorted(self.done())]
+
     def done(self) -> set[int]:
         return {
             int(p.stem.split("-")[1])
@@ -187,8 +191,8 @@ class ResultsStore:
         with contextlib.ExitStack() as stack:
             pw = stack.enter_context(pq.ParquetWriter(tmp_pq, schema))
             cw = stack.enter_context(pcsv.CSVWriter(tmp_csv, schema)) if keep_files else None
-            for w in sorted(self.done()):
-                table = pq.read_table(self.path(w), schema=schema)
+            for part in self.part_files():
+                table = pq.read_table(part, schema=schema)
                 if table.num_rows:
                     pw.write_table(table)
                     if cw is not None:
@@ -200,28 +204,55 @@ class ResultsStore:
         return results
 
 
-def summary_from_file(path: Path) -> Any:
-    """The per-strategy summary (`report.summary`) computed from a results file, reading
-    one strategy (and the best-venue baseline it is compared with) at a time."""
+#: results up to this many rows are summarised from one read of the file (8 columns of
+#: 8 bytes: 64 MB at most); longer ones one strategy at a time
+SUMMARY_ONE_READ_ROWS = 1_000_000
+
+
+def summary_from_file(path: Path | Sequence[Path]) -> Any:
+    """The per-strategy summary (`report.summary`) computed from a results file, or from
+    window parts in window order (`ResultsStore.part_files`: no merged file needed). A
+    short run is read once; a long one one strategy at a time (with the best-venue
+    baseline it is compared with), so memory stays a strategy's columns."""
     import pandas as pd
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from liquidroute.backtest.report import summary
 
+    files = [str(path)] if isinstance(path, (str, Path)) else [str(p) for p in path]
+    if not files:
+        return pd.DataFrame()
     cols = ["t_us", "strategy", "side", "amount", "filled", "cost", "slippage_bps",
             "shortfall_bps"]  # fmt: skip
-    names = pc.unique(pq.read_table(path, columns=["strategy"]).column("strategy")).to_pylist()
-    best = pq.read_table(path, columns=cols, filters=[("strategy", "==", "best_venue")])
-    best_df = best.to_pandas()
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    if rows <= SUMMARY_ONE_READ_ROWS:
+        whole = pq.read_table(files, columns=cols).to_pandas()
+        groups = dict(tuple(whole.groupby("strategy", sort=False)))
+        best_df = groups.get("best_venue", whole.iloc[:0])
+
+        def part_of(name: str) -> Any:
+            return groups[name]
+
+        names = list(groups)
+    else:
+        strategy = pq.read_table(files, columns=["strategy"]).column("strategy")
+        names = pc.unique(strategy).to_pylist()
+        best_df = pq.read_table(
+            files, columns=cols, filters=[("strategy", "==", "best_venue")]
+        ).to_pandas()
+
+        def part_of(name: str) -> Any:
+            if name == "best_venue":
+                return best_df
+            return pq.read_table(
+                files, columns=cols, filters=[("strategy", "==", name)]
+            ).to_pandas()
+
     best_cost = best_df.set_index("t_us")["cost"]
     out = []
     for name in names:
-        if name == "best_venue":
-            part = best_df
-        else:
-            part = pq.read_table(path, columns=cols, filters=[("strategy", "==", name)]).to_pandas()
-        summ = summary(part, best_cost)
+        summ = summary(part_of(name), best_cost)
         out.append(summ[summ["strategy"] == name])
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 

@@ -208,13 +208,15 @@ def backtest(
             if n == 0 and not store.done():
                 data.scan()  # says so when the recordings do not overlap
                 raise fail("no parent order falls inside the recordings; shorten --every")
-            results = store.finish(data.label, keep_files=out is not None)
-            summ = summary_from_file(results)
-            n_orders = int(summ["orders"].max()) if len(summ) else 0
-            if out is not None:
+            if out is None:  # a temporary folder: the summary reads the parts, unmerged
+                summ = summary_from_file(store.part_files())
+            else:
+                results = store.finish(data.label)
+                summ = summary_from_file(results)
                 (out / "summary.csv").write_text(summ.to_csv(index=False))
                 (out / "summary.json").write_text(report_json(summ, data.label))
                 plot_from_file(results, out / "plot.png", data.label)
+            n_orders = int(summ["orders"].max()) if len(summ) else 0
     if json_out:
         echo_json(json.loads(report_json(summ, data.label)))  # float noise removed
     else:
