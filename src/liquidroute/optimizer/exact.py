@@ -34,7 +34,7 @@ import operator
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import NamedTuple, TypeVar, cast
 
 import numpy as np
 
@@ -65,12 +65,12 @@ class Allocation:
     value: float
 
 
-@dataclass(frozen=True, slots=True)
-class AllocationRows:
+class AllocationRows(NamedTuple):
     """An `Allocation` as Python lists, indexed like the ladder's venues: what a Quote's
     legs are made of. `total_fee` is Σ fee as np.add.reduce sums it. The Python merge
     (`solve_touched` on shallow orders) makes these without any numpy array; `of` and
-    `allocation` convert either way, bit for bit."""
+    `allocation` convert either way, bit for bit. A named tuple: made on every quote,
+    at a third of a frozen dataclass's cost."""
 
     amount: list[float]
     notional: list[float]
