@@ -27,7 +27,6 @@ bookkeeping, with the same answer bit for bit; `LadderCache` keeps one per book 
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import math
 import operator
@@ -445,24 +444,15 @@ def _no_caps(caps: Sequence[float | None] | None) -> bool:
     return caps is None or all(c is None for c in caps)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _PreparedLists:
-    """A prepared `MergedLadder`'s arrays as Python lists, for `_solve_prepared_py`:
-    the running totals and each level's venue, price and effective price in merge
-    order; each venue's running size, notional and worst price; the per-block venue
-    counts; the venues' fee factors and fees. The quote-unit running total is made on
-    its first order."""
+    """The small parts of a prepared `MergedLadder` as Python lists, for
+    `_solve_prepared_py`: each venue's level count at every `_BLOCK`-th merged position,
+    where its running totals start, and its fee factor and fee (a few dozen numbers; the
+    arrays of the ladder's length stay numpy, read value by value)."""
 
-    cum: list[float]
-    cum_quote: list[float] | None
-    venue: list[int]
-    price: list[float]
-    eff: list[float]
     counts: list[list[int]]
     starts: list[int]
-    size_sums: list[float]
-    notional_sums: list[float]
-    worst: list[float]
     factor: list[float]
     fees: list[float]
 
@@ -470,16 +460,8 @@ class _PreparedLists:
     def of(cls, merged: MergedLadder) -> _PreparedLists:
         ladder = merged.ladder
         return cls(
-            merged._cum.tolist(),
-            None,
-            merged._venue.tolist(),
-            merged._price.tolist(),
-            ladder.eff[merged.order].tolist(),
             merged._counts.tolist(),
             merged._starts.tolist(),
-            merged._size_sums.tolist(),
-            merged._notional_sums.tolist(),
-            merged._worst.tolist(),
             np.broadcast_to(ladder.factor, (ladder.n_venues,)).tolist(),
             np.broadcast_to(ladder.fees, (ladder.n_venues,)).tolist(),
         )
@@ -629,46 +611,39 @@ class MergedLadder:
         return self._solve_prepared_py(amount, amount_in)
 
     def _solve_prepared_py(self, amount: float, amount_in: AmountUnit) -> AllocationRows:
-        """The prepared `solve` in Python floats on lists of the prepared arrays (made
-        once per ladder, on its first such order): the same indexing and the same float
-        operations, bit for bit, without the dozen numpy calls (and their arrays) that
-        cost more than the arithmetic at V venues. filled, value and Σ fee add the venues
-        as np.add.reduce does (`_np_sum`)."""
+        """The prepared `solve` in Python floats: the same indexing and the same float
+        operations, bit for bit, with values read one by one (`ndarray.item`) instead of
+        the dozen numpy calls (and their arrays) that cost more than the arithmetic at
+        V venues. filled, value and Σ fee add the venues as np.add.reduce does
+        (`_np_sum`)."""
         lists = self._lists
         if lists is None:
             lists = self._lists = _PreparedLists.of(self)
-        if amount_in == "base":
-            cum = lists.cum
-        else:
-            _check_unit(amount_in)
-            if lists.cum_quote is None:
-                if self._cum_quote is None:
-                    self._cum_quote = np.cumsum(self._size * self.ladder.eff[self.order])
-                lists.cum_quote = self._cum_quote.tolist()
-            cum = lists.cum_quote
+        cum = self._cum if amount_in == "base" else self._quote_cum(amount_in)
         n = len(cum)
-        k = bisect.bisect_left(cum, amount)  # searchsorted (left): the stop level
+        k = int(cum.searchsorted(amount))  # the stop level: running total reaches amount
         full = min(k, n)
         b = full // _BLOCK
         levels = list(lists.counts[b])
-        for u in lists.venue[b * _BLOCK : full]:
+        for u in self._venue[b * _BLOCK : full].tolist():
             levels[u] += 1
         at = list(map(operator.add, lists.starts, levels))
-        amounts = list(map(lists.size_sums.__getitem__, at))
-        notional = list(map(lists.notional_sums.__getitem__, at))
+        amounts = list(map(self._size_sums.item, at))
+        notional = list(map(self._notional_sums.item, at))
         marginal: float | None = None
+        eff = self.ladder.eff
         if k < n:  # the stop level, partly
-            u = lists.venue[k]
-            e = lists.eff[k]
-            rest = amount - (cum[k - 1] if k > 0 else 0.0)
+            u = int(self._venue[k])
+            e = eff.item(self.order[k])
+            rest = amount - (cum.item(k - 1) if k > 0 else 0.0)
             take = rest / e if amount_in == "quote" else rest
             amounts[u] += take
-            notional[u] += take * lists.price[k]
+            notional[u] += take * self._price.item(k)
             levels[u] += 1
             at[u] += 1
             marginal = e
         elif n:
-            marginal = lists.eff[n - 1]
+            marginal = eff.item(self.order[n - 1])
         cost = list(map(operator.mul, notional, lists.factor))
         fee = list(map(operator.mul, notional, lists.fees))
         return AllocationRows(
@@ -677,12 +652,19 @@ class MergedLadder:
             fee,
             cost,
             levels,
-            list(map(lists.worst.__getitem__, at)),
+            list(map(self._worst.item, at)),
             marginal,
             _np_sum(amounts),
             _np_sum(cost),
             _np_sum(fee),
         )
+
+    def _quote_cum(self, amount_in: str) -> FloatArray:
+        """The running totals in quote units (Σ size · effective price), made once."""
+        _check_unit(amount_in)
+        if self._cum_quote is None:
+            self._cum_quote = np.cumsum(self._size * self.ladder.eff[self.order])
+        return self._cum_quote
 
     def solve(self, amount: float, amount_in: AmountUnit = "base") -> Allocation:
         """The optimal split of `amount`, as `solve_exact` (see there), bit for bit."""
@@ -699,13 +681,7 @@ class MergedLadder:
                 return solve_exact(self.ladder, amount, amount_in, self.order)
             self._prepare()
         ladder = self.ladder
-        if amount_in == "base":
-            cum = self._cum
-        else:
-            _check_unit(amount_in)
-            if self._cum_quote is None:
-                self._cum_quote = np.cumsum(self._size * ladder.eff[self.order])
-            cum = self._cum_quote
+        cum = self._cum if amount_in == "base" else self._quote_cum(amount_in)
         n = len(cum)
         k = int(cum.searchsorted(amount))  # the stop level: running total reaches amount
         full = min(k, n)  # merged levels taken whole

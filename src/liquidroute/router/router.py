@@ -101,9 +101,8 @@ class Router:
         self._facts: tuple[object, int, bool, frozenset[str]] = (None, 0, False, frozenset())
         self.cache = cache if cache is not None or not self.memory else LadderCache(64)
         self._started = False
-        # per symbol: the books' tops (venue, best bid, best ask) the deviation check last
-        # saw, and its answer; per venue: its last snapshot and top
-        # symbol -> (the books checked, their tops and the limit, the check's answer)
+        # per symbol: the books the deviation check last saw, their tops (venue, best bid,
+        # best ask) with the limit, and its answer; per venue: its last snapshot and top
         self._outliers: dict[str, tuple[Sequence[DepthSnapshot], tuple[Any, ...], Any]] = {}
         self._tops: dict[str, tuple[DepthSnapshot, tuple[str, float | None, float | None]]] = {}
         self._fee_markets: dict[tuple[str, float], tuple[Market, Market]] = {}
@@ -292,8 +291,8 @@ class Router:
             cached = self._outliers.get(symbol)
             if cached is None or cached[1][1] != limit or not _same_objects(cached[0], fresh):
                 key = (tuple(map(self._top, fresh)), limit)  # a book changed: did a top?
-                kept = cached is not None and cached[1] == key
-                answer = cached[2] if cached is not None and kept else outliers(fresh, limit)
+                same = cached is not None and cached[1] == key
+                answer = cached[2] if same and cached is not None else outliers(fresh, limit)
                 cached = self._outliers[symbol] = (fresh, key, answer)
             screened = combine(snapshots, stale, cached[2])
             excluded.update(screened.excluded)
