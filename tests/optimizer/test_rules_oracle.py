@@ -254,3 +254,19 @@ def test_real_books_and_lots_cut_or_whole_give_the_same_quote(side):
             whole.complete,
             whole.reachable,
         )
+
+
+def test_max_share_is_a_share_of_the_order_when_the_books_fall_short():
+    """max_share caps a leg at a share of the order asked, also when balances and depth
+    cannot fill it: 60 % of 1.0 lets v1 give its whole 0.5 (it once capped at 60 % of
+    what the exact split filled, 0.8: 0.48, an under-fill the DP caught)."""
+    v0 = DepthSnapshot("v0", "X/Y", [[99.0, 10.0]], [[100.0, 10.0]])
+    v1 = DepthSnapshot("v1", "X/Y", [[99.0, 10.0]], [[100.0, 0.5]])
+    markets = {v: Market(v, "X/Y", 0.0, amount_step=0.01) for v in ("v0", "v1")}
+    q = route(
+        [v0, v1], "buy", 1.0, markets=markets, balances={"v0": 30.0}, max_share=0.6,
+        baselines=False,
+    )  # fmt: skip
+    legs = {leg.venue: leg.amount for leg in q.legs}
+    assert legs == {"v0": pytest.approx(0.3), "v1": pytest.approx(0.5)}
+    assert q.filled == pytest.approx(0.8) and not q.complete

@@ -101,7 +101,8 @@ def venue_rules(
     max_venues: int | None,
     max_share: float | None,
 ) -> VenueRules:
-    """Rule arrays for the ladder's venues from their markets and the user's limits."""
+    """Rule arrays for the ladder's venues from their markets and the user's limits
+    (`max_share` of `amount`, the order in base units)."""
     fixed_costs = fixed_costs or {}
     _known("fixed_costs", fixed_costs, venues)
     if max_venues is not None and (int(max_venues) != max_venues or max_venues < 1):
@@ -389,7 +390,10 @@ def apply_rules(
     if _fills(rounded, target, grid) and _objective(ladder, rounded, rules) <= (
         free + 1e-12 * abs(free)
     ):  # the rounded split costs no more than the rule-free optimum: it is optimal
-        same = np.allclose(rounded.amount, exact.amount, rtol=1e-12, atol=0)
+        same = all(  # np.allclose(rtol=1e-12, atol=0), venue by venue
+            abs(r - e) <= 1e-12 * abs(e)
+            for r, e in zip(rounded.amount.tolist(), exact.amount.tolist(), strict=True)
+        )
         return done(rounded, "exact" if same else "rounded-optimal", 0.0)
     lat = lattice(ladder, rules, target, grid)  # each venue's lot range: for the search
     lots = _Lots(ladder, rules, lat, rounded, time_limit, mip_gap)
@@ -534,10 +538,11 @@ def _finish(
         if alloc.amount[i] > 0 and rules.fixed[i]
     }
     notes = {}
+    depth = ladder.depth().tolist()
     for i, venue in enumerate(venues):
         q, e = float(alloc.amount[i]), float(exact.amount[i])
         marks = []
-        at_cap = e >= float(ladder.depth()[i]) * (1 - 1e-12)  # the balance held it back
+        at_cap = e >= depth[i] * (1 - 1e-12)  # the balance held it back
         if q > 0 and balance_capped[i] and at_cap:
             marks.append("cut by balance")
         elif 0 < e < q and _below_minimum(ladder, rules, i, e):

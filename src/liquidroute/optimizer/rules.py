@@ -26,6 +26,7 @@ the fallback for a solver failure, not an optimum.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -95,8 +96,23 @@ def _legal(ladder: Ladder, rules: VenueRules, v: int, q: float) -> bool:
     return q <= 0 or (
         q >= rules.min_amount[v] * (1 - 1e-12)
         and q <= rules.cap[v] * (1 + 1e-12)
-        and (not rules.min_notional[v] or venue_notional(ladder, v, q) >= rules.min_notional[v])
+        and (not rules.min_notional[v] or _meets_notional(ladder, v, q, rules.min_notional[v]))
     )
+
+
+def _meets_notional(ladder: Ladder, v: int, q: float, minimum: float) -> bool:
+    """venue_notional(ladder, v, q) >= minimum, without the walk when the best price
+    decides it: asks get dearer with depth, so a buy's notional is at least q · best ask;
+    bids get cheaper, so a sell's is at most q · best bid. A margin of 1e-9 leaves the
+    float rounding of the walk's sum to the walk."""
+    lo = int(ladder.offsets[v])
+    if lo < int(ladder.offsets[v + 1]):
+        bound = q * float(ladder.price[lo])
+        if ladder.side == "buy" and bound >= minimum * (1 + 1e-9):
+            return True
+        if ladder.side == "sell" and bound < minimum * (1 - 1e-9):
+            return False
+    return venue_notional(ladder, v, q) >= minimum
 
 
 def _min_entry(ladder: Ladder, rules: VenueRules, v: int) -> float:
@@ -276,11 +292,19 @@ def entry_amount(ladder: Ladder, rules: VenueRules, v: int) -> float:
 
 
 def lot_grid(rules: VenueRules, target: float) -> LotGrid:
-    """The venues' lots on their common grid, for an order of `target` base units."""
-    steps = [_decimal(s) if s > 0 else None for s in rules.step.tolist()]
-    unit = _grid([s for s in steps if s is not None], target)
-    k = tuple(int(s / unit) if s is not None else 1 for s in steps)
-    return LotGrid(unit, k, tuple(s is not None for s in steps))
+    """The venues' lots on their common grid, for an order of `target` base units (the
+    grid depends on the order only when no venue has a lot)."""
+    steps = tuple(rules.step.tolist())
+    return _lot_grid(steps, target if not any(s > 0 for s in steps) else 0.0)
+
+
+@functools.lru_cache(maxsize=256)
+def _lot_grid(steps: tuple[float, ...], target: float) -> LotGrid:
+    """`lot_grid` of these lot steps, made once (exact fractions are slow to make)."""
+    fractions = [_decimal(s) if s > 0 else None for s in steps]
+    unit = _grid([s for s in fractions if s is not None], target)
+    k = tuple(int(s / unit) if s is not None else 1 for s in fractions)
+    return LotGrid(unit, k, tuple(s is not None for s in fractions))
 
 
 def lattice(

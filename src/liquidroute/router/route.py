@@ -341,8 +341,11 @@ def route(
     leg_notes: dict[str, tuple[str, ...]] = {}
     if wants_rules and alloc.filled > 0:
         assert ladder is not None
+        exact_value = alloc.value
+        # max_share is a share of the order: its base amount, or what the budget buys
+        order_base = amount if amount_in == "base" else alloc.filled
         venue_rule = venue_rules(
-            venues, markets, ladder, alloc.filled, fixed_costs, max_venues, max_share
+            venues, markets, ladder, order_base, fixed_costs, max_venues, max_share
         )
         if rules or venue_rule.can_bind() or max_share is not None:
             base_ccy, _, quote_ccy = snapshots[0].symbol.partition("/")
@@ -354,7 +357,13 @@ def route(
             alloc, solver, gap = ruled.alloc, ruled.solver, ruled.gap
             fixed, leg_notes, reachable = ruled.fixed, ruled.notes, ruled.reachable
             notes.extend(ruled.warnings)
-            lower_bound = solve_exact(ladder, alloc.filled).value  # no rule can beat it
+            # no rule can beat the exact split of what is filled (already solved when
+            # that is the amount asked: the split above is solve_exact's, bit for bit)
+            lower_bound = (
+                exact_value
+                if alloc.filled == amount and amount_in == "base"
+                else solve_exact(ladder, alloc.filled).value
+            )
     base_costs: dict[str, float | None] = {}
     saved: dict[str, float | None] = {}
     if opts.baselines and alloc.filled > 0:
