@@ -48,6 +48,7 @@ from liquidroute.optimizer.rules import (
     lattice,
     lattice_split,
     lot_grid,
+    meets_notional,
     round_to_rules,
 )
 from liquidroute.optimizer.venue_sets import lagrange_bound, relax_venue_sets
@@ -560,9 +561,7 @@ def _below_minimum(ladder: Ladder, rules: VenueRules, v: int, q: float) -> bool:
         return True
     if not rules.min_notional[v]:
         return False
-    amounts = np.zeros(ladder.n_venues)
-    amounts[v] = q
-    return bool(allocate(ladder, amounts).notional[v] < rules.min_notional[v])
+    return not meets_notional(ladder, v, q, float(rules.min_notional[v]))
 
 
 def _why_infeasible(

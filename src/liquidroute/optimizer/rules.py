@@ -96,11 +96,11 @@ def _legal(ladder: Ladder, rules: VenueRules, v: int, q: float) -> bool:
     return q <= 0 or (
         q >= rules.min_amount[v] * (1 - 1e-12)
         and q <= rules.cap[v] * (1 + 1e-12)
-        and (not rules.min_notional[v] or _meets_notional(ladder, v, q, rules.min_notional[v]))
+        and (not rules.min_notional[v] or meets_notional(ladder, v, q, rules.min_notional[v]))
     )
 
 
-def _meets_notional(ladder: Ladder, v: int, q: float, minimum: float) -> bool:
+def meets_notional(ladder: Ladder, v: int, q: float, minimum: float) -> bool:
     """venue_notional(ladder, v, q) >= minimum, without the walk when the best price
     decides it: asks get dearer with depth, so a buy's notional is at least q · best ask;
     bids get cheaper, so a sell's is at most q · best bid. A margin of 1e-9 leaves the
@@ -227,8 +227,8 @@ class LotGrid:
 
     def amount(self, v: int, n: float) -> float:
         """Base amount of n_v on venue v (exact decimal for lots: 3 lots of 0.1 is 0.3)."""
-        if self.integer[v]:
-            return float(round(n) * self.k[v] * self.unit)
+        if self.integer[v]:  # int / int is correctly rounded: float() of the fraction
+            return round(n) * self.k[v] * self.unit.numerator / self.unit.denominator
         return float(n) * self.unit_float
 
     def snap(self, amounts: FloatArray) -> FloatArray:
