@@ -23,7 +23,8 @@
    route() without a cache on the same snapshots.
 
 With --before REV (default 1e5a336: the cache before its CPU work), phases 1 (hot
-path), 2 and 2b also run REV's exact.py, route.py, live.py and router.py, loaded from git
+path), 2 and 2b also run REV's exact.py, rules.py, constrained.py, route.py, live.py and
+router.py, loaded from git
 beside today's, on the same servers in the same run: the after/before ratios are the
 figures to compare.
 
@@ -186,15 +187,18 @@ def socket_time(client: Any) -> float:
 
 
 def before_modules(rev: str) -> tuple[Any, Any]:
-    """The hot path as of git `rev` — optimizer/exact.py, router/route.py, venues/live.py
-    and router/router.py, each importing the others' `rev` copies — loaded beside
-    today's (on today's model, the rest of the optimizer and ccxt): the "before"
-    measured in the same run as the "after"."""
+    """The hot path as of git `rev` — optimizer/exact.py, rules.py and constrained.py
+    (the rules' fast path), router/route.py, venues/live.py and router/router.py, each
+    importing the others' `rev` copies — loaded beside today's (on today's model, the
+    rest of the optimizer and ccxt): the "before" measured in the same run as the
+    "after"."""
     import types
 
     mods = []
     for path, name in (
         ("src/liquidroute/optimizer/exact.py", "_before_exact"),
+        ("src/liquidroute/optimizer/rules.py", "_before_rules"),
+        ("src/liquidroute/optimizer/constrained.py", "_before_constrained"),
         ("src/liquidroute/router/route.py", "_before_route"),
         ("src/liquidroute/venues/live.py", "_before_live"),
         ("src/liquidroute/router/router.py", "_before_router"),
@@ -203,6 +207,8 @@ def before_modules(rev: str) -> tuple[Any, Any]:
         text = subprocess.run(show, capture_output=True, text=True, check=True).stdout
         for module, before in (
             ("liquidroute.optimizer.exact", "_before_exact"),
+            ("liquidroute.optimizer.rules", "_before_rules"),
+            ("liquidroute.optimizer.constrained", "_before_constrained"),
             ("liquidroute.router.route", "_before_route"),
             ("liquidroute.venues.live", "_before_live"),
         ):
@@ -212,7 +218,7 @@ def before_modules(rev: str) -> tuple[Any, Any]:
         sys.modules[name] = mod  # dataclasses look their module up; the next ones import it
         exec(compile(text, mod.__file__, "exec"), mod.__dict__)
         mods.append(mod)
-    return mods[2], mods[3]
+    return mods[4], mods[5]
 
 
 def live_venues(
@@ -663,8 +669,8 @@ def main() -> None:
             b = rb["hot" + key]
             bg = rb["hot" + key + "_stagger"]
             print(
-                f"   {rules}, before ({args.before}'s exact, route, live and router.py, same "
-                f"feeds, same run): aligned {clocks(b)}, ccxt's book -> quote p50 "
+                f"   {rules}, before ({args.before}'s exact, rules, constrained, route, live, "
+                f"router.py; same feeds, same run): aligned {clocks(b)}, ccxt's book -> quote p50 "
                 f"{b['here_p50_ms']:.2f} ms (new version {b['book_p50_ms']:.2f} ms); "
                 f"staggered {clocks(bg)}"
             )

@@ -163,7 +163,12 @@ def obey(q, inst: Instance) -> None:
 
 @st.composite
 def instances(
-    draw: st.DrawFn, lots: tuple[float, ...], amount_lots: int, n_max: int = 4, deep: int = 0
+    draw: st.DrawFn,
+    lots: tuple[float, ...],
+    amount_lots: int,
+    n_max: int = 4,
+    deep: int = 0,
+    whole_lots: bool = False,
 ):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     n = draw(st.integers(2, n_max))
@@ -177,8 +182,12 @@ def instances(
         sizes = rng.uniform(0.2, 1.5, k) * finest * amount_lots / n
         asks = np.column_stack([100.0 + np.cumsum(gaps), sizes])
         bids = np.column_stack([99.9 - np.cumsum(gaps), sizes])
-        books.append(DepthSnapshot(name, "X/Y", bids, asks))
         step = float(rng.choice(lots))
+        if whole_lots:  # as on a real venue: every level a whole number of its lots
+            lot = Fraction(repr(step))
+            sizes = np.array([float(max(1, round(x / step)) * lot) for x in sizes])
+            asks[:, 1] = bids[:, 1] = sizes
+        books.append(DepthSnapshot(name, "X/Y", bids, asks))
         min_amount = float(rng.choice([0.0, 0.0, step * rng.integers(2, 6)]))
         min_notional = float(rng.choice([0.0, 0.0, 100 * finest * amount_lots * 0.1]))
         max_amount = float(rng.choice([0.0, 0.0, 0.0, step * rng.integers(3, 40)]))
@@ -194,17 +203,17 @@ def instances(
     fixed = {
         b.venue: float(rng.uniform(0, 0.5) * finest * amount_lots)
         for b in books
-        if draw(st.booleans())
+        if not whole_lots and draw(st.booleans())
     }
     balances = {}
-    if draw(st.booleans()):
+    if not whole_lots and draw(st.booleans()):
         b = books[0]
         balances[b.venue] = float(
             rng.uniform(0.1, 0.8) * finest * amount_lots * (100.0 if side == "buy" else 1.0)
         )
     share = draw(st.sampled_from([None, None, 0.6, 0.9]))
     max_venues = draw(st.sampled_from([None, None, 1, 2]))
-    on_grid = draw(st.booleans())
+    on_grid = whole_lots or draw(st.booleans())
     units = draw(st.integers(1, amount_lots))
     amount = float(Fraction(units) * Fraction(repr(finest)))
     if not on_grid:  # an amount the lots may not reach
@@ -215,6 +224,16 @@ def instances(
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(inst=instances(lots=(0.01, 0.02, 0.05, 0.1), amount_lots=120))
 def test_coarse_lots_equal_the_dp(inst):
+    check(inst)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inst=instances(lots=(0.01, 0.01, 0.05), amount_lots=120, whole_lots=True))
+def test_books_in_whole_lots_equal_the_dp(inst):
+    """Levels in whole lots, as real venues' are, an order in whole lots, no fixed costs or
+    balances: the exact split then often obeys the rules as it is
+    (`constrained.exact_on_lots` answers, no rounding or search); where a lot, a minimum,
+    a cap or max_venues is broken it must not."""
     check(inst)
 
 
@@ -270,3 +289,27 @@ def test_max_share_is_a_share_of_the_order_when_the_books_fall_short():
     legs = {leg.venue: leg.amount for leg in q.legs}
     assert legs == {"v0": pytest.approx(0.3), "v1": pytest.approx(0.5)}
     assert q.filled == pytest.approx(0.8) and not q.complete
+
+
+def test_an_exact_split_on_its_lots_is_the_answer_in_exact_decimals():
+    """Levels of 0.1 and 0.2 lots: the exact split gives v0 0.1 + 0.2 =
+    0.30000000000000004 in floats. It obeys every rule as it is, so it is the answer
+    (solver "exact", no search), with the leg on its lots exactly (0.3) and the cost of
+    walking the books for 0.3, as the DP finds it."""
+    v0 = DepthSnapshot("v0", "X/Y", [[99.0, 1.0]], [[100.0, 0.1], [101.0, 0.2], [103.0, 5.0]])
+    v1 = DepthSnapshot("v1", "X/Y", [[99.0, 1.0]], [[100.5, 0.3], [102.0, 5.0]])
+    markets = {
+        v: Market(v, "X/Y", 0.001, amount_step=0.1, min_amount=0.1, min_notional=10.0)
+        for v in ("v0", "v1")
+    }
+    inst = Instance("buy", 0.6, [v0, v1], markets, {}, {}, None, None)
+    q = route(inst.books, "buy", 0.6, markets=markets, baselines=False)
+    assert q.solver == "exact" and q.complete
+    assert {leg.venue: leg.amount for leg in q.legs} == {"v0": 0.3, "v1": 0.3}
+    assert q.total_cost == pytest.approx((100.0 * 0.1 + 101.0 * 0.2 + 100.5 * 0.3) * 1.001)
+    check(inst)
+    # a minimum notional the exact split's v1 leg misses: not the answer as it is
+    markets["v1"] = Market("v1", "X/Y", 0.001, amount_step=0.1, min_notional=40.0)
+    q = route(inst.books, "buy", 0.6, markets=markets, baselines=False)
+    assert q.solver != "exact"
+    check(inst)

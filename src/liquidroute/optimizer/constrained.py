@@ -3,8 +3,11 @@ optimal rule-respecting split on integer lots (exact -> lattice -> MILP -> polis
 
 `route()` calls `apply_rules` after the exact split when a rule could bind:
 
-1. exact: the exact split rounded to the rules (`rules.round_to_rules`); when it fills the
-   whole amount at the rule-free optimum's cost it is optimal ("exact" / "rounded-optimal").
+1. exact: when the exact split obeys every rule as it is (legs on their lots, as on books
+   whose levels are whole lots, minimums and caps met, no fixed cost) it is the optimum
+   ("exact", `exact_on_lots`). Otherwise it is rounded to the rules
+   (`rules.round_to_rules`); when that fills the whole amount at the rule-free optimum's
+   cost it is optimal ("exact" / "rounded-optimal").
 2. lattice: the amount in grid units (`rules.Lattice`). The continuous-lot relaxation
    (switches kept: minimums, fixed costs, max venues) is solved exactly — by the exact
    split when no switch binds, else by branch and bound over the venue sets
@@ -47,6 +50,7 @@ from liquidroute.optimizer.rules import (
     entry_amount,
     lattice,
     lattice_split,
+    legal_amount,
     lot_grid,
     meets_notional,
     round_to_rules,
@@ -110,24 +114,31 @@ def venue_rules(
         raise InvalidInputError(f"max_venues must be a whole number >= 1, got {max_venues!r}")
     if max_share is not None and not (0 < max_share <= 1):
         raise InvalidInputError(f"max_share must be in (0, 1] (0.5 = half), got {max_share!r}")
-    n = len(venues)
-    depth = ladder.depth()
-    step, min_q, min_n, cap, fixed = (np.zeros(n) for _ in range(5))
+    cap = ladder.depth().tolist()
+    step, min_q, min_n, fixed = [], [], [], []
     for i, venue in enumerate(venues):
         market = markets.get(venue)
-        cap[i] = depth[i]
         if market is not None:
-            step[i] = market.amount_step or 0.0
-            min_q[i] = market.min_amount or 0.0
-            min_n[i] = market.min_notional or 0.0
+            step.append(market.amount_step or 0.0)
+            min_q.append(market.min_amount or 0.0)
+            min_n.append(market.min_notional or 0.0)
             if market.max_amount:
                 cap[i] = min(cap[i], market.max_amount)
+        else:
+            step.append(0.0)
+            min_q.append(0.0)
+            min_n.append(0.0)
         if max_share is not None:
             cap[i] = min(cap[i], max_share * amount)
-        if venue in fixed_costs:
-            fixed[i] = _finite_nonneg("fixed_costs", venue, fixed_costs[venue])
+        charge = fixed_costs.get(venue)
+        fixed.append(0.0 if charge is None else _finite_nonneg("fixed_costs", venue, charge))
     return VenueRules(
-        step, min_q, min_n, cap, fixed, None if max_venues is None else int(max_venues)
+        np.array(step),
+        np.array(min_q),
+        np.array(min_n),
+        np.array(cap),
+        np.array(fixed),
+        None if max_venues is None else int(max_venues),
     )
 
 
@@ -385,8 +396,12 @@ def apply_rules(
     """
     target = exact.filled
     grid = lot_grid(rules, target)
-    rounded = allocate(ladder, grid.snap(round_to_rules(ladder, exact.amount, rules, target)))
     done = partial(_finish, ladder, exact, rules, venues, balance_capped)
+    if budget is None:
+        obeying = exact_on_lots(ladder, exact, rules, grid)
+        if obeying is not None:  # the rule-free optimum obeys the rules: it is optimal
+            return done(obeying, "exact", 0.0)
+    rounded = allocate(ladder, grid.snap(round_to_rules(ladder, exact.amount, rules, target)))
     free = exact.value if ladder.side == "buy" else -exact.value  # rule-free, no fixed costs
     if _fills(rounded, target, grid) and _objective(ladder, rounded, rules) <= (
         free + 1e-12 * abs(free)
@@ -423,6 +438,59 @@ def apply_rules(
             return done(rounded, "rounded-fallback", None, [*warnings, _FALLBACK], reach)
     alloc, gap, notes = solved
     return done(alloc, "milp", gap, [*warnings, *notes], reach)
+
+
+def exact_on_lots(
+    ladder: Ladder, exact: Allocation, rules: VenueRules, grid: LotGrid
+) -> Allocation | None:
+    """The exact split on its lots when it obeys every rule as it is, else None.
+
+    Rules only remove splits, so a rule-free optimum that obeys them is the rules'
+    optimum. It obeys them when every leg q_v > 0 is a whole number n_v >= 1 of lots up to
+    float noise (|n_v·lot_v − q_v| <= 1e-12·q_v: the 12 significant digits `LotGrid.units`
+    reads amounts to), meets its venue's minimum amount and notional and
+    stays within its cap, carries no fixed cost, and at most `max_venues` legs are used:
+    on books whose sizes are whole lots (a real venue's always are) the usual case.
+    Each leg becomes n_v·lot_v in exact decimal arithmetic; the move δ_v (float noise)
+    is taken at the price of the leg's last level, as `allocate` takes a leg's remainder:
+    notional_v + δ_v·p_last, cost = notional·factor_v, fee = notional·f_v.
+    """
+    amounts = exact.amount.tolist()
+    used = [v for v, q in enumerate(amounts) if q > 0]
+    if rules.max_venues is not None and len(used) > rules.max_venues:
+        return None
+    snapped = list(amounts)
+    fixed = rules.fixed.tolist()
+    for v in used:
+        q = amounts[v]
+        if fixed[v]:
+            return None
+        if grid.integer[v]:
+            on_lot = grid.amount(v, round(q / (grid.k[v] * grid.unit_float)))
+            if abs(on_lot - q) > 1e-12 * q:
+                return None
+            snapped[v] = q = on_lot
+        if not legal_amount(ladder, rules, v, q):
+            return None
+    if snapped == amounts:
+        return exact
+    notional = exact.notional.tolist()
+    worst = exact.worst_price.tolist()
+    for v in used:
+        notional[v] += (snapped[v] - amounts[v]) * worst[v]
+    notional_a = np.array(notional)
+    cost = notional_a * ladder.factor
+    return Allocation(
+        amount=np.array(snapped),
+        notional=notional_a,
+        fee=notional_a * ladder.fees,
+        cost=cost,
+        levels=exact.levels,
+        worst_price=exact.worst_price,
+        marginal=exact.marginal,
+        filled=float(np.add.reduce(snapped)),
+        value=float(np.add.reduce(cost)),
+    )
 
 
 def _within_budget(
@@ -533,22 +601,18 @@ def _finish(
     reach: tuple[float | None, float | None] | None = None,
 ) -> RuledSplit:
     """Fixed costs charged and per-venue notes saying which rule shaped each leg."""
-    fixed = {
-        v: float(rules.fixed[i])
-        for i, v in enumerate(venues)
-        if alloc.amount[i] > 0 and rules.fixed[i]
-    }
+    amounts, charge = alloc.amount.tolist(), rules.fixed.tolist()
+    fixed = {v: charge[i] for i, v in enumerate(venues) if amounts[i] > 0 and charge[i]}
     notes = {}
-    depth = ladder.depth().tolist()
-    for i, venue in enumerate(venues):
-        q, e = float(alloc.amount[i]), float(exact.amount[i])
+    depth = ladder.depth().tolist() if any(balance_capped) else []
+    step = rules.step.tolist()
+    for i, (venue, q, e) in enumerate(zip(venues, amounts, exact.amount.tolist(), strict=True)):
         marks = []
-        at_cap = e >= depth[i] * (1 - 1e-12)  # the balance held it back
-        if q > 0 and balance_capped[i] and at_cap:
+        if q > 0 and balance_capped[i] and e >= depth[i] * (1 - 1e-12):  # held back by it
             marks.append("cut by balance")
         elif 0 < e < q and _below_minimum(ladder, rules, i, e):
             marks.append("raised to minimum")
-        if q > 0 and rules.step[i] and abs(q - e) > 1e-12:
+        if q > 0 and step[i] and abs(q - e) > 1e-12:
             marks.append("rounded to lot")
         if marks:
             notes[venue] = tuple(marks)

@@ -747,6 +747,7 @@ class LadderCache:
             OrderedDict()
         )
         self._prefixes: dict[tuple[int, int], tuple[FloatArray, FloatArray]] = {}
+        self._reaching: dict[tuple[int, int], tuple[FloatArray, FloatArray]] = {}
         self._heads: dict[int, tuple[FloatArray, list[list[float]]]] = {}
         self._facts: OrderedDict[tuple[int, ...], tuple[tuple[object, ...], object]] = OrderedDict()
 
@@ -786,6 +787,23 @@ class LadderCache:
             del self._prefixes[next(iter(self._prefixes))]  # the oldest
         return cut
 
+    def reaching(self, levels: FloatArray, size: float) -> FloatArray:
+        """`levels` cut after the first level whose running size reaches 2^e >= `size`,
+        the power of two at or above it (all of them when none does, `touched_count`):
+        the same view object for the same array and any size in the same octave, so a
+        new amount on the same book finds its cut, and the ladder merged from it, again.
+        """
+        octave = math.frexp(size)[1] if size > 0 else 0  # size <= 2^octave
+        key = (id(levels), octave)
+        hit = self._reaching.get(key)
+        if hit is not None and hit[0] is levels:
+            return hit[1]
+        cut = self.prefix(levels, touched_count(levels, 1.0, math.ldexp(1.0, octave)))
+        self._reaching[key] = (levels, cut)
+        if len(self._reaching) > 4 * self.maxsize:
+            del self._reaching[next(iter(self._reaching))]  # the oldest
+        return cut
+
     def heads(self, levels: FloatArray) -> list[list[float]]:
         """The first `_PY_HEAD` rows of `levels` as Python [price, size] lists, read once
         per array while kept (at most 4 · maxsize arrays): a live book's update changes
@@ -804,6 +822,7 @@ class LadderCache:
     def clear(self) -> None:
         self._entries.clear()
         self._prefixes.clear()
+        self._reaching.clear()
         self._heads.clear()
         self._facts.clear()
 

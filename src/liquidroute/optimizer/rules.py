@@ -92,11 +92,13 @@ def _ceil_lot(q: float, step: float) -> float:
     return math.ceil(q / step * (1 - 1e-12) - 1e-9) * step
 
 
-def _legal(ladder: Ladder, rules: VenueRules, v: int, q: float) -> bool:
-    return q <= 0 or (
-        q >= rules.min_amount[v] * (1 - 1e-12)
-        and q <= rules.cap[v] * (1 + 1e-12)
-        and (not rules.min_notional[v] or meets_notional(ladder, v, q, rules.min_notional[v]))
+def legal_amount(ladder: Ladder, rules: VenueRules, v: int, q: float) -> bool:
+    """True when q on venue v is 0 or meets its minimums and cap (its lot is not checked)."""
+    if q <= 0:
+        return True
+    minimum = rules.min_notional.item(v)  # item: a Python float, not a numpy scalar
+    return rules.min_amount.item(v) * (1 - 1e-12) <= q <= rules.cap.item(v) * (1 + 1e-12) and (
+        not minimum or meets_notional(ladder, v, q, minimum)
     )
 
 
@@ -131,7 +133,7 @@ def _min_entry(ladder: Ladder, rules: VenueRules, v: int) -> float:
     for _ in range(50):  # deeper levels have worse prices: the notional may need more
         if q > rules.cap[v] * (1 + 1e-12):
             return math.inf
-        if _legal(ladder, rules, v, q):
+        if legal_amount(ladder, rules, v, q):
             return q
         q = _ceil_lot(q * 1.001 + float(rules.step[v]), float(rules.step[v]))
     return math.inf
@@ -147,7 +149,7 @@ def round_to_rules(
         [floor_lot(min(float(a), rules.cap[v]), rules.step[v]) for v, a in enumerate(amounts)]
     )
     for v in range(n):
-        if q[v] > 0 and not _legal(ladder, rules, v, q[v]):
+        if q[v] > 0 and not legal_amount(ladder, rules, v, q[v]):
             q[v] = 0.0
     if rules.max_venues is not None and np.count_nonzero(q) > rules.max_venues:
         keep = np.argsort(-q)[: rules.max_venues]
@@ -182,7 +184,7 @@ def round_to_rules(
                 fixed = rules.fixed[v]
             trial = q.copy()
             trial[v] += add
-            if not _legal(ladder, rules, v, trial[v]):
+            if not legal_amount(ladder, rules, v, trial[v]):
                 continue
             delta = float(allocate(ladder, trial).cost[v] - allocate(ladder, q).cost[v])
             unit = (sign * delta + fixed) / add
@@ -210,14 +212,11 @@ class LotGrid:
     unit: Fraction
     k: tuple[int, ...]
     integer: tuple[bool, ...]
+    unit_float: float  # float(unit), read on every snap
 
     @property
     def all_integer(self) -> bool:
         return all(self.integer)
-
-    @property
-    def unit_float(self) -> float:
-        return float(self.unit)
 
     def units(self, amount: float) -> float:
         """`amount` base in grid units, snapped to the nearest whole unit within float noise."""
@@ -304,7 +303,7 @@ def _lot_grid(steps: tuple[float, ...], target: float) -> LotGrid:
     fractions = [_decimal(s) if s > 0 else None for s in steps]
     unit = _grid([s for s in fractions if s is not None], target)
     k = tuple(int(s / unit) if s is not None else 1 for s in fractions)
-    return LotGrid(unit, k, tuple(s is not None for s in fractions))
+    return LotGrid(unit, k, tuple(s is not None for s in fractions), float(unit))
 
 
 def lattice(
@@ -334,11 +333,11 @@ def lattice(
             continue
         low = max(1, math.ceil(entry / step - 1e-9))
         for _ in range(3):  # float noise in the inverse: check the notional itself
-            if low > top or _legal(ladder, rules, v, float(low * steps[v])):  # type: ignore[operator]
+            if low > top or legal_amount(ladder, rules, v, float(low * steps[v])):  # type: ignore[operator]
                 break
             low += 1
         min_n[v] = low
-    return Lattice(unit, k, integer, min_n, max_n)
+    return Lattice(unit, k, integer, u, min_n, max_n)
 
 
 class _Venue:

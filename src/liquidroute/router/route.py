@@ -123,8 +123,9 @@ def _rules_reach(
     Every leg below r_v / 2 leaves the cut's depth (a cap of at least r_v) slack, so
     the rules' search, its bounds and its answer are those on the whole book — at the cost
     of tens of levels, not thousands (the oracle tests check the answers on deep books).
-    With a `cache`, a cut is the same view object for the same book and count, so the
-    ladder built on it is cached like any other.
+    With a `cache`, the cut reaches the power of two at or above r_v (more levels are
+    as exact) and is the same view object for the same book and octave of r_v, so the
+    ladder built on it is cached like any other, for a new amount too.
     """
     out = []
     for lv, market in zip(levels, markets, strict=True):
@@ -136,8 +137,10 @@ def _rules_reach(
             reach += (market.amount_step or 0.0) + (market.min_amount or 0.0)
             if market.min_notional:
                 reach += market.min_notional / lv.item(0)
-        n = touched_count(lv, 1.0, 2.0 * reach)
-        out.append(cache.prefix(lv, n) if cache is not None else lv[:n])
+        if cache is not None:
+            out.append(cache.reaching(lv, 2.0 * reach))
+        else:
+            out.append(lv[: touched_count(lv, 1.0, 2.0 * reach)])
     return out
 
 
