@@ -313,3 +313,31 @@ def test_an_exact_split_on_its_lots_is_the_answer_in_exact_decimals():
     q = route(inst.books, "buy", 0.6, markets=markets, baselines=False)
     assert q.solver != "exact"
     check(inst)
+
+
+@pytest.mark.parametrize("side", ["buy", "sell"])
+def test_a_cached_cut_serves_new_amounts_and_gives_the_same_quote(side):
+    """Through a LadderCache the rules' cut of a book reaches the power of two above r_v
+    (`LadderCache.reaching`): a new amount in the same octave gets the very same cut, a
+    larger one a cut at least as deep, and every quote equals route() on whole books."""
+    from liquidroute.optimizer.exact import LadderCache
+    from liquidroute.venues.sample import sample_markets, sample_snapshots
+
+    snaps, markets = sample_snapshots(), sample_markets()
+    cache = LadderCache()
+    for amount in (0.003, 0.05, 0.7, 0.75, 4.0, 25.0, 60.0):
+        cut = route(snaps, side, amount, markets=markets, baselines=False, cache=cache)
+        whole = route(snaps, side, amount, markets=markets, baselines=True)
+        assert [(g.venue, g.amount, g.cost) for g in cut.legs] == [
+            (g.venue, g.amount, g.cost) for g in whole.legs
+        ], amount
+        assert (cut.total_cost, cut.solver, cut.complete) == (
+            whole.total_cost,
+            whole.solver,
+            whole.complete,
+        )
+    levels = snaps[0].levels(side)
+    a, b, c = (cache.reaching(levels, size) for size in (9.0, 15.9, 16.1))
+    assert a is b and len(c) >= len(a)
+    assert a[:, 1].sum() >= 16.0 or len(a) == len(levels)  # reaches 2^4 >= 9 and 15.9
+    assert c[:, 1].sum() >= 32.0 or len(c) == len(levels)
