@@ -448,9 +448,9 @@ def exact_on_lots(
     Rules only remove splits, so a rule-free optimum that obeys them is the rules'
     optimum. It obeys them when every leg q_v > 0 is a whole number n_v >= 1 of lots up to
     float noise (|n_v·lot_v − q_v| <= 1e-12·q_v: the 12 significant digits `LotGrid.units`
-    reads amounts to), meets its venue's minimum amount and notional and
-    stays within its cap, carries no fixed cost, and at most `max_venues` legs are used:
-    on books whose sizes are whole lots (a real venue's always are) the usual case.
+    reads amounts to), meets its venue's minimum amount and notional, stays within its
+    cap and carries no fixed cost, and at most `max_venues` legs are used: on books whose
+    sizes are whole lots (a real venue's always are) the usual case.
     Each leg becomes n_v·lot_v in exact decimal arithmetic; the move δ_v (float noise)
     is taken at the price of the leg's last level, as `allocate` takes a leg's remainder:
     notional_v + δ_v·p_last, cost = notional·factor_v, fee = notional·f_v.
