@@ -341,3 +341,38 @@ def test_a_cached_cut_serves_new_amounts_and_gives_the_same_quote(side):
     assert a is b and len(c) >= len(a)
     assert a[:, 1].sum() >= 16.0 or len(a) == len(levels)  # reaches 2^4 >= 9 and 15.9
     assert c[:, 1].sum() >= 32.0 or len(c) == len(levels)
+
+
+@pytest.mark.parametrize("side", ["buy", "sell"])
+def test_on_real_books_the_split_taken_as_it_is_equals_the_searched_one(side, monkeypatch):
+    """The real recorded books with the venues' real lots (1e-5, 1e-6, 1e-8) and
+    minimums: where the exact split is taken as it is (`exact_on_lots`), the rounding and
+    the search it skips (run here by switching it off) find the same legs at the same
+    cost; it answers on these books for small and large orders alike."""
+    import liquidroute.optimizer.constrained as constrained
+    from liquidroute.venues.sample import sample_markets, sample_snapshots
+
+    snaps, markets = sample_snapshots(), sample_markets()
+    taken_as_is = constrained.exact_on_lots
+    answered = 0
+    for amount in (0.003, 0.05, 0.7, 1.0, 4.0, 25.0, 60.0):
+        calls: list[bool] = []
+
+        def spy(*args, calls=calls):
+            got = taken_as_is(*args)
+            calls.append(got is not None)
+            return got
+
+        monkeypatch.setattr(constrained, "exact_on_lots", spy)
+        fast = route(snaps, side, amount, markets=markets, baselines=False)
+        monkeypatch.setattr(constrained, "exact_on_lots", lambda *args: None)
+        searched = route(snaps, side, amount, markets=markets, baselines=False)
+        if any(calls):
+            answered += 1
+            assert fast.solver == "exact"
+        assert [(g.venue, g.amount) for g in fast.legs] == [
+            (g.venue, g.amount) for g in searched.legs
+        ], amount
+        assert fast.total_cost == pytest.approx(searched.total_cost, rel=1e-12)
+        assert (fast.filled, fast.complete) == (searched.filled, searched.complete)
+    assert answered >= 4
