@@ -462,6 +462,6 @@ def test_the_python_walk_of_the_touched_levels_is_solve_exact_bit_for_bit(
 
 @given(st.lists(st.floats(0.0, 1e9), max_size=140))
 def test_the_python_sum_is_numpys_pairwise_sum(values):
-    from liquidroute.optimizer.exact import _np_sum
+    from liquidroute.optimizer.exact import np_sum
 
-    assert _np_sum(values) == float(np.add.reduce(np.array(values, dtype=np.float64)))
+    assert np_sum(values) == float(np.add.reduce(np.array(values, dtype=np.float64)))

@@ -5,13 +5,19 @@ keep their arrays and their cached rows), repeated orders and both order units."
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import liquidroute.router.route as route_module
+from liquidroute.errors import InfeasibleConstraintsError
 from liquidroute.model import DepthSnapshot, Market
 from liquidroute.optimizer.exact import LadderCache
 from liquidroute.router.route import route
+from tests.optimizer.test_rules_oracle import instances, obey
 from tests.router.test_router_hot import key
 from tests.strategies import books_and_order
 
@@ -66,3 +72,72 @@ def test_a_shallow_order_on_a_new_version_builds_no_ladder():
     assert key(quote) == key(route(snaps, "buy", 12.0, markets=markets, baselines=False))
     (entry,) = cache._entries.values()
     assert entry[1]._ladder is None  # merged in Python, from the rows
+
+
+def _everything(quote: Any) -> tuple[Any, ...]:
+    """`key` and what the rules add: gap, lower bound, reachable amounts, leg notes."""
+    notes = tuple(leg.notes for leg in quote.legs)
+    return (*key(quote), quote.gap, quote.lower_bound, quote.reachable, notes)
+
+
+def _counting_rows_on_lots(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Spy on route()'s `rows_on_lots`: one entry per call, True when it answered."""
+    calls: list[bool] = []
+    real = route_module.rows_on_lots
+
+    def spy(*args: Any) -> Any:
+        got = real(*args)
+        calls.append(got is not None)
+        return got
+
+    monkeypatch.setattr(route_module, "rows_on_lots", spy)
+    return calls
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inst=instances(lots=(0.01, 0.01, 0.05), amount_lots=120, whole_lots=True))
+def test_with_venue_rules_the_rows_path_is_routes_uncached_answer_bit_for_bit(inst):
+    """Venue rules on the live hot path: where the exact split, as Python lists, already
+    obeys every rule (`constrained.rows_on_lots`), route() answers from it without the
+    merged ladder or `apply_rules`. Every figure of the quote, the rules' gap, lower bound
+    and leg notes included, must be route()'s uncached answer (ladder + apply_rules) bit
+    for bit, and each answer obeys the rules (the DP oracle of test_rules_oracle checks
+    the uncached one)."""
+    options = dict(
+        markets=inst.markets,
+        max_share=inst.max_share,
+        max_venues=inst.max_venues,
+        baselines=False,
+    )
+    try:
+        expected = route(inst.books, inst.side, inst.amount, **options)
+    except InfeasibleConstraintsError:
+        with pytest.raises(InfeasibleConstraintsError):
+            route(inst.books, inst.side, inst.amount, cache=LadderCache(4), **options)
+        return
+    cache = LadderCache(4)
+    for _ in range(2):  # a first solve on the books, then the same books again (cached)
+        got = route(inst.books, inst.side, inst.amount, cache=cache, **options)
+        assert _everything(got) == _everything(expected)
+    obey(got, inst)
+
+
+@pytest.mark.parametrize("side", ["buy", "sell"])
+def test_on_real_books_with_real_lots_the_hot_path_builds_no_ladder(side, monkeypatch):
+    """The real recorded books (Binance, Bybit, OKX) with the venues' real lots and
+    minimums, through a LadderCache as a started Router quotes them: for most amounts the
+    exact split sits on its lots and is the answer with no merged ladder built; every
+    quote equals route()'s uncached one bit for bit."""
+    from liquidroute.venues.sample import sample_markets, sample_snapshots
+
+    snaps, markets = sample_snapshots(), sample_markets()
+    calls = _counting_rows_on_lots(monkeypatch)
+    ladderless = 0
+    for amount in (0.003, 0.05, 0.7, 1.0, 4.0, 25.0, 60.0):
+        cache = LadderCache(4)
+        got = route(snaps, side, amount, markets=markets, baselines=False, cache=cache)
+        expected = route(snaps, side, amount, markets=markets, baselines=False)
+        assert _everything(got) == _everything(expected), amount
+        (entry,) = cache._entries.values()
+        ladderless += entry[1]._ladder is None
+    assert ladderless == sum(calls) >= 4

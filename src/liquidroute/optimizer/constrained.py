@@ -31,9 +31,11 @@ warning says so.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +43,13 @@ import numpy.typing as npt
 from liquidroute.errors import InfeasibleConstraintsError, InvalidInputError
 from liquidroute.model import FloatArray, Market, Side
 from liquidroute.optimizer.curves import Ladder, build_ladder
-from liquidroute.optimizer.exact import Allocation, allocate, solve_exact
+from liquidroute.optimizer.exact import (
+    Allocation,
+    AllocationRows,
+    allocate,
+    np_sum,
+    solve_exact,
+)
 from liquidroute.optimizer.milp import nearest_reachable, solve_rules
 from liquidroute.optimizer.rules import (
     Lattice,
@@ -50,7 +58,6 @@ from liquidroute.optimizer.rules import (
     entry_amount,
     lattice,
     lattice_split,
-    legal_amount,
     lot_grid,
     meets_notional,
     round_to_rules,
@@ -97,6 +104,72 @@ def balance_caps(
     return out
 
 
+class RuleRows(NamedTuple):
+    """Each venue's rules as Python lists, indexed like the venues (0 where a venue states
+    no such rule; `cap` is its max order size and `max_share` of the order, inf for
+    none, without its book's depth): what the rules read on the hot path."""
+
+    step: list[float]
+    min_amount: list[float]
+    min_notional: list[float]
+    cap: list[float]
+    fixed: list[float]
+    max_venues: int | None
+
+    @classmethod
+    def of(cls, rules: VenueRules) -> RuleRows:
+        return cls(
+            rules.step.tolist(),
+            rules.min_amount.tolist(),
+            rules.min_notional.tolist(),
+            rules.cap.tolist(),
+            rules.fixed.tolist(),
+            rules.max_venues,
+        )
+
+    def can_bind(self) -> bool:
+        """`VenueRules.can_bind`."""
+        return (
+            any(self.step) or any(self.min_amount) or any(self.min_notional)
+            or any(self.fixed) or self.max_venues is not None
+        )  # fmt: skip
+
+
+def rule_rows(
+    venues: Sequence[str],
+    markets: Mapping[str, Market],
+    amount: float,
+    fixed_costs: Mapping[str, float] | None,
+    max_venues: int | None,
+    max_share: float | None,
+) -> RuleRows:
+    """The venues' rules from their markets and the user's limits (`max_share` of
+    `amount`, the order in base units), checked."""
+    fixed_costs = fixed_costs or {}
+    _known("fixed_costs", fixed_costs, venues)
+    if max_venues is not None and (int(max_venues) != max_venues or max_venues < 1):
+        raise InvalidInputError(f"max_venues must be a whole number >= 1, got {max_venues!r}")
+    if max_share is not None and not (0 < max_share <= 1):
+        raise InvalidInputError(f"max_share must be in (0, 1] (0.5 = half), got {max_share!r}")
+    share = math.inf if max_share is None else max_share * amount
+    step, min_q, min_n, cap, fixed = [], [], [], [], []
+    for venue in venues:
+        market = markets.get(venue)
+        if market is not None:
+            step.append(market.amount_step or 0.0)
+            min_q.append(market.min_amount or 0.0)
+            min_n.append(market.min_notional or 0.0)
+            cap.append(min(market.max_amount or math.inf, share))
+        else:
+            step.append(0.0)
+            min_q.append(0.0)
+            min_n.append(0.0)
+            cap.append(share)
+        charge = fixed_costs.get(venue)
+        fixed.append(0.0 if charge is None else _finite_nonneg("fixed_costs", venue, charge))
+    return RuleRows(step, min_q, min_n, cap, fixed, None if max_venues is None else int(max_venues))
+
+
 def venue_rules(
     venues: Sequence[str],
     markets: Mapping[str, Market],
@@ -106,39 +179,16 @@ def venue_rules(
     max_venues: int | None,
     max_share: float | None,
 ) -> VenueRules:
-    """Rule arrays for the ladder's venues from their markets and the user's limits
-    (`max_share` of `amount`, the order in base units)."""
-    fixed_costs = fixed_costs or {}
-    _known("fixed_costs", fixed_costs, venues)
-    if max_venues is not None and (int(max_venues) != max_venues or max_venues < 1):
-        raise InvalidInputError(f"max_venues must be a whole number >= 1, got {max_venues!r}")
-    if max_share is not None and not (0 < max_share <= 1):
-        raise InvalidInputError(f"max_share must be in (0, 1] (0.5 = half), got {max_share!r}")
-    cap = ladder.depth().tolist()
-    step, min_q, min_n, fixed = [], [], [], []
-    for i, venue in enumerate(venues):
-        market = markets.get(venue)
-        if market is not None:
-            step.append(market.amount_step or 0.0)
-            min_q.append(market.min_amount or 0.0)
-            min_n.append(market.min_notional or 0.0)
-            if market.max_amount:
-                cap[i] = min(cap[i], market.max_amount)
-        else:
-            step.append(0.0)
-            min_q.append(0.0)
-            min_n.append(0.0)
-        if max_share is not None:
-            cap[i] = min(cap[i], max_share * amount)
-        charge = fixed_costs.get(venue)
-        fixed.append(0.0 if charge is None else _finite_nonneg("fixed_costs", venue, charge))
+    """`rule_rows` as arrays, each venue's cap within its depth on `ladder`."""
+    rows = rule_rows(venues, markets, amount, fixed_costs, max_venues, max_share)
+    cap = list(map(min, rows.cap, ladder.depth().tolist()))
     return VenueRules(
-        np.array(step),
-        np.array(min_q),
-        np.array(min_n),
+        np.array(rows.step),
+        np.array(rows.min_amount),
+        np.array(rows.min_notional),
         np.array(cap),
-        np.array(fixed),
-        None if max_venues is None else int(max_venues),
+        np.array(rows.fixed),
+        rows.max_venues,
     )
 
 
@@ -395,7 +445,7 @@ def apply_rules(
     selling the least base that does (see `_within_budget`).
     """
     target = exact.filled
-    grid = lot_grid(rules, target)
+    grid = lot_grid(rules.step.tolist(), target)
     done = partial(_finish, ladder, exact, rules, venues, balance_capped)
     if budget is None:
         obeying = exact_on_lots(ladder, exact, rules, grid)
@@ -440,10 +490,15 @@ def apply_rules(
     return done(alloc, "milp", gap, [*warnings, *notes], reach)
 
 
-def exact_on_lots(
-    ladder: Ladder, exact: Allocation, rules: VenueRules, grid: LotGrid
-) -> Allocation | None:
-    """The exact split on its lots when it obeys every rule as it is, else None.
+def split_on_lots(
+    amounts: list[float],
+    notional: list[float],
+    worst: list[float],
+    rules: RuleRows,
+    grid: LotGrid,
+) -> tuple[list[float], list[float]] | None:
+    """The exact split (its legs, notionals and worst prices) on its lots, when it obeys
+    every rule as it is; else None.
 
     Rules only remove splits, so a rule-free optimum that obeys them is the rules'
     optimum. It obeys them when every leg q_v > 0 is a whole number n_v >= 1 of lots up to
@@ -453,31 +508,47 @@ def exact_on_lots(
     sizes are whole lots (a real venue's always are) the usual case.
     Each leg becomes n_v·lot_v in exact decimal arithmetic; the move δ_v (float noise)
     is taken at the price of the leg's last level, as `allocate` takes a leg's remainder:
-    notional_v + δ_v·p_last, cost = notional·factor_v, fee = notional·f_v.
+    notional_v + δ_v·p_last. A leg's notional within 1e-9 of its minimum is left to the
+    rounding and search (they walk the book), so only float noise separates this answer
+    from theirs.
     """
-    amounts = exact.amount.tolist()
     used = [v for v, q in enumerate(amounts) if q > 0]
     if rules.max_venues is not None and len(used) > rules.max_venues:
         return None
-    snapped = list(amounts)
-    fixed = rules.fixed.tolist()
+    snapped, notional = list(amounts), list(notional)
     for v in used:
         q = amounts[v]
-        if fixed[v]:
+        if rules.fixed[v]:
             return None
         if grid.integer[v]:
             on_lot = grid.amount(v, round(q / (grid.k[v] * grid.unit_float)))
             if abs(on_lot - q) > 1e-12 * q:
                 return None
-            snapped[v] = q = on_lot
-        if not legal_amount(ladder, rules, v, q):
+            if on_lot != q:
+                notional[v] += (on_lot - q) * worst[v]
+                snapped[v] = q = on_lot
+        if not rules.min_amount[v] * (1 - 1e-12) <= q <= rules.cap[v] * (1 + 1e-12):
             return None
+        minimum = rules.min_notional[v]
+        if minimum and notional[v] < minimum * (1 + 1e-9):
+            return None
+    return snapped, notional
+
+
+def exact_on_lots(
+    ladder: Ladder, exact: Allocation, rules: VenueRules, grid: LotGrid
+) -> Allocation | None:
+    """`split_on_lots` of an `Allocation`: the exact split on its lots, or None; cost =
+    notional·factor_v, fee = notional·f_v."""
+    amounts = exact.amount.tolist()
+    got = split_on_lots(
+        amounts, exact.notional.tolist(), exact.worst_price.tolist(), RuleRows.of(rules), grid
+    )
+    if got is None:
+        return None
+    snapped, notional = got
     if snapped == amounts:
         return exact
-    notional = exact.notional.tolist()
-    worst = exact.worst_price.tolist()
-    for v in used:
-        notional[v] += (snapped[v] - amounts[v]) * worst[v]
     notional_a = np.array(notional)
     cost = notional_a * ladder.factor
     return Allocation(
@@ -490,6 +561,41 @@ def exact_on_lots(
         marginal=exact.marginal,
         filled=float(np.add.reduce(snapped)),
         value=float(np.add.reduce(cost)),
+    )
+
+
+def rows_on_lots(
+    exact: AllocationRows, rules: RuleRows, fees: Sequence[float], side: Side
+) -> AllocationRows | None:
+    """`exact_on_lots` on the exact split as Python lists (`solve_rows`'s), with the rules
+    as `rule_rows` gives them: what a quote from live books needs when its split already
+    sits on its lots, without the merged ladder or any array. The same answer as
+    `apply_rules` on that split, bit for bit, where it answers: it also declines a leg
+    that the lots moved by more than 1e-12 or that starts below its minimum amount
+    (`apply_rules` notes those legs)."""
+    amounts = exact.amount
+    grid = lot_grid(rules.step, exact.filled)
+    if any(0 < q < least for q, least in zip(amounts, rules.min_amount, strict=True)):
+        return None
+    got = split_on_lots(amounts, exact.notional, exact.worst_price, rules, grid)
+    if got is None:
+        return None
+    snapped, notional = got
+    if snapped == amounts:
+        return exact
+    if any(s and abs(a - b) > 1e-12 for a, b, s in zip(snapped, amounts, rules.step, strict=True)):
+        return None
+    factor = [1.0 + f for f in fees] if side == "buy" else [1.0 - f for f in fees]  # Ladder's
+    cost = list(map(operator.mul, notional, factor))
+    fee = list(map(operator.mul, notional, fees))
+    return exact._replace(
+        amount=snapped,
+        notional=notional,
+        fee=fee,
+        cost=cost,
+        filled=np_sum(snapped),
+        value=np_sum(cost),
+        total_fee=np_sum(fee),
     )
 
 

@@ -307,7 +307,7 @@ _PY_CHUNK = 8  # a venue's levels read per step by the Python walk (doubling)
 _PY_HEAD = 16  # a level array's first rows kept as Python lists by `LadderCache.heads`
 
 
-def _np_sum(values: list[float]) -> float:
+def np_sum(values: list[float]) -> float:
     """`float(np.add.reduce(np.array(values)))`, bit for bit, in Python for up to 128
     values: numpy sums fewer than 8 in order, and up to 128 with 8 interleaved partial
     sums combined pairwise, then the remainder in order (its pairwise summation)."""
@@ -360,7 +360,7 @@ def _solve_touched_py(
     (searchsorted, left) and takes rest = amount − the total before it (÷ e for a quote
     amount); per-venue sums add in merge order (bincount); cost = notional·(1 ± f),
     fee = notional·f; filled and value add the venues as np.add.reduce does
-    (`_np_sum`). `heads(levels)`: a level array's first rows as Python lists, when the
+    (`np_sum`). `heads(levels)`: a level array's first rows as Python lists, when the
     caller keeps them (`LadderCache.heads`); they are read, never changed."""
     buy = side == "buy"
     n_venues = len(levels)
@@ -425,9 +425,9 @@ def _solve_touched_py(
         counts,
         worst,
         marginal,
-        _np_sum(amounts),
-        _np_sum(cost),
-        _np_sum(fee),
+        np_sum(amounts),
+        np_sum(cost),
+        np_sum(fee),
     )
 
 
@@ -615,7 +615,7 @@ class MergedLadder:
         operations, bit for bit, with values read one by one (`ndarray.item`) instead of
         the dozen numpy calls (and their arrays) that cost more than the arithmetic at
         V venues. filled, value and Σ fee add the venues as np.add.reduce does
-        (`_np_sum`)."""
+        (`np_sum`)."""
         lists = self._lists
         if lists is None:
             lists = self._lists = _PreparedLists.of(self)
@@ -654,9 +654,9 @@ class MergedLadder:
             levels,
             list(map(self._worst.item, at)),
             marginal,
-            _np_sum(amounts),
-            _np_sum(cost),
-            _np_sum(fee),
+            np_sum(amounts),
+            np_sum(cost),
+            np_sum(fee),
         )
 
     def _quote_cum(self, amount_in: str) -> FloatArray:

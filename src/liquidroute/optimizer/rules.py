@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from fractions import Fraction
@@ -290,10 +291,10 @@ def entry_amount(ladder: Ladder, rules: VenueRules, v: int) -> float:
     return q
 
 
-def lot_grid(rules: VenueRules, target: float) -> LotGrid:
-    """The venues' lots on their common grid, for an order of `target` base units (the
-    grid depends on the order only when no venue has a lot)."""
-    steps = tuple(rules.step.tolist())
+def lot_grid(steps: Sequence[float], target: float) -> LotGrid:
+    """The venues' lots (`steps`, 0 for none) on their common grid, for an order of
+    `target` base units (the grid depends on the order only when no venue has a lot)."""
+    steps = tuple(steps)
     return _lot_grid(steps, target if not any(s > 0 for s in steps) else 0.0)
 
 
@@ -310,9 +311,9 @@ def lattice(
     ladder: Ladder, rules: VenueRules, target: float, grid: LotGrid | None = None
 ) -> Lattice:
     """The venues' rules as a `Lattice` for an order of `target` base units (on `grid`,
-    `lot_grid(rules, target)`, when the caller has it)."""
+    `lot_grid(rules.step.tolist(), target)`, when the caller has it)."""
     n = ladder.n_venues
-    grid = grid or lot_grid(rules, target)
+    grid = grid or lot_grid(rules.step.tolist(), target)
     unit, k, integer = grid.unit, grid.k, grid.integer
     steps = [_decimal(s) if s > 0 else None for s in rules.step.tolist()]
     cap = np.minimum(rules.cap, ladder.depth())

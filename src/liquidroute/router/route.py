@@ -22,12 +22,19 @@ from liquidroute.model import (
     snapshot_map,
 )
 from liquidroute.optimizer.baselines import all_baselines
-from liquidroute.optimizer.constrained import apply_rules, balance_caps, venue_rules
+from liquidroute.optimizer.constrained import (
+    apply_rules,
+    balance_caps,
+    rows_on_lots,
+    rule_rows,
+    venue_rules,
+)
 from liquidroute.optimizer.curves import Ladder, build_ladder
 from liquidroute.optimizer.exact import (
     Allocation,
     AllocationRows,
     LadderCache,
+    MergedLadder,
     solve_exact,
     touched_count,
 )
@@ -200,6 +207,34 @@ class _BookFacts:
         )
 
 
+def _rules_on_rows(
+    merged: MergedLadder,
+    amount: float,
+    venues: Sequence[str],
+    markets: Mapping[str, Market],
+    fees: Sequence[float],
+    side: Side,
+    opts: RouteOptions,
+) -> tuple[AllocationRows, float | None, float | None] | None:
+    """The rules' answer from the exact split as Python lists, when it obeys every rule
+    as it is (`constrained.rows_on_lots`): (split, gap, lower bound), the very figures
+    route() gets from `apply_rules` for it; None leaves the order to the ladder and
+    `apply_rules`. No rule can beat the exact split of the amount filled: that is the
+    lower bound (0 gap), solved again when the lots moved the filled amount by float
+    noise."""
+    exact = merged.solve_rows(amount)
+    if exact.filled <= 0:
+        return exact, None, None
+    limits = rule_rows(venues, markets, amount, opts.fixed_costs, opts.max_venues, opts.max_share)
+    if not (opts.rules or limits.can_bind() or opts.max_share is not None):
+        return exact, None, None  # no rule to apply: apply_rules is not called
+    taken = rows_on_lots(exact, limits, fees, side)
+    if taken is None:
+        return None
+    bound = exact.value if taken.filled == amount else merged.solve_rows(taken.filled).value
+    return taken, 0.0, bound
+
+
 def route(
     snapshots: Sequence[DepthSnapshot],
     side: str,
@@ -328,9 +363,17 @@ def route(
     # same answer bit for bit: a live book's new version is not merged whole)
     ladder: Ladder | None = None
     rows: AllocationRows | None = None  # the split as Python lists, for the legs
+    solver, gap, lower_bound = "exact", None, None
+    taken = False  # the rules answered on the lists (`_rules_on_rows`)
     if cache is not None:  # a repeated order on the same books skips the build and the sort
         merged = cache.merged(levels, fee_list, side_, cap_list)
-        if wants_rules or opts.baselines:
+        if wants_rules and not opts.baselines and amount_in == "base" and not balances:
+            found = _rules_on_rows(merged, amount, venues, markets, fee_list, side_, opts)
+            if found is not None:
+                (rows, gap, lower_bound), taken = found, True
+        if taken:  # the live hot path with venue rules: no ladder, no numpy array
+            pass
+        elif wants_rules or opts.baselines:
             ladder = merged.ladder
             alloc = merged.solve(amount, amount_in)
         else:  # the live hot path: a shallow order on a new version makes no numpy array
@@ -338,11 +381,10 @@ def route(
     else:
         ladder = build_ladder(levels, fee_list, side_, cap_list)
         alloc = solve_exact(ladder, amount, amount_in)
-    solver, gap, lower_bound = "exact", None, None
     reachable: tuple[float | None, float | None] | None = None
     fixed: dict[str, float] = {}
     leg_notes: dict[str, tuple[str, ...]] = {}
-    if wants_rules and alloc.filled > 0:
+    if wants_rules and not taken and alloc.filled > 0:
         assert ladder is not None
         exact_value = alloc.value
         # max_share is a share of the order: its base amount, or what the budget buys
