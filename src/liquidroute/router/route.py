@@ -350,7 +350,19 @@ def route(
         or max_share is not None
         or any_rules
     )
-    if wants_rules and not opts.baselines and amount_in == "base":
+    solver, gap, lower_bound = "exact", None, None
+    rows: AllocationRows | None = None  # the split as Python lists, for the legs
+    cut = wants_rules and not opts.baselines and amount_in == "base"
+    # the live hot path with venue rules: the exact split as lists on the whole books (the
+    # touched merge reads only what it reaches) is the answer when it obeys the rules as it
+    # is; only the ladder and apply_rules below need the rules' cut
+    taken = False
+    if cut and cache is not None and not (balances or opts.caps):
+        merged = cache.merged(levels, fee_list, side_)
+        found = _rules_on_rows(merged, amount, venues, markets, fee_list, side_, opts)
+        if found is not None:
+            (rows, gap, lower_bound), taken = found, True
+    if cut and not taken:
         levels = _rules_reach(levels, [markets.get(v) for v in venues], amount, cache)
     cap_list: list[float | None] | None = [opts.caps.get(v) for v in venues] if opts.caps else None
     balance_capped = [v in balances for v in venues] if balances else [False] * len(venues)
@@ -362,25 +374,16 @@ def route(
     # exact split alone first reads only the levels it can reach (`solve_touched`, the
     # same answer bit for bit: a live book's new version is not merged whole)
     ladder: Ladder | None = None
-    rows: AllocationRows | None = None  # the split as Python lists, for the legs
-    solver, gap, lower_bound = "exact", None, None
-    taken = False  # the rules answered on the lists (`_rules_on_rows`)
-    if cache is not None:  # a repeated order on the same books skips the build and the sort
+    if cache is None:
+        ladder = build_ladder(levels, fee_list, side_, cap_list)
+        alloc = solve_exact(ladder, amount, amount_in)
+    elif not taken:  # a repeated order on the same books skips the build and the sort
         merged = cache.merged(levels, fee_list, side_, cap_list)
-        if wants_rules and not opts.baselines and amount_in == "base" and not balances:
-            found = _rules_on_rows(merged, amount, venues, markets, fee_list, side_, opts)
-            if found is not None:
-                (rows, gap, lower_bound), taken = found, True
-        if taken:  # the live hot path with venue rules: no ladder, no numpy array
-            pass
-        elif wants_rules or opts.baselines:
+        if wants_rules or opts.baselines:
             ladder = merged.ladder
             alloc = merged.solve(amount, amount_in)
         else:  # the live hot path: a shallow order on a new version makes no numpy array
             rows = merged.solve_rows(amount, amount_in)
-    else:
-        ladder = build_ladder(levels, fee_list, side_, cap_list)
-        alloc = solve_exact(ladder, amount, amount_in)
     reachable: tuple[float | None, float | None] | None = None
     fixed: dict[str, float] = {}
     leg_notes: dict[str, tuple[str, ...]] = {}
