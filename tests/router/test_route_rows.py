@@ -166,3 +166,27 @@ def test_on_real_books_with_real_lots_the_hot_path_builds_no_ladder(side, monkey
         assert _everything(got) == _everything(expected), amount
         ladderless += _from_the_rows(cache)
     assert ladderless == sum(calls) >= 4
+
+
+def test_a_leg_a_hair_under_its_minimum_is_left_to_the_rules_pipeline(monkeypatch):
+    """The exact split's partial leg can sit a float hair under the venue's minimum
+    (0.7 − 0.4 = 0.29999999999999993 against a 0.3 minimum): on its lot it is the minimum,
+    and apply_rules notes it "raised to minimum". The rows decline such a leg, so the
+    hot path's quote says the same, note included."""
+    asks_a = np.array([[100.0, 0.4], [101.0, 5.0]])
+    asks_b = np.array([[100.5, 5.0]])
+    bids = np.array([[99.0, 5.0]])
+    snaps = [DepthSnapshot("a", "X/USDT", bids, asks_a), DepthSnapshot("b", "X/USDT", bids, asks_b)]
+    markets = {
+        "a": Market("a", "X/USDT", amount_step=0.1),
+        "b": Market("b", "X/USDT", amount_step=0.1, min_amount=0.3),
+    }
+    calls = _counting_rows_on_lots(monkeypatch)
+    got = route(snaps, "buy", 0.7, markets=markets, baselines=False, cache=LadderCache(4))
+    expected = route(snaps, "buy", 0.7, markets=markets, baselines=False)
+    assert calls == [False]
+    assert _everything(got) == _everything(expected)
+    assert [(g.venue, g.amount, g.notes) for g in got.legs] == [
+        ("a", 0.4, ()),
+        ("b", 0.3, ("raised to minimum",)),
+    ]
