@@ -31,7 +31,6 @@ warning says so.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -47,7 +46,7 @@ from liquidroute.optimizer.exact import (
     Allocation,
     AllocationRows,
     allocate,
-    np_sum,
+    fee_factors,
     solve_exact,
 )
 from liquidroute.optimizer.milp import nearest_reachable, solve_rules
@@ -585,17 +584,14 @@ def rows_on_lots(
         return exact
     if any(s and abs(a - b) > 1e-12 for a, b, s in zip(snapped, amounts, rules.step, strict=True)):
         return None
-    factor = [1.0 + f for f in fees] if side == "buy" else [1.0 - f for f in fees]  # Ladder's
-    cost = list(map(operator.mul, notional, factor))
-    fee = list(map(operator.mul, notional, fees))
-    return exact._replace(
-        amount=snapped,
-        notional=notional,
-        fee=fee,
-        cost=cost,
-        filled=np_sum(snapped),
-        value=np_sum(cost),
-        total_fee=np_sum(fee),
+    return AllocationRows.priced(
+        snapped,
+        notional,
+        exact.levels,
+        exact.worst_price,
+        exact.marginal,
+        fee_factors(fees, side),
+        fees,
     )
 
 

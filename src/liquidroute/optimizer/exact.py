@@ -97,6 +97,35 @@ class AllocationRows(NamedTuple):
             float(np.add.reduce(alloc.fee)),
         )
 
+    @classmethod
+    def priced(
+        cls,
+        amount: list[float],
+        notional: list[float],
+        levels: list[int],
+        worst_price: list[float],
+        marginal: float | None,
+        factor: Sequence[float],
+        fees: Sequence[float],
+    ) -> AllocationRows:
+        """The rows of legs `amount` of pre-fee `notional`: cost_v = notional_v·factor_v
+        (1 ± f_v, `fee_factors`), fee_v = notional_v·f_v; filled, value and Σ fee added
+        as np.add.reduce adds them (`np_sum`)."""
+        cost = list(map(operator.mul, notional, factor))
+        fee = list(map(operator.mul, notional, fees))
+        return cls(
+            amount,
+            notional,
+            fee,
+            cost,
+            levels,
+            worst_price,
+            marginal,
+            np_sum(amount),
+            np_sum(cost),
+            np_sum(fee),
+        )
+
     def allocation(self) -> Allocation:
         return Allocation(
             amount=np.array(self.amount, dtype=np.float64),
@@ -296,8 +325,8 @@ def _solve_touched_np(
 ) -> Allocation:
     """`solve_touched` by numpy: each venue cut to its `touched_prefix`, then merged."""
     cut = [
-        touched_prefix(lv, 1.0 + f if side == "buy" else 1.0 - f, amount, amount_in)
-        for lv, f in zip(levels, fees, strict=True)
+        touched_prefix(lv, factor, amount, amount_in)
+        for lv, factor in zip(levels, fee_factors(fees, side), strict=True)
     ]
     return solve_exact(build_ladder(cut, fees, side), amount, amount_in)
 
@@ -305,6 +334,12 @@ def _solve_touched_np(
 _PY_LEVELS = 256  # merged levels up to which `solve_touched` walks in Python
 _PY_CHUNK = 8  # a venue's levels read per step by the Python walk (doubling)
 _PY_HEAD = 16  # a level array's first rows kept as Python lists by `LadderCache.heads`
+
+
+def fee_factors(fees: Sequence[float], side: Side) -> list[float]:
+    """Each venue's fee factor 1 + f (a buy pays the fee) or 1 − f (a sell's proceeds
+    lose it), as `Ladder.factor` computes it."""
+    return [1.0 + f for f in fees] if side == "buy" else [1.0 - f for f in fees]
 
 
 def np_sum(values: list[float]) -> float:
@@ -364,7 +399,7 @@ def _solve_touched_py(
     caller keeps them (`LadderCache.heads`); they are read, never changed."""
     buy = side == "buy"
     n_venues = len(levels)
-    factors = [1.0 + f if buy else 1.0 - f for f in fees]
+    factors = fee_factors(fees, side)
     if len(factors) != n_venues:
         raise ValueError(f"{n_venues} level arrays but {len(factors)} fees")
     rows: list[list[list[float]]] = []  # each venue's rows read so far
@@ -415,20 +450,7 @@ def _solve_touched_py(
     else:
         if heap:
             return None  # deeper than _PY_LEVELS: the numpy merge
-    cost = [x * factor for x, factor in zip(notional, factors, strict=True)]
-    fee = [x * f for x, f in zip(notional, fees, strict=True)]
-    return AllocationRows(
-        amounts,
-        notional,
-        fee,
-        cost,
-        counts,
-        worst,
-        marginal,
-        np_sum(amounts),
-        np_sum(cost),
-        np_sum(fee),
-    )
+    return AllocationRows.priced(amounts, notional, counts, worst, marginal, factors, fees)
 
 
 _BLOCK = 64  # merged positions per stored row of per-venue level counts
@@ -644,19 +666,9 @@ class MergedLadder:
             marginal = e
         elif n:
             marginal = eff.item(self.order[n - 1])
-        cost = list(map(operator.mul, notional, lists.factor))
-        fee = list(map(operator.mul, notional, lists.fees))
-        return AllocationRows(
-            amounts,
-            notional,
-            fee,
-            cost,
-            levels,
-            list(map(self._worst.item, at)),
-            marginal,
-            np_sum(amounts),
-            np_sum(cost),
-            np_sum(fee),
+        worst = list(map(self._worst.item, at))
+        return AllocationRows.priced(
+            amounts, notional, levels, worst, marginal, lists.factor, lists.fees
         )
 
     def _quote_cum(self, amount_in: str) -> FloatArray:
