@@ -127,11 +127,25 @@ class RuleRows(NamedTuple):
         )
 
     def can_bind(self) -> bool:
-        """`VenueRules.can_bind`."""
+        """False when the exact continuous split already obeys every rule: no venue states
+        a lot, a minimum or a fixed cost, and no max_venues (a cap binds the exact split
+        only through `max_share`, which the caller checks)."""
         return (
             any(self.step) or any(self.min_amount) or any(self.min_notional)
             or any(self.fixed) or self.max_venues is not None
         )  # fmt: skip
+
+    def arrays(self, ladder: Ladder) -> VenueRules:
+        """These rules as arrays, each venue's cap within its depth on `ladder`."""
+        cap = list(map(min, self.cap, ladder.depth().tolist()))
+        return VenueRules(
+            np.array(self.step),
+            np.array(self.min_amount),
+            np.array(self.min_notional),
+            np.array(cap),
+            np.array(self.fixed),
+            self.max_venues,
+        )
 
 
 def rule_rows(
@@ -178,17 +192,8 @@ def venue_rules(
     max_venues: int | None,
     max_share: float | None,
 ) -> VenueRules:
-    """`rule_rows` as arrays, each venue's cap within its depth on `ladder`."""
-    rows = rule_rows(venues, markets, amount, fixed_costs, max_venues, max_share)
-    cap = list(map(min, rows.cap, ladder.depth().tolist()))
-    return VenueRules(
-        np.array(rows.step),
-        np.array(rows.min_amount),
-        np.array(rows.min_notional),
-        np.array(cap),
-        np.array(rows.fixed),
-        rows.max_venues,
-    )
+    """`rule_rows` as arrays (`RuleRows.arrays`), each venue's cap within its depth."""
+    return rule_rows(venues, markets, amount, fixed_costs, max_venues, max_share).arrays(ladder)
 
 
 def _objective(ladder: Ladder, alloc: Allocation, rules: VenueRules) -> float:

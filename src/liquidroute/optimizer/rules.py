@@ -52,13 +52,6 @@ class VenueRules:
     fixed: FloatArray
     max_venues: int | None = None
 
-    def can_bind(self) -> bool:
-        """False when the exact continuous split already obeys every rule."""
-        return bool(
-            self.step.any() or self.min_amount.any() or self.min_notional.any()
-            or self.fixed.any() or self.max_venues is not None
-        )  # fmt: skip
-
 
 def round_amount(amount: float, step: float | None) -> float:
     """`amount` rounded down to a multiple of the lot `step`, in exact decimal arithmetic.

@@ -23,11 +23,11 @@ from liquidroute.model import (
 )
 from liquidroute.optimizer.baselines import all_baselines
 from liquidroute.optimizer.constrained import (
+    RuleRows,
     apply_rules,
     balance_caps,
     rows_on_lots,
     rule_rows,
-    venue_rules,
 )
 from liquidroute.optimizer.curves import Ladder, build_ladder
 from liquidroute.optimizer.exact import (
@@ -207,6 +207,12 @@ class _BookFacts:
         )
 
 
+def _rules_bind(limits: RuleRows, opts: RouteOptions) -> bool:
+    """Whether route() applies the rules to the exact split: forced (`rules=True`), a
+    max_share, or a rule some venue states that the exact split may break."""
+    return bool(opts.rules) or opts.max_share is not None or limits.can_bind()
+
+
 def _rules_on_rows(
     merged: MergedLadder,
     amount: float,
@@ -226,7 +232,7 @@ def _rules_on_rows(
     if exact.filled <= 0:
         return exact, None, None
     limits = rule_rows(venues, markets, amount, opts.fixed_costs, opts.max_venues, opts.max_share)
-    if not (opts.rules or limits.can_bind() or opts.max_share is not None):
+    if not _rules_bind(limits, opts):
         return exact, None, None  # no rule to apply: apply_rules is not called
     taken = rows_on_lots(exact, limits, fees, side)
     if taken is None:
@@ -392,13 +398,12 @@ def route(
         exact_value = alloc.value
         # max_share is a share of the order: its base amount, or what the budget buys
         order_base = amount if amount_in == "base" else alloc.filled
-        venue_rule = venue_rules(
-            venues, markets, ladder, order_base, fixed_costs, max_venues, max_share
-        )
-        if rules or venue_rule.can_bind() or max_share is not None:
+        limits = rule_rows(venues, markets, order_base, fixed_costs, max_venues, max_share)
+        if _rules_bind(limits, opts):
             base_ccy, _, quote_ccy = snapshots[0].symbol.partition("/")
             ruled = apply_rules(
-                ladder, alloc, venue_rule, venues, balance_capped, time_limit, unit=base_ccy,
+                ladder, alloc, limits.arrays(ladder), venues, balance_capped, time_limit,
+                unit=base_ccy,
                 budget=amount if amount_in == "quote" else None,
                 budget_unit=quote_ccy.split(":")[0], mip_gap=opts.mip_gap,
             )  # fmt: skip
