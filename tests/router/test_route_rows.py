@@ -103,7 +103,7 @@ def test_with_venue_rules_the_rows_path_is_routes_uncached_answer_bit_for_bit(in
     the quote, the rules' gap, lower bound and leg notes included, must be route()'s
     uncached answer (cut books, ladder + apply_rules) bit for bit, and each answer obeys
     the rules (the DP oracle of test_rules_oracle checks the uncached one)."""
-    same_as_uncached(inst)
+    _same_as_uncached(inst)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -114,10 +114,10 @@ def test_on_deep_books_the_rows_path_is_the_answer_on_the_rules_cut(inst):
     rows do not answer, the cached and uncached rules pipelines work on cuts of different
     depths, which may move a MILP's proven gap by float noise: there the split and its
     cost are compared.)"""
-    same_as_uncached(inst)
+    _same_as_uncached(inst)
 
 
-def same_as_uncached(inst) -> None:
+def _same_as_uncached(inst) -> None:
     options = dict(
         markets=inst.markets,
         max_share=inst.max_share,
