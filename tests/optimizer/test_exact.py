@@ -465,3 +465,24 @@ def test_the_python_sum_is_numpys_pairwise_sum(values):
     from liquidroute.optimizer.exact import np_sum
 
     assert np_sum(values) == float(np.add.reduce(np.array(values, dtype=np.float64)))
+
+
+def test_an_amount_asked_again_gets_the_rows_it_got_and_no_other_amounts():
+    """`solve_rows` keeps its last answers per book version: the same amount (and unit)
+    gets the very rows again; another amount, the other unit or a ninth amount are
+    solved, each equal to solve_exact on the ladder."""
+    levels, fees = books_with_ties(11, 4, 120, "buy", True)
+    ladder = build_ladder(levels, fees, "buy")
+    merged = LadderCache().merged(levels, fees, "buy")
+    first = merged.solve_rows(3.0)
+    assert merged.solve_rows(3.0) is first
+    for amount, unit in [(3.0, "quote"), (3.5, "base"), (3.0, "base")]:
+        rows = merged.solve_rows(amount, unit)
+        assert_same_allocation(rows.allocation(), solve_exact(ladder, amount, unit))
+    assert merged.solve_rows(3.0, "quote") is not first
+    amounts = [1.0 + k / 4 for k in range(exact._ROWS_KEPT + 1)]
+    for amount in amounts:  # past what is kept: the first ones are solved again
+        merged.solve_rows(amount)
+    rows = merged.solve_rows(3.0)
+    assert rows is not first
+    assert_same_allocation(rows.allocation(), solve_exact(ladder, 3.0))

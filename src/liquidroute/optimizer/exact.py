@@ -457,6 +457,7 @@ _BLOCK = 64  # merged positions per stored row of per-venue level counts
 # a book version's first orders are solved on the levels they touch; preparing the whole
 # merge (about ten touched solves' worth at 5 x 1,000 levels) pays only when more follow
 _TOUCHED_SOLVES = 4
+_ROWS_KEPT = 8  # answers of solve_rows kept per merged ladder (the amounts asked again)
 
 #: what `build_ladder` takes: levels, fees, side, caps
 _Books = tuple[list[FloatArray], list[float], Side, Sequence[float | None] | None]
@@ -520,6 +521,7 @@ class MergedLadder:
         "_order",
         "_prepared",
         "_price",
+        "_rows",
         "_size",
         "_size_sums",
         "_solves",
@@ -547,6 +549,7 @@ class MergedLadder:
         self._prepared = False
         self._cum_quote: FloatArray | None = None
         self._lists: _PreparedLists | None = None
+        self._rows: dict[tuple[float, str], AllocationRows] = {}
 
     @classmethod
     def of_books(
@@ -617,7 +620,20 @@ class MergedLadder:
     def solve_rows(self, amount: float, amount_in: AmountUnit = "base") -> AllocationRows:
         """`solve` as Python lists (`AllocationRows.of(self.solve(...))`, bit for bit):
         a shallow order on a new book version is merged in Python floats and never
-        becomes numpy arrays (what a quote without rules or baselines needs)."""
+        becomes numpy arrays (what a quote without rules or baselines needs). An amount
+        asked again gets the rows it got (up to `_ROWS_KEPT` amounts are kept, then
+        forgotten together): shared, so callers must not change the lists."""
+        key = (amount, amount_in)
+        hit = self._rows.get(key)
+        if hit is not None:
+            return hit
+        if len(self._rows) >= _ROWS_KEPT:
+            self._rows.clear()
+        rows = self._rows[key] = self._solve(amount, amount_in)
+        return rows
+
+    def _solve(self, amount: float, amount_in: AmountUnit) -> AllocationRows:
+        """`solve_rows` without the kept answers."""
         books = self._touched()
         if books is not None:
             _check_unit(amount_in)
