@@ -363,6 +363,69 @@ def test_a_stale_book_is_left_out_on_every_quote(monkeypatch):
         close(feds)
 
 
+def test_books_kept_between_quotes_go_stale_without_an_update(monkeypatch):
+    """No book changed since the last quote, so its screened books are kept; they still
+    age: past max_age_ms every venue is left out, as a fresh screen would."""
+    feds = two_feds()
+    router = Router([f.venue for f in feds], max_age_ms=1_000)
+    asyncio.run(router.start())
+    try:
+        assert router.quote_now(SYMBOL, "buy", 1.5).excluded == {}
+        now = time.time()
+        monkeypatch.setattr(time, "time", lambda: now + 5)  # 5 s later, no update came
+        with pytest.raises(DataError, match="stale book"):
+            router.quote_now(SYMBOL, "buy", 1.5)
+    finally:
+        close(feds)
+
+
+def test_a_venue_left_out_as_an_outlier_is_reported_stale_once_it_is(monkeypatch):
+    """The kept books age from the oldest book the age check passed, outliers included:
+    an outlying venue whose book goes stale first is then reported stale, as a fresh
+    screen reports it, while the other books are still kept fresh."""
+    now = time.time()
+    clock = [now]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    asks = {MID + 200 * GRID + k * GRID: 1.0 for k in range(1, 21)}  # mid ~8 bps up
+    bids = {MID - k * GRID: 1.0 for k in range(1, 21)}
+    outlier = Fed("c", bids, asks, market("c", 0.001, False))  # its book: at `now`
+    clock[0] = now + 0.6
+    feds = [*two_feds(), outlier]  # a and b: 0.6 s later
+    router = Router([f.venue for f in feds], max_age_ms=1_000, max_deviation_bps=5.0)
+    asyncio.run(router.start())
+    try:
+        assert "bps from" in router.quote_now(SYMBOL, "buy", 1.0).excluded["c"]
+        clock[0] = now + 1.2  # c is 1.2 s old, a and b 0.6 s
+        quote = router.quote_now(SYMBOL, "buy", 1.0)
+        assert set(quote.excluded) == {"c"} and "stale book" in quote.excluded["c"]
+    finally:
+        close(feds)
+
+
+def test_books_kept_between_quotes_follow_the_guard_settings_and_are_the_routers_own():
+    """The kept books answer only for the guard settings they were screened with (a
+    tighter deviation limit leaves a venue out at once, no update needed), and what
+    `books_now` hands a caller is a copy: changing it changes no later quote."""
+    feds = two_feds()
+    asks = {MID + 200 * GRID + k * GRID: 1.0 for k in range(1, 21)}  # mid ~8 bps up
+    feds.append(Fed("c", dict(feds[0].model["bids"]), asks, market("c", 0.001, False)))
+    router = Router([f.venue for f in feds], max_age_ms=None, max_deviation_bps=50.0)
+    asyncio.run(router.start())
+    try:
+        assert router.quote_now(SYMBOL, "buy", 1.0).excluded == {}
+        books = router.books_now(SYMBOL)
+        books.snapshots.clear()
+        books.markets.clear()
+        books.excluded["a"] = "changed by the caller"
+        quote = router.quote_now(SYMBOL, "buy", 1.0)
+        assert quote.excluded == {} and quote.filled == pytest.approx(1.0)
+        router.max_deviation_bps = 5.0
+        quote = router.quote_now(SYMBOL, "buy", 1.0)
+        assert set(quote.excluded) == {"c"} and "bps from" in quote.excluded["c"]
+    finally:
+        close(feds)
+
+
 def test_non_memory_router_refuses_quote_now():
     class Plain:
         name, live = "x", True

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -45,7 +45,7 @@ from liquidroute.router.guard import (
 from liquidroute.router.options import RouteOptions, resolve_options
 from liquidroute.router.route import route
 from liquidroute.venues.base import Venue
-from liquidroute.venues.live import MemoryVenue
+from liquidroute.venues.live import MemoryVenue, StreamingVenue
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -106,6 +106,11 @@ class Router:
         self._outliers: dict[str, tuple[Sequence[DepthSnapshot], tuple[Any, ...], Any]] = {}
         self._tops: dict[str, tuple[DepthSnapshot, tuple[str, float | None, float | None]]] = {}
         self._fee_markets: dict[tuple[str, float], tuple[Market, Market]] = {}
+        # per symbol: the screened books from memory with what they hold for (the venues,
+        # the guard's settings, the oldest live book's stamp), dropped by the feeds
+        # (`_keep_books`) when a venue's book of that symbol changes
+        self._kept: dict[str, tuple[object, tuple[Any, ...], float | None, Books]] = {}
+        self._kept_for: dict[str, tuple[object, list[Callable[[], None]]]] = {}
 
     def _venue_facts(self) -> tuple[object, int, bool, frozenset[str]]:
         """(venues, count, all in memory, live names), redone when `venues` is replaced
@@ -245,6 +250,72 @@ class Router:
         best bid or ask of a book it looks at changed (it reads nothing else: each
         venue's mid), not on every update deeper in a book.
         """
+        got = self._books_now(symbol, fees, exclude)
+        return Books(list(got.snapshots), dict(got.markets), dict(got.excluded), list(got.notes))
+
+    def _screen_settings(self) -> tuple[Any, ...]:
+        return (self.guard, self.max_age_ms, self.max_deviation_bps, self.depth)
+
+    def _books_now(
+        self,
+        symbol: str,
+        fees: Mapping[str, float] | None,
+        exclude: Mapping[str, str] | None,
+    ) -> Books:
+        """`books_now`, shared (read it, do not change it). Without fees or exclusions
+        the screened books are kept per symbol while no venue's feed of that symbol has
+        published or withdrawn a book since (every venue a `StreamingVenue`: its feed
+        tells its subscribers, see `_keep_books`) and the oldest live book kept is
+        within max_age_ms: what `books_now` would screen again is then these books."""
+        plain = not fees and not exclude
+        if plain:
+            kept = self._kept.get(symbol)
+            if kept is not None and kept[0] is self.venues and kept[1] == self._screen_settings():
+                oldest, limit = kept[2], self.max_age_ms
+                if oldest is None or limit is None or time.time() * 1e3 - oldest <= limit:
+                    return kept[3]
+        books, fresh = self._screen_now(symbol, fees, exclude)
+        if plain and fresh is not None and self._keep_books(symbol):
+            oldest = None  # of the live books not stale yet: the first to go stale
+            if self.guard and self.max_age_ms is not None:
+                live = self._venue_facts()[3]
+                stamps = [
+                    s.timestamp if s.timestamp is not None else s.local_timestamp
+                    for s in fresh
+                    if s.venue in live
+                ]
+                oldest = min([t for t in stamps if t is not None], default=None)
+            self._kept[symbol] = (self.venues, self._screen_settings(), oldest, books)
+        return books
+
+    def _keep_books(self, symbol: str) -> bool:
+        """Whether `symbol`'s screened books can be kept: every venue a `StreamingVenue`,
+        subscribed (once per list of venues) to drop them on its next book of `symbol`."""
+        venues = self.venues
+        held = self._kept_for.get(symbol)
+        if held is not None and held[0] is venues:
+            return True
+        streaming = [v for v in venues if isinstance(v, StreamingVenue)]
+        if len(streaming) != len(venues):
+            return False
+        if held is not None:
+            for remove in held[1]:
+                remove()
+
+        def drop() -> None:
+            self._kept.pop(symbol, None)
+
+        self._kept_for[symbol] = (venues, [v.subscribe(symbol, drop) for v in streaming])
+        return True
+
+    def _screen_now(
+        self,
+        symbol: str,
+        fees: Mapping[str, float] | None,
+        exclude: Mapping[str, str] | None,
+    ) -> tuple[Books, list[DepthSnapshot] | None]:
+        """The screened books from memory, and the books not left out as stale (None
+        when a venue gave no book or market: the screen must run again)."""
         if not self.memory:
             raise InvalidInputError(
                 "books_now/quote_now need venues that keep books in memory (LiveVenue)"
@@ -275,6 +346,7 @@ class Router:
             asked = [v for v in venues if v.name not in (exclude or {})]
             self._no_books(errors, asked, exclude or {})
         notes: list[str] = []
+        fresh = snapshots
         if self.guard:
             stale = (
                 stale_books(
@@ -300,7 +372,7 @@ class Router:
             snapshots = screened.kept
             if not snapshots:
                 self._all_screened(excluded)
-        return Books(snapshots, markets, excluded, notes)
+        return Books(snapshots, markets, excluded, notes), None if errors else fresh
 
     async def quote(
         self,
@@ -356,7 +428,7 @@ class Router:
     ) -> Quote:
         """`quote` with its options resolved and checked."""
         if self._started and self.memory:  # the hot path: no await below
-            return self._route(self.books_now(symbol, opts.fees, exclude), side, amount, opts)
+            return self._route(self._books_now(symbol, opts.fees, exclude), side, amount, opts)
         return self._route(await self.books(symbol, opts.fees, exclude), side, amount, opts)
 
     def quote_now(
@@ -376,7 +448,7 @@ class Router:
             raise InvalidInputError("quote_now answers from memory: await router.start() first")
         opts = resolve_options(options, **keywords)
         self._check_venue_options(opts)
-        return self._route(self.books_now(symbol, opts.fees, exclude), side, amount, opts)
+        return self._route(self._books_now(symbol, opts.fees, exclude), side, amount, opts)
 
     def _check_venue_options(self, opts: RouteOptions) -> None:
         if opts.caps or opts.balances or opts.fixed_costs:  # fees: checked with the books
@@ -422,6 +494,11 @@ class Router:
         return asyncio.run(run())
 
     async def close(self) -> None:
+        for _, removers in self._kept_for.values():
+            for remove in removers:
+                remove()
+        self._kept_for.clear()
+        self._kept.clear()
         await asyncio.gather(*(v.close() for v in self.venues), return_exceptions=True)
 
     async def __aenter__(self) -> Router:
@@ -434,8 +511,6 @@ class Router:
     async def start(self) -> None:
         """Start the venues that keep their own books (`venues.live.LiveVenue`): markets
         loaded, feeds running, first books awaited. Afterwards `quote` answers from memory."""
-        from liquidroute.venues.live import StreamingVenue
-
         await asyncio.gather(*(v.start() for v in self.venues if isinstance(v, StreamingVenue)))
         self._started = True
 
@@ -460,7 +535,6 @@ class Router:
         the last one; bad input raises. Call `start()` first.
         """
         from liquidroute.errors import InvalidInputError as BadInput
-        from liquidroute.venues.live import StreamingVenue
 
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] | None = None
