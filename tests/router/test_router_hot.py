@@ -380,7 +380,7 @@ def test_books_kept_between_quotes_go_stale_without_an_update(monkeypatch):
 
 
 def test_a_venue_left_out_as_an_outlier_is_reported_stale_once_it_is(monkeypatch):
-    """The kept books age from the oldest book the age check passed, outliers included:
+    """The kept books go stale with any book the age check passed, outliers included:
     an outlying venue whose book goes stale first is then reported stale, as a fresh
     screen reports it, while the other books are still kept fresh."""
     now = time.time()

@@ -107,9 +107,9 @@ class Router:
         self._tops: dict[str, tuple[DepthSnapshot, tuple[str, float | None, float | None]]] = {}
         self._fee_markets: dict[tuple[str, float], tuple[Market, Market]] = {}
         # per symbol: the screened books from memory with what they hold for (the venues,
-        # the guard's settings, the oldest live book's stamp), dropped by the feeds
+        # the guard's settings, the books the age check passed), dropped by the feeds
         # (`_keep_books`) when a venue's book of that symbol changes
-        self._kept: dict[str, tuple[object, tuple[Any, ...], float | None, Books]] = {}
+        self._kept: dict[str, tuple[object, tuple[Any, ...], list[DepthSnapshot], Books]] = {}
         self._kept_for: dict[str, tuple[object, list[Callable[[], None]]]] = {}
 
     def _venue_facts(self) -> tuple[object, int, bool, frozenset[str]]:
@@ -265,28 +265,35 @@ class Router:
         """`books_now`, shared (read it, do not change it). Without fees or exclusions
         the screened books are kept per symbol while no venue's feed of that symbol has
         published or withdrawn a book since (every venue a `StreamingVenue`: its feed
-        tells its subscribers, see `_keep_books`) and the oldest live book kept is
-        within max_age_ms: what `books_now` would screen again is then these books."""
+        tells its subscribers, see `_keep_books`) and no book the age check passed has
+        gone stale: what `books_now` would screen again is then these books."""
         plain = not fees and not exclude
         if plain:
             kept = self._kept.get(symbol)
-            if kept is not None and kept[0] is self.venues and kept[1] == self._screen_settings():
-                oldest, limit = kept[2], self.max_age_ms
-                if oldest is None or limit is None or time.time() * 1e3 - oldest <= limit:
-                    return kept[3]
+            if (
+                kept is not None
+                and kept[0] is self.venues
+                and kept[1] == self._screen_settings()
+                and not self._goes_stale(kept[2])
+            ):
+                return kept[3]
         books, fresh = self._screen_now(symbol, fees, exclude)
         if plain and fresh is not None and self._keep_books(symbol):
-            oldest = None  # of the live books not stale yet: the first to go stale
-            if self.guard and self.max_age_ms is not None:
-                live = self._venue_facts()[3]
-                stamps = [
-                    s.timestamp if s.timestamp is not None else s.local_timestamp
-                    for s in fresh
-                    if s.venue in live
-                ]
-                oldest = min([t for t in stamps if t is not None], default=None)
-            self._kept[symbol] = (self.venues, self._screen_settings(), oldest, books)
+            self._kept[symbol] = (self.venues, self._screen_settings(), fresh, books)
         return books
+
+    def _goes_stale(self, fresh: Sequence[DepthSnapshot]) -> bool:
+        """Whether one of the live books in `fresh` (those the age check passed) is
+        now older than max_age_ms: the screen would leave it out."""
+        limit = self.max_age_ms
+        if not self.guard or limit is None:
+            return False
+        now_ms, live = time.time() * 1e3, self._venue_facts()[3]
+        for s in fresh:
+            stamp = s.timestamp if s.timestamp is not None else s.local_timestamp
+            if stamp is not None and s.venue in live and now_ms - stamp > limit:
+                return True
+        return False
 
     def _keep_books(self, symbol: str) -> bool:
         """Whether `symbol`'s screened books can be kept: every venue a `StreamingVenue`,
