@@ -348,24 +348,9 @@ def test_quote_from_memory_awaits_nothing_and_reports_a_withdrawn_book():
 
 
 def test_a_stale_book_is_left_out_on_every_quote(monkeypatch):
-    feds = two_feds()
-    router = Router([f.venue for f in feds], max_age_ms=1_000)
-    asyncio.run(router.start())
-    try:
-        assert router.quote_now(SYMBOL, "buy", 1.5).excluded == {}
-        now = time.time()
-        monkeypatch.setattr(time, "time", lambda: now + 5)  # 5 s later, no update came
-        feds[1].update("asks", MID + GRID, 2.0)  # b is fresh again, a is 5 s old
-        quote = router.quote_now(SYMBOL, "buy", 1.5)
-        assert set(quote.excluded) == {"a"} and "stale book" in quote.excluded["a"]
-        assert quote.venues == ("b",)
-    finally:
-        close(feds)
-
-
-def test_books_kept_between_quotes_go_stale_without_an_update(monkeypatch):
-    """No book changed since the last quote, so its screened books are kept; they still
-    age: past max_age_ms every venue is left out, as a fresh screen would."""
+    """With no update since the last quote its screened books are kept, and they still
+    age: past max_age_ms every venue is left out, as a fresh screen would; an update
+    makes that venue's book fresh again and the other one stays out."""
     feds = two_feds()
     router = Router([f.venue for f in feds], max_age_ms=1_000)
     asyncio.run(router.start())
@@ -375,6 +360,10 @@ def test_books_kept_between_quotes_go_stale_without_an_update(monkeypatch):
         monkeypatch.setattr(time, "time", lambda: now + 5)  # 5 s later, no update came
         with pytest.raises(DataError, match="stale book"):
             router.quote_now(SYMBOL, "buy", 1.5)
+        feds[1].update("asks", MID + GRID, 2.0)  # b is fresh again, a is 5 s old
+        quote = router.quote_now(SYMBOL, "buy", 1.5)
+        assert set(quote.excluded) == {"a"} and "stale book" in quote.excluded["a"]
+        assert quote.venues == ("b",)
     finally:
         close(feds)
 
