@@ -415,6 +415,26 @@ def test_books_kept_between_quotes_follow_the_guard_settings_and_are_the_routers
         close(feds)
 
 
+def test_a_venue_added_to_the_router_is_routed_and_followed_at_once():
+    """The kept books are those of the venues they were screened from: a venue appended
+    to `router.venues` in place is in the next quote, and its book changes drop the kept
+    books like the others' do."""
+    feds = two_feds()
+    router = Router([f.venue for f in feds], max_age_ms=None)
+    asyncio.run(router.start())
+    cheap = {MID + GRID / 2: 1.0, MID + GRID: 1.0}  # cheaper than a's and b's best ask
+    added = Fed("c", dict(feds[0].model["bids"]), cheap, market("c", 0.001, False))
+    try:
+        assert "c" not in router.quote_now(SYMBOL, "buy", 1.0).venues
+        router.venues.append(added.venue)
+        assert router.quote_now(SYMBOL, "buy", 1.0).venues == ("c",)
+        added.update("asks", MID + GRID / 2, 0.0)  # c's cheap level goes
+        quote = router.quote_now(SYMBOL, "buy", 1.0)
+        assert quote.legs and {leg.worst_price for leg in quote.legs} == {MID + GRID}
+    finally:
+        close([*feds, added])
+
+
 def test_non_memory_router_refuses_quote_now():
     class Plain:
         name, live = "x", True

@@ -106,8 +106,8 @@ class Router:
         self._outliers: dict[str, tuple[Sequence[DepthSnapshot], tuple[Any, ...], Any]] = {}
         self._tops: dict[str, tuple[DepthSnapshot, tuple[str, float | None, float | None]]] = {}
         self._fee_markets: dict[tuple[str, float], tuple[Market, Market]] = {}
-        # per symbol: the screened books from memory with what they hold for (the venues,
-        # the guard's settings, the books the age check passed), dropped by the feeds
+        # per symbol: the screened books from memory with what they hold for (the venues'
+        # facts, the guard's settings, the books the age check passed), dropped by the feeds
         # (`_keep_books`) when a venue's book of that symbol changes
         self._kept: dict[str, tuple[object, tuple[Any, ...], list[DepthSnapshot], Books]] = {}
         self._kept_for: dict[str, tuple[object, list[Callable[[], None]]]] = {}
@@ -272,14 +272,14 @@ class Router:
             kept = self._kept.get(symbol)
             if (
                 kept is not None
-                and kept[0] is self.venues
+                and kept[0] is self._venue_facts()  # the same venues, none added
                 and kept[1] == self._screen_settings()
                 and not self._goes_stale(kept[2])
             ):
                 return kept[3]
         books, fresh = self._screen_now(symbol, fees, exclude)
         if plain and fresh is not None and self._keep_books(symbol):
-            self._kept[symbol] = (self.venues, self._screen_settings(), fresh, books)
+            self._kept[symbol] = (self._venue_facts(), self._screen_settings(), fresh, books)
         return books
 
     def _goes_stale(self, fresh: Sequence[DepthSnapshot]) -> bool:
@@ -297,10 +297,10 @@ class Router:
 
     def _keep_books(self, symbol: str) -> bool:
         """Whether `symbol`'s screened books can be kept: every venue a `StreamingVenue`,
-        subscribed (once per list of venues) to drop them on its next book of `symbol`."""
-        venues = self.venues
+        subscribed (once per set of venues) to drop them on its next book of `symbol`."""
+        venues, facts = self.venues, self._venue_facts()
         held = self._kept_for.get(symbol)
-        if held is not None and held[0] is venues:
+        if held is not None and held[0] is facts:
             return True
         streaming = [v for v in venues if isinstance(v, StreamingVenue)]
         if len(streaming) != len(venues):
@@ -312,7 +312,7 @@ class Router:
         def drop() -> None:
             self._kept.pop(symbol, None)
 
-        self._kept_for[symbol] = (venues, [v.subscribe(symbol, drop) for v in streaming])
+        self._kept_for[symbol] = (facts, [v.subscribe(symbol, drop) for v in streaming])
         return True
 
     def _screen_now(
