@@ -285,15 +285,12 @@ class Router:
     def _goes_stale(self, fresh: Sequence[DepthSnapshot]) -> bool:
         """Whether one of the live books in `fresh` (those the age check passed) is
         now older than max_age_ms: the screen would leave it out."""
-        limit = self.max_age_ms
-        if not self.guard or limit is None:
+        if not self.guard or self.max_age_ms is None:
             return False
-        now_ms, live = time.time() * 1e3, self._venue_facts()[3]
-        for s in fresh:
-            stamp = s.timestamp if s.timestamp is not None else s.local_timestamp
-            if stamp is not None and s.venue in live and now_ms - stamp > limit:
-                return True
-        return False
+        live = self._venue_facts()[3]
+        return bool(
+            stale_books(fresh, now_ms=time.time() * 1e3, live=live, max_age_ms=self.max_age_ms)
+        )
 
     def _keep_books(self, symbol: str) -> bool:
         """Whether `symbol`'s screened books can be kept: every venue a `StreamingVenue`,
