@@ -221,24 +221,25 @@ def _rules_on_rows(
     fees: Sequence[float],
     side: Side,
     opts: RouteOptions,
-) -> tuple[AllocationRows, float | None, float | None] | None:
+) -> tuple[tuple[AllocationRows, float | None, float | None] | None, RuleRows | None]:
     """The rules' answer from the exact split as Python lists, when it obeys every rule
     as it is (`constrained.rows_on_lots`): (split, gap, lower bound), the very figures
     route() gets from `apply_rules` for it; None leaves the order to the ladder and
     `apply_rules`. No rule can beat the exact split of the amount filled: that is the
     lower bound (0 gap), solved again when the lots moved the filled amount by float
-    noise."""
+    noise. Beside it, the rules of this base `amount` when they were read (`rule_rows`),
+    for `apply_rules` when the answer is None."""
     exact = merged.solve_rows(amount)
     if exact.filled <= 0:
-        return exact, None, None
+        return (exact, None, None), None
     limits = rule_rows(venues, markets, amount, opts.fixed_costs, opts.max_venues, opts.max_share)
     if not _rules_bind(limits, opts):
-        return exact, None, None  # no rule to apply: apply_rules is not called
+        return (exact, None, None), limits  # no rule to apply: apply_rules is not called
     taken = rows_on_lots(exact, limits, fees, side)
     if taken is None:
-        return None
+        return None, limits
     bound = exact.value if taken.filled == amount else merged.solve_rows(taken.filled).value
-    return taken, 0.0, bound
+    return (taken, 0.0, bound), limits
 
 
 def route(
@@ -363,9 +364,10 @@ def route(
     # touched merge reads only what it reaches) is the answer when it obeys the rules as it
     # is; only the ladder and apply_rules below need the rules' cut
     taken = False
+    limits: RuleRows | None = None  # the rules, once read
     if cut and cache is not None and not (balances or opts.caps):
         merged = cache.merged(levels, fee_list, side_)
-        found = _rules_on_rows(merged, amount, venues, markets, fee_list, side_, opts)
+        found, limits = _rules_on_rows(merged, amount, venues, markets, fee_list, side_, opts)
         if found is not None:
             (rows, gap, lower_bound), taken = found, True
     if cut and not taken:
@@ -398,7 +400,8 @@ def route(
         exact_value = alloc.value
         # max_share is a share of the order: its base amount, or what the budget buys
         order_base = amount if amount_in == "base" else alloc.filled
-        limits = rule_rows(venues, markets, order_base, fixed_costs, max_venues, max_share)
+        if limits is None:  # else read by the rows' attempt, for this same base amount
+            limits = rule_rows(venues, markets, order_base, fixed_costs, max_venues, max_share)
         if _rules_bind(limits, opts):
             base_ccy, _, quote_ccy = snapshots[0].symbol.partition("/")
             ruled = apply_rules(
