@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -256,6 +257,21 @@ def live_venues(
     return venues, sent
 
 
+class NoRouting(Router):
+    """The hot path's pipeline with a quote that costs nothing: the same feeds, books,
+    subscriptions and watch loop, and then, instead of routing, one of two quotes made
+    before the phase (their totals differ, so the watch yields every one). Its latency
+    is the floor that routing adds to: ccxt, aiohttp, the kernel, our book versions and
+    the hop to the watch."""
+
+    ready: tuple[Any, Any] = (None, None)
+    turn = 0
+
+    async def _quote(self, *args: Any) -> Any:
+        self.turn ^= 1
+        return self.ready[self.turn]
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -291,6 +307,7 @@ async def latency(
     venues, sent = live_venues(urls, levels, live_cls)
     hot = router_cls(venues, max_age_ms=30_000)
     old = router_cls(venues, max_age_ms=30_000, cache=None)
+    floor = NoRouting(venues, max_age_ms=30_000)
     out: dict[str, Any] = {}
     published: dict[str, float] = {}  # venue -> when its newest version was published
     # venue -> the stamps of the event behind its newest published version: a quote is
@@ -309,6 +326,8 @@ async def latency(
     async with hot:
         await hot.start()
         snaps = [await v.snapshot(SYMBOL) for v in venues]
+        first = await hot.quote(SYMBOL, "buy", AMOUNT, baselines=False)
+        floor.ready = (first, dataclasses.replace(first, total_cost=first.total_cost + 1))
         markets = {v.name: await v.market(SYMBOL) for v in venues}
         assert all(len(s.asks) == levels for s in snaps), [len(s.asks) for s in snaps]
         ex.go()
@@ -317,8 +336,10 @@ async def latency(
             ("old", old, {}),
             ("hot_norules", hot, {"rules": False}),
             ("old_norules", old, {"rules": False}),
+            ("floor", floor, {}),
             ("hot_stagger", hot, {}),  # the venues' sends spread over the period
             ("hot_norules_stagger", hot, {"rules": False}),
+            ("floor_stagger", floor, {}),
         ]
         for label, router, options in [p for p in phases if p[1] is hot or not hot_only]:
             if label.endswith("_stagger") and not staggered:
@@ -438,6 +459,58 @@ def apply_cost(levels: int, repeat: int, live_mod: Any = None) -> dict:
     rebuild_us = (time.perf_counter() - t) / (repeat // 10) * 1e6
     asyncio.run(client.close())
     return {"incremental_us": incremental_us, "rebuild_us": rebuild_us}
+
+
+# ---------------------------------------------------------------------------- 2c. cold
+def cold_cost(levels: int, repeat: int, idle_s: float = 0.003) -> dict[str, float]:
+    """What this machine charges for a cold core: one 1-level diff published (ccxt's
+    book, our sides) and `quote_now` on the new version, 5 venues with lot rules, back
+    to back and after `idle_s` asleep (the gap between live updates). The live path
+    pays the second."""
+    import ccxt.pro
+
+    from liquidroute.venues import live
+
+    venues = memory_venues(5, levels)
+    for i, v in enumerate(venues):
+        v._markets[SYMBOL] = Market(
+            f"m{i}", SYMBOL, taker_fee=0.001, amount_step=1e-5, min_amount=1e-5,
+            price_tick=0.01, min_notional=5.0,
+        )  # fmt: skip
+    router = Router(venues, max_age_ms=None)
+    router._started = True  # the books below are the whole feeds
+    client = ccxt.pro.binance()
+    live._track_changes(client)
+    bids, asks = ladder(levels)
+    books = []
+    for i, v in enumerate(venues):
+        book = client.order_book({}, levels)
+        shift = 1 + i * 1e-5
+        sides = {"bids": bids, "asks": asks}
+        book.reset({k: [[p * shift, q] for p, q in rows] for k, rows in sides.items()})
+        v._feed(SYMBOL).fresh = True
+        v._feed(SYMBOL).accept(book)
+        books.append(book)
+    rng = random.Random(7)
+
+    def step(n: int) -> float:
+        i = n % 5
+        price = (60000.5 + rng.randint(0, 4) * 0.5) * (1 + i * 1e-5)
+        t = time.perf_counter()
+        books[i]["asks"].store(price, rng.randint(1, 40) / 10)
+        venues[i]._feed(SYMBOL).accept(books[i])
+        router.quote_now(SYMBOL, "buy", AMOUNT, baselines=False)
+        return (time.perf_counter() - t) * 1e6
+
+    for n in range(200):
+        step(n)
+    warm = statistics.median(step(n) for n in range(repeat))
+    cold = []
+    for n in range(repeat // 4):
+        time.sleep(idle_s)
+        cold.append(step(n))
+    asyncio.run(client.close())
+    return {"warm_us": warm, "cold_us": statistics.median(cold), "idle_ms": idle_s * 1e3}
 
 
 # ---------------------------------------------------------------------------- 3. quote
@@ -684,6 +757,15 @@ def main() -> None:
                 f"{g['socket_p50_ms'] / bg['socket_p50_ms']:.2f}x (our socket)"
             )
 
+    f, fs = r["floor"], r["floor_stagger"]
+    print(
+        "   the pipeline without routing (the same feeds and watch, a quote that costs "
+        f"nothing: NoRouting): p50 {f['handoff_p50_ms']:.2f} ms aligned, "
+        f"{fs['handoff_p50_ms']:.2f} ms staggered (handover); routing with lot rules adds "
+        f"{r['hot']['handoff_p50_ms'] - f['handoff_p50_ms']:.2f} / "
+        f"{r['hot_stagger']['handoff_p50_ms'] - fs['handoff_p50_ms']:.2f} ms"
+    )
+
     ex = Exchanges(args.venues, args.levels, 100.0)
     try:
         c = asyncio.run(cpu(ex.urls, args.levels, args.seconds, ex))
@@ -715,6 +797,12 @@ def main() -> None:
             f"rebuild {ab['rebuild_us']:.0f} us; incremental after/before "
             f"{a['incremental_us'] / ab['incremental_us']:.2f}x"
         )
+    k = cold_cost(args.levels, 2000)
+    print(
+        f"2c. a cold core: one diff published + quote_now (5 x {args.levels}, lot rules): "
+        f"{k['warm_us']:.0f} us back to back, {k['cold_us']:.0f} us after {k['idle_ms']:.0f} "
+        f"ms asleep ({k['cold_us'] / k['warm_us']:.1f}x): the live path pays the second"
+    )
     report_quote(args.before, before)
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
 
 import pytest
 
 from liquidroute import Router
 from liquidroute.model import DepthSnapshot
 from liquidroute.router.route import route
+from liquidroute.venues.live import catch_up, unread
 from tests.loopback.binance_ws import BinanceWsLoopback
 from tests.venues.test_live import ASKS, BIDS, SYMBOL, equal_to_server, live, on_server, until
 
@@ -158,3 +161,65 @@ def test_watch_is_woken_by_the_book_update_itself_not_the_recheck_timer(pair, mo
         assert not venues[1]._feed(SYMBOL).callbacks
 
     asyncio.run(go())
+
+
+def test_a_re_quote_routes_on_the_updates_that_have_already_arrived(pair, monkeypatch):
+    """Two venues' updates arrive together: a's wakes the waiting watch, and b's bytes are
+    already in this process's socket, unread, when the watch resumes. The re-quote
+    routes on both (b's cheaper ask takes the order), not on a's alone first."""
+    a, b = pair
+
+    async def go():
+        venues = [live(monkeypatch, a, "a=binance"), live(monkeypatch, b, "b=binance")]
+        async with Router(venues) as router:
+            await router.start()
+            stream = router.watch(SYMBOL, "buy", 1.0, recheck_s=30.0).__aiter__()
+            first = await asyncio.wait_for(stream.__anext__(), 5)
+            assert [(leg.venue, leg.amount) for leg in first.legs] == [("a", 1.0)]
+            armed = True
+
+            def then_b(event) -> None:  # in a's message handler, before the watch runs
+                nonlocal armed
+                if armed and event.venue == "a":
+                    armed = False
+                    b.update(asks=[(60001.0, 5.0)])  # returns once the server has sent it
+                    assert select.select(venues[1].sockets(), [], [], 5)[0]  # here, unread
+
+            venues[0].add_listener(then_b)
+            pending = asyncio.ensure_future(stream.__anext__())
+            await asyncio.sleep(0.05)  # the watch waits for an update
+            a.update(asks=[(60005.0, 5.0)])  # sent; this loop reads it once we await
+            quote = await asyncio.wait_for(pending, 5)
+            assert not armed
+            assert [(leg.venue, leg.amount) for leg in quote.legs] == [("b", 1.0)]
+            await stream.aclose()
+
+    asyncio.run(go())
+
+
+def test_catch_up_reads_what_has_arrived_and_is_bounded_when_bytes_keep_coming():
+    """`unread` sees bytes waiting in a venue's socket; `catch_up` gives the loop a few
+    iterations for them and then returns even if they are never read."""
+
+    class Pipe:  # a streaming venue's sockets: one end of a socket pair
+        name = "pipe"
+
+        def __init__(self, sock: socket.socket) -> None:
+            self.sock = sock
+
+        def sockets(self) -> list[socket.socket]:
+            return [self.sock]
+
+    left, right = socket.socketpair()
+    try:
+        venue = Pipe(left)
+        assert not unread([venue])
+        right.send(b"x")
+        assert unread([venue])
+        asyncio.run(asyncio.wait_for(catch_up([venue]), 2))  # type: ignore[list-item]
+        assert unread([venue])  # nobody reads this pipe: catch_up gave up, as it must
+        left.recv(1)
+        assert not unread([venue])
+    finally:
+        left.close()
+        right.close()

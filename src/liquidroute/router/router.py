@@ -45,7 +45,7 @@ from liquidroute.router.guard import (
 from liquidroute.router.options import RouteOptions, resolve_options
 from liquidroute.router.route import route
 from liquidroute.venues.base import Venue
-from liquidroute.venues.live import MemoryVenue, StreamingVenue
+from liquidroute.venues.live import MemoryVenue, StreamingVenue, catch_up
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -531,8 +531,11 @@ class Router:
         """Yield a quote now and a new one each time the optimum changes (legs, amounts,
         total cost or the venues left out), re-quoting on every live book update and at
         least every `recheck_s` (a book going stale changes the route without an update).
-        Updates arriving while a quote is computed are coalesced into the next one;
-        `min_interval_s` spaces the re-quotes further (a display needs a few per second).
+        Updates arriving while a quote is computed are coalesced into the next one, and
+        before a re-quote the feeds publish what their websockets have already received
+        (`venues.live.catch_up`): updates from several venues that arrive together are
+        routed once, after all of them. `min_interval_s` spaces the re-quotes further (a
+        display needs a few per second).
 
         `options` are `quote`'s. While no venue is routable (every book withdrawn or
         stale) nothing is yielded, and the first quote after is yielded even if it equals
@@ -553,7 +556,8 @@ class Router:
         exclude = options.pop("exclude", None)
         opts = resolve_options(options.pop("options", None), **options)  # once per watch
         self._check_venue_options(opts)
-        removers = [v.subscribe(symbol, wake) for v in self.venues if isinstance(v, StreamingVenue)]
+        streaming = [v for v in self.venues if isinstance(v, StreamingVenue)]
+        removers = [v.subscribe(symbol, wake) for v in streaming]
         last: tuple[Any, ...] | None = None
         try:
             while True:
@@ -585,6 +589,7 @@ class Router:
                 pause = min_interval_s - (time.monotonic() - started)
                 if pause > 0:
                     await asyncio.sleep(pause)
+                await catch_up(streaming)  # what has arrived is published before the re-quote
         finally:
             for remove in removers:
                 remove()

@@ -36,9 +36,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import select
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -104,6 +105,47 @@ class StreamingVenue(Protocol):
     async def start(self) -> None: ...
 
     def subscribe(self, symbol: str, callback: Callable[[], None]) -> Callable[[], None]: ...
+
+    def sockets(self) -> list[Any]: ...
+
+
+#: event-loop iterations from bytes in a feed's socket to the book they carry being
+#: published: the loop reads them (aiohttp parses the frame in `data_received`), the
+#: feed's receive task wakes and hands the message to ccxt (whose handler publishes)
+_HOPS_TO_PUBLISH = 3
+_CATCH_UP_ROUNDS = 4  # at most this many rounds of reading bytes that keep arriving
+
+
+def unread(venues: Iterable[StreamingVenue]) -> bool:
+    """Whether a websocket of `venues` holds bytes the event loop has not read yet: one
+    non-blocking poll of all their sockets (`select.select` where there is no poll)."""
+    fds = [fd for v in venues for sock in v.sockets() if (fd := sock.fileno()) >= 0]
+    if not fds:
+        return False
+    if not hasattr(select, "poll"):
+        return bool(select.select(fds, [], [], 0)[0])
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+async def catch_up(venues: Iterable[StreamingVenue]) -> None:
+    """Let the feeds of `venues` publish what their websockets have already received.
+
+    While bytes wait unread (`unread`), the event loop gets the iterations it needs to
+    read them and publish the books they carry (`_HOPS_TO_PUBLISH`), at most
+    `_CATCH_UP_ROUNDS` times, so a venue that never pauses cannot hold the caller back
+    longer. A quote made next routes on every update that has reached this process:
+    when several venues' updates arrive together, it is computed once, after all of
+    them, not once on books about to change and again. With nothing unread it costs
+    one poll."""
+    venues = list(venues)
+    for _ in range(_CATCH_UP_ROUNDS):
+        if not unread(venues):
+            return
+        for _ in range(_HOPS_TO_PUBLISH):
+            await asyncio.sleep(0)
 
 
 @runtime_checkable
@@ -600,6 +642,17 @@ class LiveVenue:
         callbacks.append(callback)
         return lambda: callbacks.remove(callback) if callback in callbacks else None
 
+    def sockets(self) -> list[Any]:
+        """The sockets of this venue's open websockets (none while polling or connecting):
+        what `unread` polls."""
+        out = []
+        for client in (getattr(self.venue.exchange, "clients", None) or {}).values():
+            info = getattr(getattr(client, "connection", None), "get_extra_info", None)
+            sock = info("socket") if info is not None else None
+            if sock is not None:
+                out.append(sock)
+        return out
+
     def check(self) -> None:
         """Raise the error that stopped a feed, if one did (see `_Feed.run`)."""
         for feed in self._feeds.values():
@@ -714,5 +767,7 @@ __all__ = [
     "LiveVenue",
     "MemoryVenue",
     "StreamingVenue",
+    "catch_up",
     "live_venue_from_spec",
+    "unread",
 ]
