@@ -16,8 +16,12 @@
    sides until the new version is published, and route() (`quote.compute_ms`); and it is
    given from the moment the update's bytes reach this process's socket (aiohttp's
    `data_received`), which leaves out the loopback server's own work and the kernel.
+   A fifth phase, aligned and staggered, runs the same watch with a quote that costs
+   nothing (`NoRouting`): the floor the routing adds to.
 2. Cache CPU (target < 25 % of one core at 5 venues x 100 updates/s): the same servers
    at 100 updates/s each, no quoting; CPU time of this process / wall time.
+2c. A cold core: one diff published + `quote_now`, back to back and after 3 ms asleep
+   (what the live path pays between updates on this machine).
 3. `router.quote` from memory at 10 x 500 levels (target <= 50 us): a repeated order on
    unchanged books through `quote_now` and `await quote`, beside the gather path and
    route() without a cache on the same snapshots.

@@ -207,8 +207,8 @@ def test_catch_up_reads_what_has_arrived_and_is_bounded_when_bytes_keep_coming()
         def __init__(self, sock: socket.socket) -> None:
             self.sock = sock
 
-        def sockets(self) -> list[socket.socket]:
-            return [self.sock]
+        def fds(self) -> tuple[int, ...]:
+            return (self.sock.fileno(),)
 
     left, right = socket.socketpair()
     try:

@@ -106,7 +106,7 @@ class StreamingVenue(Protocol):
 
     def subscribe(self, symbol: str, callback: Callable[[], None]) -> Callable[[], None]: ...
 
-    def sockets(self) -> list[Any]: ...
+    def fds(self) -> tuple[int, ...]: ...
 
 
 #: event-loop iterations from bytes in a feed's socket to the book they carry being
@@ -119,7 +119,7 @@ _CATCH_UP_ROUNDS = 4  # at most this many rounds of reading bytes that keep arri
 def unread(venues: Iterable[StreamingVenue]) -> bool:
     """Whether a websocket of `venues` holds bytes the event loop has not read yet: one
     non-blocking poll of all their sockets (`select.select` where there is no poll)."""
-    fds = [fd for v in venues for sock in v.sockets() if (fd := sock.fileno()) >= 0]
+    fds = [fd for v in venues for fd in v.fds()]
     if not fds:
         return False
     if not hasattr(select, "poll"):
@@ -385,6 +385,7 @@ class _Feed:
 
     def withdraw(self, state: State, reason: str) -> None:
         self.state, self.error, self.fresh = state, reason, True
+        self.owner._fds = None  # the connection may be going: read the sockets again
         self._notify()
 
     def _notify(self) -> None:
@@ -446,6 +447,8 @@ class _Feed:
         self.updates += 1
         self.state, self.error = "live", None
         fresh, self.fresh = self.fresh, False
+        if fresh:  # a new subscription, maybe on a new connection
+            owner._fds = None
         if not self.first.is_set():
             self.first.set()
         if owner.listeners:
@@ -600,6 +603,7 @@ class LiveVenue:
         self._feeds = {s: _Feed(self, s) for s in dict.fromkeys(symbols)}
         self._started = False
         self._markets: dict[str, Market] = {}
+        self._fds: tuple[int, ...] | None = None  # of `sockets()`, see `fds`
 
     @property
     def name(self) -> str:
@@ -652,6 +656,14 @@ class LiveVenue:
             if sock is not None:
                 out.append(sock)
         return out
+
+    def fds(self) -> tuple[int, ...]:
+        """The file descriptors of `sockets()`, kept until a feed withdraws its book or
+        publishes a fresh one: a (re)connection does one, then the other."""
+        fds = self._fds
+        if fds is None:
+            fds = self._fds = tuple(fd for sock in self.sockets() if (fd := sock.fileno()) >= 0)
+        return fds
 
     def check(self) -> None:
         """Raise the error that stopped a feed, if one did (see `_Feed.run`)."""
