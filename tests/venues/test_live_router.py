@@ -223,3 +223,33 @@ def test_catch_up_reads_what_has_arrived_and_is_bounded_when_bytes_keep_coming()
     finally:
         left.close()
         right.close()
+
+
+def test_the_polled_sockets_follow_a_reconnection(pair, monkeypatch):
+    """`fds()` (what `unread` polls) is kept between calls and read again after the feed
+    lost its connection: the new socket's descriptor, not the closed one's (its number is
+    held here meanwhile, so the new socket cannot reuse it)."""
+    import os
+
+    a, _ = pair
+
+    async def go():
+        venue = live(monkeypatch, a, "a=binance", backoff_s=(0.5, 1.0))
+        async with venue:
+            await until(lambda: venue.status(SYMBOL).state == "live")
+            before = venue.fds()
+            assert before and before == tuple(s.fileno() for s in venue.sockets())
+            await on_server(a.drop)
+            await until(lambda: venue.status(SYMBOL).state == "reconnecting")
+            await until(lambda: not venue.sockets())  # the old socket is closed
+            held = os.pipe()  # the lowest free descriptors: the closed socket's among them
+            try:
+                await until(lambda: venue.status(SYMBOL).state == "live")
+                now = tuple(s.fileno() for s in venue.sockets())
+                assert now and not set(now) & set(before)
+                assert venue.fds() == now
+            finally:
+                os.close(held[0])
+                os.close(held[1])
+
+    asyncio.run(go())
