@@ -11,8 +11,9 @@ other, timed from each event's handover to the server's socket (bench_live's hon
   task per connection awaiting `receive()` and decoding the JSON, and one hop (a future)
   to a consumer task. No ccxt, no book, no routing: what any asyncio websocket client
   pays on this machine, the kernel's wake of an idle process included.
-- liquidroute: `Router.watch` on `LiveVenue`s (real ccxt.pro), lot rules, as in
-  bench_live's hot path; its p50 beside the bare one, and what it adds to it.
+- liquidroute: `Router.watch` on `LiveVenue`s (real ccxt.pro), with lot rules and with
+  rules=False, as in bench_live's hot path; its p50 beside the bare one, and what it
+  adds to it.
 
 The difference is the part of the latency the library's own code (ccxt's book handler,
 our book versions, routing) is responsible for; the bare figure is the machine's.
@@ -32,7 +33,9 @@ import bench_live as live_bench
 SYMBOL_STREAM = "btcusdt@depth@100ms"
 
 
-async def bare(urls: list[list[str]], seconds: float, ex: Any, phase: str) -> list[tuple]:
+async def bare(
+    urls: list[list[str]], seconds: float, ex: Any, phase: str
+) -> list[tuple[int, int, float]]:
     """(server, update id, time the consumer had it) for every event, `seconds` long."""
     import aiohttp
 
@@ -74,10 +77,6 @@ async def bare(urls: list[list[str]], seconds: float, ex: Any, phase: str) -> li
     return got[5:]
 
 
-def handover_ms(got: list[tuple], handed: list[dict[int, float]]) -> list[float]:
-    return [(now - handed[i][u]) * 1e3 for i, u, now in got if u in handed[i]]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venues", type=int, default=5)
@@ -101,7 +100,7 @@ def main() -> None:
         "from the event's handover to the server's socket (ms)"
     )
     for label, got, suffix in (("aligned", aligned, ""), ("staggered", staggered, "_stagger")):
-        lat = handover_ms(got, handed)
+        lat = live_bench.handover_ms(got, handed)
         p50, p99 = statistics.median(lat), live_bench.pct(lat, 99)
         print(f"  {label}: bare aiohttp consumer p50 {p50:.2f}, p99 {p99:.2f} ({len(lat)} events)")
         for rules, phase in (("lot rules", "hot"), ("rules=False", "hot_norules")):

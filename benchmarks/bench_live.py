@@ -307,16 +307,17 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def handover_ms(got: list[tuple[int, int, float]], handed: list[dict[int, float]]) -> list[float]:
+    """ms from each (server, update id, time)'s handover (`handed`: the servers' report)."""
+    return [(now - handed[i][u]) * 1e3 for i, u, now in got if i < len(handed) and u in handed[i]]
+
+
 def add_handoff(result: dict, handed: list[dict[int, float]]) -> None:
     """Each phase's latency from its newest event's bytes being handed to the server's
     socket (`handed`: the servers' report), beside the figure from the event's "T"."""
     for phase in result.values():
         if isinstance(phase, dict) and "handoff" in phase:
-            lat = [
-                (now - handed[i][u]) * 1e3
-                for i, u, now in phase.pop("handoff")
-                if i < len(handed) and u in handed[i]
-            ]
+            lat = handover_ms(phase.pop("handoff"), handed)
             phase["handoff_p50_ms"], phase["handoff_p99_ms"] = pct(lat, 50), pct(lat, 99)
 
 
