@@ -63,6 +63,10 @@ class Fed:
 
     def fresh(self) -> DepthSnapshot:
         """A new snapshot from the test's own copy of the book."""
+        return self.fresh_at(None)
+
+    def fresh_at(self, timestamp: float | None) -> DepthSnapshot:
+        """`fresh`, stamped `timestamp` (ms)."""
         bids = sorted(self.model["bids"].items(), key=lambda x: -x[0])
         asks = sorted(self.model["asks"].items())
         return DepthSnapshot(
@@ -70,6 +74,7 @@ class Fed:
             SYMBOL,
             np.array(bids or np.empty((0, 2))),
             np.array(asks or np.empty((0, 2))),
+            timestamp=timestamp,
         )
 
 
@@ -364,6 +369,75 @@ def test_a_stale_book_is_left_out_on_every_quote(monkeypatch):
         quote = router.quote_now(SYMBOL, "buy", 1.5)
         assert set(quote.excluded) == {"a"} and "stale book" in quote.excluded["a"]
         assert quote.venues == ("b",)
+    finally:
+        close(feds)
+
+
+def test_kept_books_take_in_each_update_as_a_fresh_screen_would(monkeypatch):
+    """Between screens the kept books take in the new book of each venue that published
+    (`Router._patched`): the quote after every step is route() on brand-new snapshots
+    screened at the same clock, with a stale venue first in the router's order (its
+    reason names its age at this quote, and the others' new books are routed), then
+    the stale venue's own update (routed again), a new best ask (the deviation check
+    again) and a withdrawn book."""
+    now = time.time()
+    clock = [now]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    bids = {MID - k * GRID: 1.0 for k in range(1, 21)}
+    asks = {MID + k * GRID: 1.0 for k in range(1, 21)}
+    feds = [Fed(n, bids, asks, market(n, 0.001, n == "a")) for n in ("c", "a", "b")]
+    markets = {f.venue.name: f.venue._markets[SYMBOL] for f in feds}
+    router = Router([f.venue for f in feds], max_age_ms=1_000, max_deviation_bps=50.0)
+    asyncio.run(router.start())
+
+    def withdrawn(fed: Fed) -> str:
+        with pytest.raises(VenueUnavailableError) as why:
+            fed.venue.book_now(SYMBOL)
+        return str(why.value)
+
+    def expected() -> Any:
+        live = [f for f in feds if f.feed.state == "live"]
+        screened = screen(
+            [f.fresh_at(f.feed.book.timestamp) for f in live],
+            now_ms=clock[0] * 1e3,
+            live=[f.venue.name for f in feds],
+            max_age_ms=1_000,
+        )
+        return route(
+            screened.kept,
+            "buy",
+            5.0,
+            markets={s.venue: markets[s.venue] for s in screened.kept},
+            excluded={
+                **{f.venue.name: withdrawn(f) for f in feds if f not in live},
+                **screened.excluded,
+            },
+            warnings=screened.notes,
+        )
+
+    def check() -> Any:
+        quote = router.quote_now(SYMBOL, "buy", 5.0)
+        assert key(quote) == key(expected()) and quote.excluded == expected().excluded
+        return quote
+
+    try:
+        assert check().excluded == {}
+        clock[0] = now + 1.5
+        feds[1].update("asks", MID + 2 * GRID, 3.0)  # a and b fresh, c 1.5 s old
+        feds[2].update("bids", MID - 3 * GRID, 2.0)
+        assert "1.5 s old" in check().excluded["c"]
+        clock[0] = now + 2.0
+        feds[1].update("asks", MID + 3 * GRID, 0.5)  # a again: c is still out, 2.0 s old
+        assert "2.0 s old" in check().excluded["c"]
+        feds[0].update("asks", MID + 4 * GRID, 2.5)  # c publishes: fresh again
+        assert check().excluded == {}
+        feds[2].update("asks", MID + 4 * GRID, 0.7)  # below the top: kept books patched
+        feds[1].update("asks", MID + 3 * GRID, 1.5)
+        check()
+        feds[2].update("asks", MID + GRID, 0.0)  # b's best ask goes: a new top
+        check()
+        feds[1].feed.withdraw("resyncing", "resyncing after InvalidNonce")
+        assert "resyncing" in check().excluded["a"]
     finally:
         close(feds)
 

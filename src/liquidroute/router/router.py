@@ -107,9 +107,10 @@ class Router:
         self._tops: dict[str, tuple[DepthSnapshot, tuple[str, float | None, float | None]]] = {}
         self._fee_markets: dict[tuple[str, float], tuple[Market, Market]] = {}
         # per symbol: the screened books from memory with what they hold for (the venues'
-        # facts, the guard's settings, the books the age check passed), dropped by the feeds
-        # (`_keep_books`) when a venue's book of that symbol changes
+        # facts, the guard's settings, the books the age check passed), and the venues whose
+        # feed of that symbol published or withdrew a book since (`_keep_books`)
         self._kept: dict[str, tuple[object, tuple[Any, ...], list[DepthSnapshot], Books]] = {}
+        self._moved: dict[str, set[str]] = {}
         self._kept_for: dict[str, tuple[object, list[Callable[[], None]]]] = {}
 
     def _venue_facts(self) -> tuple[object, int, bool, frozenset[str]]:
@@ -263,24 +264,60 @@ class Router:
         exclude: Mapping[str, str] | None,
     ) -> Books:
         """`books_now`, shared (read it, do not change it). Without fees or exclusions
-        the screened books are kept per symbol while no venue's feed of that symbol has
-        published or withdrawn a book since (every venue a `StreamingVenue`: its feed
-        tells its subscribers, see `_keep_books`) and no book the age check passed has
-        gone stale: what `books_now` would screen again is then these books."""
+        the screened books are kept per symbol (every venue a `StreamingVenue`: its feed
+        tells its subscribers which venue's book moved, see `_keep_books`) while no book
+        the age check passed has gone stale: what `books_now` would screen again is these
+        books, with the new books of the venues that published since put in (`_patched`),
+        or, when that cannot be told without it, the screen's answer again."""
         plain = not fees and not exclude
-        if plain:
-            kept = self._kept.get(symbol)
+        if plain:  # taken out, put back only while they hold
+            kept, moved = self._kept.pop(symbol, None), self._moved.pop(symbol, None)
             if (
                 kept is not None
                 and kept[0] is self._venue_facts()  # the same venues, none added
                 and kept[1] == self._screen_settings()
-                and not self._goes_stale(kept[2])
             ):
-                return kept[3]
+                if moved:
+                    kept = self._patched(symbol, kept, moved)
+                if kept is not None and not self._goes_stale(kept[2]):
+                    self._kept[symbol] = kept
+                    return kept[3]
         books, fresh = self._screen_now(symbol, fees, exclude)
         if plain and fresh is not None and self._keep_books(symbol):
             self._kept[symbol] = (self._venue_facts(), self._screen_settings(), fresh, books)
         return books
+
+    def _patched(
+        self,
+        symbol: str,
+        kept: tuple[object, tuple[Any, ...], list[DepthSnapshot], Books],
+        moved: set[str],
+    ) -> tuple[object, tuple[Any, ...], list[DepthSnapshot], Books] | None:
+        """The kept books with the `moved` venues' new books put in; None when the
+        screen must run again. It is the screen's answer when every venue's book passed
+        the age check before (no stale venue, whose reason names its age) and, with the
+        guard on, each moved venue has a book with the same best bid and ask as before:
+        the deviation check reads nothing else (each venue's mid). The caller checks the
+        ages again."""
+        facts, settings, fresh, books = kept
+        venues = self.venues
+        if len(fresh) != len(venues):  # a venue was left out as stale, or gave no book
+            return None
+        fresh = list(fresh)  # so: every venue's book, in the venues' order (_screen_now)
+        for i, venue in enumerate(venues):
+            if venue.name not in moved:
+                continue
+            try:
+                snap = venue.book_now(symbol, self.depth)[1]  # type: ignore[attr-defined]
+            except LiquidrouteError:
+                return None
+            if snap is not fresh[i]:
+                if self.guard and self._top(fresh[i]) != self._top(snap):
+                    return None
+                fresh[i] = snap
+        excluded = books.excluded
+        snapshots = [s for s in fresh if s.venue not in excluded] if excluded else fresh
+        return facts, settings, fresh, Books(snapshots, books.markets, excluded, books.notes)
 
     def _goes_stale(self, fresh: Sequence[DepthSnapshot]) -> bool:
         """Whether one of the live books in `fresh` (those the age check passed) is
@@ -294,7 +331,8 @@ class Router:
 
     def _keep_books(self, symbol: str) -> bool:
         """Whether `symbol`'s screened books can be kept: every venue a `StreamingVenue`,
-        subscribed (once per set of venues) to drop them on its next book of `symbol`."""
+        subscribed (once per set of venues) to note in `_moved` that its feed of `symbol`
+        published or withdrew a book."""
         venues, facts = self.venues, self._venue_facts()
         held = self._kept_for.get(symbol)
         if held is not None and held[0] is facts:
@@ -306,10 +344,16 @@ class Router:
             for remove in held[1]:
                 remove()
 
-        def drop() -> None:
-            self._kept.pop(symbol, None)
+        def mover(name: str) -> Callable[[], None]:
+            def moved() -> None:
+                self._moved.setdefault(symbol, set()).add(name)
 
-        self._kept_for[symbol] = (facts, [v.subscribe(symbol, drop) for v in streaming])
+            return moved
+
+        self._kept_for[symbol] = (
+            facts,
+            [v.subscribe(symbol, mover(v.name)) for v in streaming],
+        )
         return True
 
     def _screen_now(
@@ -503,6 +547,7 @@ class Router:
                 remove()
         self._kept_for.clear()
         self._kept.clear()
+        self._moved.clear()
         await asyncio.gather(*(v.close() for v in self.venues), return_exceptions=True)
 
     async def __aenter__(self) -> Router:
