@@ -26,13 +26,14 @@
 2. Cache CPU (target < 25 % of one core at 5 venues x 100 updates/s): the same servers
    at 100 updates/s each, no quoting; CPU time of this process / wall time.
 2c. A cold core: one diff published + `quote_now`, back to back and after 3 ms asleep
-   (what the live path pays between updates on this machine).
+   (what the live path pays between updates on this machine); with --before, REV's
+   tree takes its turn after each of today's.
 3. `router.quote` from memory at 10 x 500 levels (target <= 50 us): a repeated order on
    unchanged books through `quote_now` and `await quote`, beside the gather path and
    route() without a cache on the same snapshots.
 
 With --before REV (default 1e5a336: the cache before its CPU work), phases 1 (hot
-path), 2 and 2b also run REV's exact.py, rules.py, constrained.py, route.py, live.py and
+path), 2, 2b and 2c also run REV's exact.py, rules.py, constrained.py, route.py, live.py and
 router.py, loaded from git
 beside today's, on the same servers in the same run: the after/before ratios are the
 figures to compare.
@@ -494,25 +495,25 @@ def apply_cost(levels: int, repeat: int, live_mod: Any = None) -> dict:
 
 
 # ---------------------------------------------------------------------------- 2c. cold
-def cold_cost(levels: int, repeat: int, idle_s: float = 0.003) -> dict[str, float]:
-    """What this machine charges for a cold core: one 1-level diff published (ccxt's
-    book, our sides) and `quote_now` on the new version, 5 venues with lot rules, back
-    to back and after `idle_s` asleep (the gap between live updates). The live path
-    pays the second."""
+def cold_step(levels: int, before: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
+    """(step, close): `step(n)` publishes one 1-level diff on one of 5 venues (lot
+    rules) and returns the µs until `quote_now` on the new version has answered; with
+    `before` (its live and router modules), on that tree's LiveVenue and Router."""
     import ccxt.pro
 
     from liquidroute.venues import live
 
-    venues = memory_venues(5, levels)
+    live_mod, router_cls = (live, Router) if before is None else (before[0], before[1].Router)
+    venues = memory_venues(5, levels, live_mod.LiveVenue)
     for i, v in enumerate(venues):
         v._markets[SYMBOL] = Market(
             f"m{i}", SYMBOL, taker_fee=0.001, amount_step=1e-5, min_amount=1e-5,
             price_tick=0.01, min_notional=5.0,
         )  # fmt: skip
-    router = Router(venues, max_age_ms=None)
+    router = router_cls(venues, max_age_ms=None)
     router._started = True  # the books below are the whole feeds
     client = ccxt.pro.binance()
-    live._track_changes(client)
+    live_mod._track_changes(client)
     bids, asks = ladder(levels)
     books = []
     for i, v in enumerate(venues):
@@ -534,15 +535,34 @@ def cold_cost(levels: int, repeat: int, idle_s: float = 0.003) -> dict[str, floa
         router.quote_now(SYMBOL, "buy", AMOUNT, baselines=False)
         return (time.perf_counter() - t) * 1e6
 
-    for n in range(200):
-        step(n)
-    warm = statistics.median(step(n) for n in range(repeat))
-    cold = []
+    return step, lambda: asyncio.run(client.close())
+
+
+def cold_cost(
+    levels: int, repeat: int, idle_s: float = 0.003, before: tuple[Any, Any] | None = None
+) -> dict[str, float]:
+    """What this machine charges for a cold core: one 1-level diff published (ccxt's
+    book, our sides) and `quote_now` on the new version, 5 venues with lot rules, back
+    to back and after `idle_s` asleep (the gap between live updates). The live path
+    pays the second. With `before`, that tree's turn follows each of today's, so a slow
+    spell of the machine falls on both."""
+    trees = {"now": cold_step(levels)}
+    if before is not None:
+        trees["before"] = cold_step(levels, before)
+    out: dict[str, float] = {"idle_ms": idle_s * 1e3}
+    for name, (step, _) in trees.items():
+        for n in range(200):
+            step(n)
+        out[f"{name}_warm_us"] = statistics.median(step(n) for n in range(repeat))
+    cold: dict[str, list[float]] = {name: [] for name in trees}
     for n in range(repeat // 4):
-        time.sleep(idle_s)
-        cold.append(step(n))
-    asyncio.run(client.close())
-    return {"warm_us": warm, "cold_us": statistics.median(cold), "idle_ms": idle_s * 1e3}
+        for name, (step, _) in trees.items():
+            time.sleep(idle_s)
+            cold[name].append(step(n))
+    for name, (_, close) in trees.items():
+        out[f"{name}_cold_us"] = statistics.median(cold[name])
+        close()
+    return out
 
 
 # ---------------------------------------------------------------------------- 3. quote
@@ -830,12 +850,20 @@ def main() -> None:
             f"rebuild {ab['rebuild_us']:.0f} us; incremental after/before "
             f"{a['incremental_us'] / ab['incremental_us']:.2f}x"
         )
-    k = cold_cost(args.levels, 2000)
+    k = cold_cost(args.levels, 2000, before=before)
     print(
         f"2c. a cold core: one diff published + quote_now (5 x {args.levels}, lot rules): "
-        f"{k['warm_us']:.0f} us back to back, {k['cold_us']:.0f} us after {k['idle_ms']:.0f} "
-        f"ms asleep ({k['cold_us'] / k['warm_us']:.1f}x): the live path pays the second"
+        f"{k['now_warm_us']:.0f} us back to back, {k['now_cold_us']:.0f} us after "
+        f"{k['idle_ms']:.0f} ms asleep ({k['now_cold_us'] / k['now_warm_us']:.1f}x): the "
+        "live path pays the second"
     )
+    if before:
+        print(
+            f"   before ({args.before}, its turn after each of today's): "
+            f"{k['before_warm_us']:.0f} us back to back, {k['before_cold_us']:.0f} us "
+            f"asleep first; after/before {k['now_warm_us'] / k['before_warm_us']:.2f}x / "
+            f"{k['now_cold_us'] / k['before_cold_us']:.2f}x"
+        )
     report_quote(args.before, before)
 
 
