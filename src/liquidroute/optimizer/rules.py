@@ -207,6 +207,7 @@ class LotGrid:
     k: tuple[int, ...]
     integer: tuple[bool, ...]
     unit_float: float  # float(unit), read on every snap
+    unit_ratio: tuple[int, int]  # (unit.numerator, unit.denominator), read on every leg
 
     @property
     def all_integer(self) -> bool:
@@ -221,7 +222,8 @@ class LotGrid:
     def amount(self, v: int, n: float) -> float:
         """Base amount of n_v on venue v (exact decimal for lots: 3 lots of 0.1 is 0.3)."""
         if self.integer[v]:  # int / int is correctly rounded: float() of the fraction
-            return round(n) * self.k[v] * self.unit.numerator / self.unit.denominator
+            num, den = self.unit_ratio
+            return round(n) * self.k[v] * num / den
         return float(n) * self.unit_float
 
     def snap(self, amounts: FloatArray) -> FloatArray:
@@ -288,7 +290,7 @@ def lot_grid(steps: Sequence[float], target: float) -> LotGrid:
     """The venues' lots (`steps`, 0 for none) on their common grid, for an order of
     `target` base units (the grid depends on the order only when no venue has a lot)."""
     steps = tuple(steps)
-    return _lot_grid(steps, target if not any(s > 0 for s in steps) else 0.0)
+    return _lot_grid(steps, 0.0 if max(steps, default=0.0) > 0 else target)
 
 
 @functools.lru_cache(maxsize=256)
@@ -297,7 +299,8 @@ def _lot_grid(steps: tuple[float, ...], target: float) -> LotGrid:
     fractions = [_decimal(s) if s > 0 else None for s in steps]
     unit = _grid([s for s in fractions if s is not None], target)
     k = tuple(int(s / unit) if s is not None else 1 for s in fractions)
-    return LotGrid(unit, k, tuple(s is not None for s in fractions), float(unit))
+    integer = tuple(s is not None for s in fractions)
+    return LotGrid(unit, k, integer, float(unit), (unit.numerator, unit.denominator))
 
 
 def lattice(
@@ -331,7 +334,7 @@ def lattice(
                 break
             low += 1
         min_n[v] = low
-    return Lattice(unit, k, integer, u, min_n, max_n)
+    return Lattice(unit, k, integer, u, grid.unit_ratio, min_n, max_n)
 
 
 class _Venue:
