@@ -416,8 +416,8 @@ def test_kept_books_take_in_each_update_as_a_fresh_screen_would(monkeypatch):
         )
 
     def check() -> Any:
-        quote = router.quote_now(SYMBOL, "buy", 5.0)
-        assert key(quote) == key(expected()) and quote.excluded == expected().excluded
+        quote, want = router.quote_now(SYMBOL, "buy", 5.0), expected()
+        assert key(quote) == key(want) and quote.excluded == want.excluded
         return quote
 
     try:
