@@ -17,6 +17,13 @@ other, timed from each event's handover to the server's socket (bench_live's hon
 
 The difference is the part of the latency the library's own code (ccxt's book handler,
 our book versions, routing) is responsible for; the bare figure is the machine's.
+
+Then the machine's cold core: a fixed workload that is not liquidroute's (sorting 1,000
+floats, 700 dict lookups, a copy, a sum and a binary search of a 1,000 x 2 array: about
+what one live update costs us) timed back to back, after 3 ms of spinning (the process
+never leaves the core) and after 3 and 10 ms asleep (the gaps between live updates). What
+it costs after a gap, over what it costs back to back, is what this machine charges any
+code for the gap; bench_live's line 2c gives the library's own step on the same terms.
 """
 
 from __future__ import annotations
@@ -24,8 +31,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import bench_live as live_bench
@@ -77,6 +86,58 @@ async def bare(
     return got[5:]
 
 
+def reference_workload() -> Callable[[], float]:
+    """A fixed piece of Python and numpy work that is not liquidroute's; returns a
+    function that runs it once and answers the µs it took."""
+    import numpy as np
+
+    rng = random.Random(1)
+    floats = [rng.random() for _ in range(1000)]
+    table = {i: str(i) for i in range(2100)}
+    rows = np.random.default_rng(1).random((1000, 2))
+
+    def run() -> float:
+        t = time.perf_counter()
+        sorted(floats)
+        sum(len(table[i]) for i in range(0, 2100, 3))
+        copied = rows.copy()
+        float(copied[:, 1].sum())
+        int(np.searchsorted(copied[:, 0], 0.5))
+        return (time.perf_counter() - t) * 1e6
+
+    return run
+
+
+def cold_core(repeat: int = 300) -> dict[str, float]:
+    """The reference workload's median µs back to back and after each kind of gap; the
+    gaps take turns call by call, so a slow spell of the machine falls on all of them."""
+
+    run = reference_workload()
+
+    def warm_up() -> None:  # back to back: the run before it warms the core
+        run()
+
+    def spin(seconds: float) -> None:  # the process never leaves the core
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    gaps: dict[str, Callable[[], None]] = {
+        "back to back": warm_up,
+        "after 3 ms spinning": lambda: spin(0.003),
+        "after 3 ms asleep": lambda: time.sleep(0.003),
+        "after 10 ms asleep": lambda: time.sleep(0.010),
+    }
+    for _ in range(50):
+        run()
+    took: dict[str, list[float]] = {name: [] for name in gaps}
+    for _ in range(repeat):
+        for name, gap in gaps.items():
+            gap()
+            took[name].append(run())
+    return {name: statistics.median(xs) for name, xs in took.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venues", type=int, default=5)
@@ -110,6 +171,10 @@ def main() -> None:
                 f"    liquidroute watch, {rules}: p50 {lib:.2f}, p99 {lib_p99:.2f};"
                 f" adds {lib - p50:.2f} ms to the bare p50 ({lib / p50:.1f}x)"
             )
+    costs = cold_core()
+    warm = costs["back to back"]
+    print("the machine's cold core: a fixed Python + numpy workload, not liquidroute's (us)")
+    print("  " + ", ".join(f"{name} {us:.0f} ({us / warm:.1f}x)" for name, us in costs.items()))
 
 
 if __name__ == "__main__":
