@@ -836,7 +836,7 @@ def main() -> None:
     for clock, label in (
         ("socket", "from the update's bytes reaching this process (our socket)"),
         ("handoff", "from the handover (the kernel's loopback path and this process's wake-up "
-         "included; bench_floor.py's bare aiohttp consumer pays 0.3-0.4 ms of it here)"),
+         "included: bench_floor.py measures what a bare aiohttp consumer pays of it)"),
     ):  # fmt: skip
         met, worst = target_met(r, clock)
         print(
