@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 import bench_live as live_bench
+import numpy as np
 
 SYMBOL_STREAM = "btcusdt@depth@100ms"
 
@@ -89,8 +90,6 @@ async def bare(
 def reference_workload() -> Callable[[], float]:
     """A fixed piece of Python and numpy work that is not liquidroute's; returns a
     function that runs it once and answers the µs it took."""
-    import numpy as np
-
     rng = random.Random(1)
     floats = [rng.random() for _ in range(1000)]
     table = {i: str(i) for i in range(2100)}
